@@ -1,0 +1,346 @@
+package diag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/lockdiag/lockdiag/flightrec"
+	"github.com/lockdiag/lockdiag/internal/profdelta"
+)
+
+// ErrNotRunning is returned by [Monitor.Snapshot] when the monitor is not
+// started.
+var ErrNotRunning = errors.New("diag: monitor not running")
+
+// A Monitor samples lock-contention signals, evaluates rules, and takes and
+// stores snapshots. Its methods are safe for concurrent use.
+type Monitor struct {
+	cfg    Config
+	log    *slog.Logger
+	rec    *flightrec.Recorder
+	tl     *timeline
+	store  *store
+	events *broadcaster
+	rules  *ruleSet
+
+	mu            sync.Mutex // guards the lifecycle fields below
+	running       bool
+	ctx           context.Context
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+	started       time.Time
+	traceErr      error // why there is no trace, nil when recording
+	mutexRate     int   // the mutex profile fraction in effect
+	prevMutexRate int   // the host's fraction before Start
+	setMutexRate  bool  // whether Start changed the fraction
+	blockRate     int   // the block profile rate in effect (0 = off/unknown)
+	snap          *snapshotCall
+
+	// State written by the sampling goroutine, read by Status.
+	stateMu     sync.Mutex
+	waitSites   []WaitSite
+	waiterNote  string // why lock_waiters is not measured, if it is not
+	lastWaiters time.Time
+	baselines   []rawProfiles // oldest first
+	collectErrs map[string]string
+
+	// Used by the sampling goroutine only.
+	metrics *metricsReader
+	waiters *waiterScanner
+	threads *threadSampler
+	next    struct{ waiters, threads, profiles time.Time }
+	carried [numSignals]float64 // slow signals, carried between their scans
+}
+
+// rawProfiles is one read of the cumulative mutex and block profiles, kept
+// compressed until a snapshot needs it.
+type rawProfiles struct {
+	time  time.Time
+	mutex profdelta.Capture // zero when the mutex profile is off
+	block profdelta.Capture // zero when the block profile is off
+}
+
+// New returns a Monitor for cfg, with defaults filled in. It checks the
+// configuration and the rules, and starts nothing.
+func New(cfg Config) (*Monitor, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rs, err := newRuleSet(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m := &Monitor{
+		cfg:    cfg,
+		log:    log,
+		tl:     newTimeline(int(cfg.History / cfg.Interval)),
+		store:  newStore(cfg, log),
+		events: newBroadcaster(),
+		rules:  rs,
+	}
+	if !cfg.NoTrace {
+		m.rec = flightrec.New(flightrec.Config{MinAge: cfg.TraceWindow, MaxBytes: cfg.TraceMaxBytes})
+	}
+	return m, nil
+}
+
+// Config returns the configuration in effect, defaults filled in.
+func (m *Monitor) Config() Config { return m.cfg }
+
+// Start starts sampling and, unless disabled, the flight recorder. If the
+// process's flight recorder is owned by someone else, Start logs it and
+// runs without a trace; every report then says so. Start returns an error
+// if the monitor is already running.
+func (m *Monitor) Start() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.running {
+		return errors.New("diag: monitor already started")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.ctx, m.cancel = ctx, cancel
+	m.started = time.Now()
+
+	m.prevMutexRate = runtime.SetMutexProfileFraction(-1)
+	m.mutexRate, m.setMutexRate = m.prevMutexRate, false
+	switch want := m.cfg.MutexProfileFraction; {
+	case want > 0 && want != m.prevMutexRate,
+		want == 0 && m.prevMutexRate == 0:
+		if want == 0 {
+			want = 100
+		}
+		runtime.SetMutexProfileFraction(want)
+		m.mutexRate, m.setMutexRate = want, true
+	}
+	m.blockRate = 0
+	if m.cfg.BlockProfileRate > 0 {
+		runtime.SetBlockProfileRate(m.cfg.BlockProfileRate)
+		m.blockRate = m.cfg.BlockProfileRate
+	}
+
+	m.traceErr = nil
+	switch {
+	case m.rec == nil:
+		m.traceErr = errors.New("trace disabled by configuration")
+	default:
+		if err := m.rec.Start(); err != nil {
+			m.traceErr = err
+			m.log.Warn("diag: running without an execution trace", "err", err)
+		}
+	}
+
+	m.metrics = newMetricsReader()
+	m.waiters = newWaiterScanner()
+	m.threads = newThreadSampler()
+	m.next.waiters, m.next.threads, m.next.profiles = time.Time{}, time.Time{}, time.Time{}
+	for i := range m.carried {
+		m.carried[i] = math.NaN()
+	}
+	m.stateMu.Lock()
+	m.baselines = nil
+	m.collectErrs = make(map[string]string)
+	m.stateMu.Unlock()
+	m.rules.reset()
+
+	m.running = true
+	m.wg.Add(1)
+	go m.loop(ctx)
+	return nil
+}
+
+// Stop stops sampling and recording and waits for every goroutine of the
+// monitor, including a snapshot in flight, to exit. It restores the
+// profile rates Start changed, unless the program changed them since.
+// Subscriptions are closed. Stop is idempotent.
+func (m *Monitor) Stop() {
+	m.mu.Lock()
+	if !m.running {
+		m.mu.Unlock()
+		return
+	}
+	m.running = false
+	m.cancel()
+	m.mu.Unlock()
+
+	m.wg.Wait()
+	if m.rec != nil {
+		m.rec.Stop()
+	}
+	m.threads.close()
+
+	m.mu.Lock()
+	if m.setMutexRate && runtime.SetMutexProfileFraction(-1) == m.mutexRate {
+		runtime.SetMutexProfileFraction(m.prevMutexRate)
+	}
+	if m.blockRate > 0 {
+		runtime.SetBlockProfileRate(0)
+	}
+	m.mu.Unlock()
+	m.events.closeAll()
+}
+
+// Enabled reports whether the monitor is running.
+func (m *Monitor) Enabled() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.running
+}
+
+// Subscribe returns a subscription to the monitor's events with room for
+// buffer events. Close it when done.
+func (m *Monitor) Subscribe(buffer int) *Subscription {
+	return m.events.subscribe(buffer)
+}
+
+// Timeline returns the samples taken at or after since, oldest first.
+func (m *Monitor) Timeline(since time.Time) []Sample {
+	return m.tl.since(since, 0)
+}
+
+// Latest returns the newest sample, and false before the first one.
+func (m *Monitor) Latest() (Sample, bool) {
+	return m.tl.latest()
+}
+
+func (m *Monitor) loop(ctx context.Context) {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	m.safeTick(ctx, time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.safeTick(ctx, time.Now())
+		}
+	}
+}
+
+// safeTick runs one tick; a panic in it is logged and the loop goes on.
+func (m *Monitor) safeTick(ctx context.Context, now time.Time) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("diag: sampler panicked; continuing", "panic", fmt.Sprint(r))
+			m.noteCollectErr("sampler", fmt.Sprintf("panic: %v", r))
+		}
+	}()
+	m.tick(ctx, now)
+}
+
+func (m *Monitor) tick(ctx context.Context, now time.Time) {
+	s := emptySample(now)
+	m.metrics.read(&s)
+
+	if m.cfg.LockWaitersInterval > 0 && !now.Before(m.next.waiters) {
+		m.next.waiters = now.Add(m.cfg.LockWaitersInterval)
+		m.scanWaiters(now, s.Values[Goroutines])
+	}
+	if m.cfg.ThreadsInterval > 0 && !now.Before(m.next.threads) {
+		m.next.threads = now.Add(m.cfg.ThreadsInterval)
+		m.threads.sample(now, &m.carried)
+	}
+	if !now.Before(m.next.profiles) {
+		m.next.profiles = now.Add(profileEvery)
+		m.captureProfiles(now)
+	}
+	for _, sig := range []Signal{LockWaiters, FutexWaiters, RunDelay, CtxSwitches} {
+		s.Values[sig] = m.carried[sig]
+	}
+
+	m.tl.add(s)
+	if m.events.active() {
+		sc := s
+		m.events.publish(Event{Type: EventSample, Time: now, Sample: &sc})
+	}
+	m.evaluate(ctx, s)
+}
+
+func (m *Monitor) scanWaiters(now time.Time, goroutines float64) {
+	if !math.IsNaN(goroutines) && goroutines > float64(m.cfg.GoroutineGuard) {
+		m.carried[LockWaiters] = math.NaN()
+		m.stateMu.Lock()
+		m.waiterNote = fmt.Sprintf("skipped: %d goroutines is above the guard of %d", int(goroutines), m.cfg.GoroutineGuard)
+		m.stateMu.Unlock()
+		return
+	}
+	n, sites := m.waiters.scan()
+	m.carried[LockWaiters] = float64(n)
+	m.stateMu.Lock()
+	m.waitSites = sites
+	m.waiterNote = ""
+	m.lastWaiters = now
+	m.stateMu.Unlock()
+}
+
+// profileEvery is how often the cumulative mutex and block profiles are
+// read, so that a snapshot can subtract the read closest to its window's
+// start. One read costs about a millisecond.
+const profileEvery = 2 * time.Second
+
+func (m *Monitor) captureProfiles(now time.Time) {
+	p := rawProfiles{time: now}
+	if m.mutexRate > 0 {
+		c, err := profdelta.Read("mutex")
+		if err != nil {
+			m.noteCollectErr("mutex profile", err.Error())
+			return
+		}
+		p.mutex = c
+	}
+	if m.blockRate > 0 {
+		c, err := profdelta.Read("block")
+		if err != nil {
+			m.noteCollectErr("block profile", err.Error())
+			return
+		}
+		p.block = c
+	}
+	// Keep reads back to one window before the oldest a snapshot needs.
+	keepFrom := now.Add(-m.cfg.TraceWindow - 2*profileEvery)
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
+	i := 0
+	for i < len(m.baselines)-1 && m.baselines[i+1].time.Before(keepFrom) {
+		i++
+	}
+	m.baselines = append(m.baselines[i:], p)
+}
+
+// baselineAt returns the profile read closest to t, not after it when
+// possible.
+func (m *Monitor) baselineAt(t time.Time) (rawProfiles, bool) {
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
+	if len(m.baselines) == 0 {
+		return rawProfiles{}, false
+	}
+	best := m.baselines[0]
+	for _, b := range m.baselines {
+		if b.time.After(t) {
+			break
+		}
+		best = b
+	}
+	return best, true
+}
+
+func (m *Monitor) noteCollectErr(what, msg string) {
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
+	if m.collectErrs[what] != msg {
+		m.log.Warn("diag: collection failed", "what", what, "err", msg)
+	}
+	m.collectErrs[what] = msg
+}

@@ -1,0 +1,251 @@
+package diag
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Status is what /debug/locks shows: the signals now and over the last
+// minute, the rules, where goroutines wait now, and recent snapshots.
+type Status struct {
+	Time    time.Time     `json:"time"`
+	Running bool          `json:"running"`
+	Uptime  time.Duration `json:"uptime"`
+	// Now is the newest sample.
+	Now Sample `json:"now"`
+	// Minute summarizes each signal over the last minute.
+	Minute []SignalSummary `json:"last_minute"`
+	// Rules are the rules and their state.
+	Rules []RuleStatus `json:"rules"`
+	// WaitSites are where goroutines were parked on locks at the last
+	// lock_waiters scan.
+	WaitSites     []WaitSite `json:"wait_sites"`
+	WaitSitesTime time.Time  `json:"wait_sites_time"`
+	// WaitSitesNote says why there is no scan, if there is none.
+	WaitSitesNote string `json:"wait_sites_note,omitempty"`
+	// Trace says whether the flight recorder is running.
+	Trace                string         `json:"trace"`
+	MutexProfileFraction int            `json:"mutex_profile_fraction"`
+	BlockProfileRate     int            `json:"block_profile_rate"`
+	Disk                 string         `json:"disk"`
+	SnapshotInFlight     bool           `json:"snapshot_in_flight"`
+	Snapshots            []SnapshotInfo `json:"snapshots"`
+	// Errors are the last failure of each collector, if any.
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+// SignalSummary is a signal's recent range.
+type SignalSummary struct {
+	Signal string  `json:"signal"`
+	Unit   string  `json:"unit,omitempty"`
+	Now    float64 `json:"now"`
+	Mean   float64 `json:"mean"`
+	Max    float64 `json:"max"`
+	// Samples is how many samples had a value.
+	Samples int `json:"samples"`
+}
+
+// RuleStatus is a rule's state for display.
+type RuleStatus struct {
+	Rule       string    `json:"rule"`
+	State      string    `json:"state"`
+	Value      float64   `json:"value"`
+	Threshold  float64   `json:"threshold"`
+	Baseline   float64   `json:"baseline,omitempty"`
+	Since      time.Time `json:"since,omitzero"`
+	LastBreach time.Time `json:"last_breach,omitzero"`
+	Note       string    `json:"note,omitempty"`
+}
+
+// Status returns the monitor's state.
+func (m *Monitor) Status() Status {
+	now := time.Now()
+	m.mu.Lock()
+	st := Status{
+		Time:                 now,
+		Running:              m.running,
+		MutexProfileFraction: m.mutexRate,
+		BlockProfileRate:     m.blockRate,
+		SnapshotInFlight:     m.snap != nil,
+	}
+	if m.running {
+		st.Uptime = now.Sub(m.started).Round(time.Second)
+	}
+	switch {
+	case !m.running:
+		st.Trace = "not running"
+	case m.traceErr != nil:
+		st.Trace = "unavailable: " + m.traceErr.Error()
+	default:
+		st.Trace = fmt.Sprintf("recording (window %v, max %d MiB)", m.cfg.TraceWindow, m.cfg.TraceMaxBytes>>20)
+	}
+	m.mu.Unlock()
+
+	st.Now, _ = m.tl.latest()
+	recent := m.tl.since(now.Add(-time.Minute), 0)
+	for _, sig := range Signals() {
+		sum := SignalSummary{Signal: sig.String(), Unit: sig.Unit(), Now: st.Now.Values[sig], Max: math.NaN(), Mean: math.NaN()}
+		total := 0.0
+		for i := range recent {
+			v, ok := recent[i].Get(sig)
+			if !ok {
+				continue
+			}
+			if sum.Samples == 0 || v > sum.Max {
+				sum.Max = v
+			}
+			total += v
+			sum.Samples++
+		}
+		if sum.Samples > 0 {
+			sum.Mean = total / float64(sum.Samples)
+		}
+		st.Minute = append(st.Minute, sum)
+	}
+	st.Rules = m.rules.status()
+
+	m.stateMu.Lock()
+	st.WaitSites = m.waitSites
+	st.WaitSitesTime = m.lastWaiters
+	st.WaitSitesNote = m.waiterNote
+	if len(m.collectErrs) > 0 {
+		st.Errors = make(map[string]string, len(m.collectErrs))
+		for k, v := range m.collectErrs {
+			st.Errors[k] = v
+		}
+	}
+	m.stateMu.Unlock()
+	if m.cfg.LockWaitersInterval < 0 {
+		st.WaitSitesNote = "lock_waiters scan is off"
+	}
+
+	st.Disk = m.store.diskStatus()
+	st.Snapshots = m.store.list()
+	if len(st.Snapshots) > 10 {
+		st.Snapshots = st.Snapshots[:10]
+	}
+	return st
+}
+
+// MarshalJSON keeps NaN (not measured) out of the JSON.
+func (s SignalSummary) MarshalJSON() ([]byte, error) {
+	b := fmt.Appendf(nil, `{"signal":%q`, s.Signal)
+	if s.Unit != "" {
+		b = fmt.Appendf(b, `,"unit":%q`, s.Unit)
+	}
+	for _, f := range []struct {
+		k string
+		v float64
+	}{{"now", s.Now}, {"mean", s.Mean}, {"max", s.Max}} {
+		if !math.IsNaN(f.v) && !math.IsInf(f.v, 0) {
+			b = fmt.Appendf(b, `,%q:`, f.k)
+			b = appendFloat(b, f.v)
+		}
+	}
+	b = fmt.Appendf(b, `,"samples":%d}`, s.Samples)
+	return b, nil
+}
+
+// WriteText writes the status for a terminal.
+func (s *Status) WriteText(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
+	state := "running"
+	if !s.Running {
+		state = "stopped"
+	}
+	p("lockdiag: %s for %v, %s, GOMAXPROCS=%d\n", state, s.Uptime, runtime.Version(), runtime.GOMAXPROCS(0))
+	p("trace:    %s\n", s.Trace)
+	mp := "off"
+	if s.MutexProfileFraction > 0 {
+		mp = fmt.Sprintf("1/%d", s.MutexProfileFraction)
+	}
+	bp := "off"
+	if s.BlockProfileRate > 0 {
+		bp = fmt.Sprintf("%v", time.Duration(s.BlockProfileRate))
+	}
+	p("profiles: mutex %s, block %s\n", mp, bp)
+	p("disk:     %s\n\n", s.Disk)
+
+	p("%-20s %10s %10s %10s  %s\n", "SIGNAL", "NOW", "MEAN 1m", "MAX 1m", "")
+	for _, m := range s.Minute {
+		sig, _ := ParseSignal(m.Signal)
+		p("%-20s %10s %10s %10s  %s\n", m.Signal, withUnit(m.Now, m.Unit), withUnit(m.Mean, m.Unit), withUnit(m.Max, m.Unit), sig.Help())
+	}
+
+	p("\nRULES\n")
+	if len(s.Rules) == 0 {
+		p("  none (LOCKDIAG_SLO=off)\n")
+	}
+	for _, r := range s.Rules {
+		p("  %-10s %s", r.State, r.Rule)
+		if !math.IsNaN(r.Threshold) && r.Threshold != 0 {
+			p("   (now %s, threshold %s", formatValue(r.Value), formatValue(r.Threshold))
+			if r.Baseline != 0 {
+				p(", baseline %s", formatValue(r.Baseline))
+			}
+			p(")")
+		}
+		if r.Note != "" {
+			p("   %s", r.Note)
+		}
+		p("\n")
+	}
+
+	p("\nGOROUTINES PARKED ON LOCKS NOW")
+	if !s.WaitSitesTime.IsZero() {
+		p(" (scanned %v ago)", s.Time.Sub(s.WaitSitesTime).Round(time.Millisecond))
+	}
+	p("\n")
+	switch {
+	case s.WaitSitesNote != "":
+		p("  %s\n", s.WaitSitesNote)
+	case len(s.WaitSites) == 0:
+		p("  none\n")
+	}
+	for i, ws := range s.WaitSites {
+		if i == 10 {
+			p("  ... %d more sites\n", len(s.WaitSites)-i)
+			break
+		}
+		p("  %5d  %-14s %s\n", ws.Waiters, ws.Kind, ws.Where())
+	}
+
+	p("\nSNAPSHOTS")
+	if s.SnapshotInFlight {
+		p(" (one being taken)")
+	}
+	p("\n")
+	if len(s.Snapshots) == 0 {
+		p("  none yet: curl -X POST <this URL>/snapshots takes one\n")
+	}
+	for _, sn := range s.Snapshots {
+		p("  %s  %-8s %s\n", sn.ID, sn.Trigger.Kind, sn.Headline)
+	}
+	if len(s.Errors) > 0 {
+		p("\nERRORS\n")
+		for k, v := range s.Errors {
+			p("  %s: %s\n", k, v)
+		}
+	}
+	return bw.Flush()
+}
+
+func withUnit(v float64, unit string) string {
+	s := formatValue(v)
+	if s == "-" {
+		return s
+	}
+	switch unit {
+	case "s":
+		return time.Duration(v * float64(time.Second)).Round(time.Microsecond).String()
+	case "":
+		return s
+	}
+	return strings.TrimSpace(s + " " + unit)
+}

@@ -1,0 +1,195 @@
+package diag
+
+import (
+	"cmp"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+)
+
+// A WaitSite is a place in the program where goroutines are parked on a
+// lock right now.
+type WaitSite struct {
+	// Kind is "Mutex.Lock", "RWMutex.RLock" or "RWMutex.Lock".
+	Kind string `json:"kind"`
+	// Func, File and Line name the caller of the lock method.
+	Func string `json:"func"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+	// Waiters is how many goroutines are parked there.
+	Waiters int `json:"waiters"`
+}
+
+// Where returns "file.go:88 (pkg.Func)".
+func (w WaitSite) Where() string {
+	return fmt.Sprintf("%s:%d (%s)", filepath.Base(w.File), w.Line, shortFunc(w.Func))
+}
+
+// waiterScanner counts goroutines parked in Mutex/RWMutex acquire from a
+// goroutine profile. It keeps its buffers and caches between scans; it is
+// used by the sampling goroutine only.
+type waiterScanner struct {
+	records []runtime.StackRecord
+	// pcKind caches, per program counter, whether it is a semaphore
+	// acquire of a lock (lockNone otherwise).
+	pcKind map[uintptr]uint8
+	// sites caches the wait site of each distinct stack.
+	sites map[[32]uintptr]siteKey
+}
+
+type siteKey struct {
+	kind, fn, file string
+	line           int
+}
+
+const (
+	pcUnknown uint8 = iota
+	pcOther
+	pcLockAcquire
+)
+
+func newWaiterScanner() *waiterScanner {
+	return &waiterScanner{
+		pcKind: make(map[uintptr]uint8),
+		sites:  make(map[[32]uintptr]siteKey),
+	}
+}
+
+// scan returns the number of goroutines parked on locks and the sites
+// they wait at, most waiters first.
+func (w *waiterScanner) scan() (int, []WaitSite) {
+	for {
+		n, ok := runtime.GoroutineProfile(w.records)
+		if ok {
+			return w.count(w.records[:n])
+		}
+		// Room for growth while the profile is taken again.
+		w.records = make([]runtime.StackRecord, n+n/4+16)
+	}
+}
+
+func (w *waiterScanner) count(records []runtime.StackRecord) (int, []WaitSite) {
+	// Bound the caches: a program with ever-new stacks must not grow them
+	// forever.
+	if len(w.sites) > 4096 {
+		clear(w.sites)
+	}
+	if len(w.pcKind) > 1<<16 {
+		clear(w.pcKind)
+	}
+	total := 0
+	bySite := make(map[siteKey]int)
+	for i := range records {
+		r := &records[i]
+		if !w.parkedOnLock(r.Stack0[:]) {
+			continue
+		}
+		total++
+		key, ok := w.sites[r.Stack0]
+		if !ok {
+			key = lockSite(r.Stack())
+			w.sites[r.Stack0] = key
+		}
+		bySite[key]++
+	}
+	sites := make([]WaitSite, 0, len(bySite))
+	for k, n := range bySite {
+		sites = append(sites, WaitSite{Kind: k.kind, Func: k.fn, File: k.file, Line: k.line, Waiters: n})
+	}
+	slices.SortFunc(sites, func(a, b WaitSite) int {
+		if c := cmp.Compare(b.Waiters, a.Waiters); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Func, b.Func)
+	})
+	return total, sites
+}
+
+// parkedOnLock reports whether one of the first frames of a goroutine's
+// stack is the runtime's semaphore acquire for sync.Mutex or
+// sync.RWMutex (the stack starts at runtime.gopark).
+func (w *waiterScanner) parkedOnLock(stk []uintptr) bool {
+	for _, pc := range stk[:min(len(stk), 6)] {
+		if pc == 0 {
+			return false
+		}
+		k := w.pcKind[pc]
+		if k == pcUnknown {
+			k = pcOther
+			if f := runtime.FuncForPC(pc - 1); f != nil && isLockAcquire(f.Name()) {
+				k = pcLockAcquire
+			}
+			w.pcKind[pc] = k
+		}
+		if k == pcLockAcquire {
+			return true
+		}
+	}
+	return false
+}
+
+func isLockAcquire(fn string) bool {
+	switch fn {
+	case "sync.runtime_SemacquireMutex", // Go ≤ 1.23
+		"internal/sync.runtime_SemacquireMutex", // Go ≥ 1.24: Mutex, and RWMutex's writer lock
+		"sync.runtime_SemacquireRWMutexR",       // RWMutex.RLock waiting for a writer
+		"sync.runtime_SemacquireRWMutex":        // RWMutex.Lock waiting for readers
+		return true
+	}
+	return false
+}
+
+// lockSite finds the lock method and its caller in a parked goroutine's
+// stack: the outermost sync frame is the method, the frame after it the
+// site.
+func lockSite(stk []uintptr) siteKey {
+	frames := runtime.CallersFrames(stk)
+	key := siteKey{kind: "Mutex.Lock"}
+	for {
+		f, more := frames.Next()
+		if m, ok := lockMethod(f.Function); ok {
+			key.kind = m
+		} else if !isRuntimeOrSync(f.Function) {
+			key.fn, key.file, key.line = f.Function, f.File, f.Line
+			return key
+		}
+		if !more {
+			break
+		}
+	}
+	key.fn = "?"
+	return key
+}
+
+// lockMethod maps a sync frame to the lock method it is.
+func lockMethod(fn string) (string, bool) {
+	switch fn {
+	case "sync.(*Mutex).Lock", "sync.(*Mutex).TryLock":
+		return "Mutex.Lock", true
+	case "sync.(*RWMutex).Lock":
+		return "RWMutex.Lock", true
+	case "sync.(*RWMutex).RLock":
+		return "RWMutex.RLock", true
+	}
+	return "", false
+}
+
+func isRuntimeOrSync(fn string) bool {
+	for _, p := range []string{"runtime.", "sync.", "internal/"} {
+		if strings.HasPrefix(fn, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// shortFunc trims the import path of a function name:
+// "github.com/a/b/store.(*Store).Get" -> "store.(*Store).Get".
+func shortFunc(fn string) string {
+	if i := strings.LastIndexByte(fn, '/'); i >= 0 {
+		return fn[i+1:]
+	}
+	return fn
+}

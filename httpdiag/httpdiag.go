@@ -1,0 +1,457 @@
+// Package httpdiag serves a [diag.Monitor] over HTTP under /debug/locks.
+//
+// # Paths
+//
+//	GET  /debug/locks                        status: signals, rules, where goroutines wait now, snapshots
+//	GET  /debug/locks/snapshots              the stored snapshots
+//	POST /debug/locks/snapshots              take a snapshot now; answers 201 with its id and Location
+//	GET  /debug/locks/snapshots/{id}         a snapshot's report; id may be "latest"
+//	GET  /debug/locks/snapshots/{id}.zip     the whole bundle
+//	GET  /debug/locks/snapshots/{id}/{file}  one file of the bundle (trace.out, mutex.pb.gz, ...)
+//	GET  /debug/locks/metrics                the signals in the Prometheus text format
+//
+// # Query parameters
+//
+//	format=text|json   status, snapshot list, report and POST answer (default text,
+//	                   or json when the Accept header asks for application/json)
+//	wall=DURATION      POST only: add a wall-clock profile over this long (0 to 30s)
+//	token=TOKEN        the bearer token, for clients that cannot set a header
+//
+// Any other parameter, or a malformed value, is answered with 400 and the
+// rule that was broken.
+//
+// # Access
+//
+// Without a token, only loopback clients are answered (403 otherwise).
+// With [Options.Token] set, every request must carry it as
+// "Authorization: Bearer TOKEN" (401 otherwise), from any address. A POST
+// that carries an Origin header must come from the same origin or one in
+// [Options.AllowOrigins], so that a web page cannot trigger snapshots.
+package httpdiag
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lockdiag/lockdiag/diag"
+)
+
+// Prefix is the path every handler is served under.
+const Prefix = "/debug/locks"
+
+// Options configures the handlers. The zero value serves loopback clients
+// only.
+type Options struct {
+	// Token, if not empty, is required on every request as
+	// "Authorization: Bearer TOKEN" (or a token query parameter), and
+	// lets clients from any address in. Compared in constant time.
+	Token string
+
+	// AllowOrigins lists extra origins ("https://ops.example.com") whose
+	// pages may POST and open the stream. The page's own origin is always
+	// allowed.
+	AllowOrigins []string
+}
+
+type handler struct {
+	m    *diag.Monitor
+	opts Options
+	mux  *http.ServeMux
+	// tokenSum is the SHA-256 of the token, so that comparison time does
+	// not depend on the token's length.
+	tokenSum [32]byte
+}
+
+// Handler returns a handler serving m under [Prefix]. Mount it at Prefix
+// and Prefix+"/" (as [Register] does); requests for other paths get 404.
+func Handler(m *diag.Monitor, opts Options) http.Handler {
+	h := &handler{m: m, opts: opts, mux: http.NewServeMux()}
+	if opts.Token != "" {
+		h.tokenSum = sha256.Sum256([]byte(opts.Token))
+	}
+	h.mux.HandleFunc("GET "+Prefix, h.status)
+	h.mux.HandleFunc("GET "+Prefix+"/{$}", h.status)
+	h.mux.HandleFunc("GET "+Prefix+"/snapshots", h.listSnapshots)
+	h.mux.HandleFunc("POST "+Prefix+"/snapshots", h.takeSnapshot)
+	h.mux.HandleFunc("GET "+Prefix+"/snapshots/{id}", h.snapshot)
+	h.mux.HandleFunc("GET "+Prefix+"/snapshots/{id}/{file}", h.snapshotFile)
+	h.mux.HandleFunc("GET "+Prefix+"/metrics", h.metrics)
+	h.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
+		serveError(w, http.StatusNotFound, fmt.Sprintf("no such path %s; see GET %s", r.URL.Path, Prefix))
+	})
+	return h
+}
+
+// Register mounts [Handler] on mux at [Prefix]. It returns an error, and
+// registers nothing, if mux already has a handler there.
+func Register(mux *http.ServeMux, m *diag.Monitor, opts Options) (err error) {
+	if mux == nil || m == nil {
+		return errors.New("httpdiag: Register needs a mux and a monitor")
+	}
+	if _, pattern := mux.Handler(&http.Request{Method: "GET", URL: &url.URL{Path: Prefix + "/"}}); pattern != "" {
+		return fmt.Errorf("httpdiag: %s is already registered on this mux (pattern %q)", Prefix, pattern)
+	}
+	defer func() {
+		// ServeMux panics on conflicting patterns; that is a caller's
+		// mistake, not a reason to crash the program.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("httpdiag: registering %s: %v", Prefix, r)
+		}
+	}()
+	h := Handler(m, opts)
+	mux.Handle(Prefix, h)
+	mux.Handle(Prefix+"/", h)
+	return nil
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if status, msg := h.authorize(r); status != 0 {
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="lockdiag"`)
+		}
+		serveError(w, status, msg)
+		return
+	}
+	// No handler reads a body; refuse large ones without reading them.
+	if r.ContentLength > 1<<10 {
+		serveError(w, http.StatusRequestEntityTooLarge, "request body must be empty")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<10)
+	if len(r.URL.RawQuery) > 1<<10 {
+		serveError(w, http.StatusBadRequest, "query string longer than 1024 bytes")
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// authorize returns 0 when r may proceed, else the status and the reason.
+func (h *handler) authorize(r *http.Request) (int, string) {
+	if h.opts.Token != "" {
+		got := ""
+		if a := r.Header.Get("Authorization"); a != "" {
+			scheme, tok, ok := strings.Cut(a, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") {
+				return http.StatusUnauthorized, "Authorization must be \"Bearer TOKEN\""
+			}
+			got = strings.TrimSpace(tok)
+		} else {
+			got = r.URL.Query().Get("token")
+		}
+		sum := sha256.Sum256([]byte(got))
+		if got == "" || subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1 {
+			return http.StatusUnauthorized, "missing or wrong token (send Authorization: Bearer TOKEN)"
+		}
+	} else if !isLoopback(r.RemoteAddr) {
+		return http.StatusForbidden, "lockdiag answers loopback clients only; set a token (LOCKDIAG_TOKEN) to allow others"
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if o := r.Header.Get("Origin"); o != "" && !h.originAllowed(o, r.Host) {
+			return http.StatusForbidden, fmt.Sprintf("origin %q may not change state here", o)
+		}
+	}
+	return 0, ""
+}
+
+// originAllowed reports whether a page from origin may act on this
+// server: its own origin, or one in AllowOrigins.
+func (h *handler) originAllowed(origin, host string) bool {
+	u, err := url.Parse(origin)
+	if err == nil && strings.EqualFold(u.Host, host) {
+		return true
+	}
+	return slices.ContainsFunc(h.opts.AllowOrigins, func(a string) bool { return strings.EqualFold(a, origin) })
+}
+
+func isLoopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serveError answers with a plain-text error. Nothing may have been
+// written before it.
+func serveError(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Del("Content-Disposition")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "lockdiag: %s\n", msg)
+}
+
+// params checks r's query: only the named parameters (and token) may
+// appear, each once.
+func params(r *http.Request, allowed ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("malformed query: %v", err)
+	}
+	for k, v := range q {
+		if k != "token" && !slices.Contains(allowed, k) {
+			if len(allowed) == 0 {
+				return nil, fmt.Errorf("unknown parameter %q: this path takes none", k)
+			}
+			return nil, fmt.Errorf("unknown parameter %q: this path takes %s", k, strings.Join(allowed, ", "))
+		}
+		if len(v) > 1 {
+			return nil, fmt.Errorf("parameter %q given %d times", k, len(v))
+		}
+	}
+	return q, nil
+}
+
+// wantJSON reads the format parameter: text or json, defaulting to json
+// when the client accepts application/json and not text/plain.
+func wantJSON(r *http.Request, q url.Values) (bool, error) {
+	switch f := q.Get("format"); f {
+	case "json":
+		return true, nil
+	case "text":
+		return false, nil
+	case "":
+		acc := r.Header.Get("Accept")
+		return strings.Contains(acc, "application/json") && !strings.Contains(acc, "text/plain"), nil
+	default:
+		return false, fmt.Errorf("format must be text or json, not %q", f)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		serveError(w, http.StatusInternalServerError, "encoding JSON: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(data, '\n'))
+}
+
+// writeText renders into a buffer first, so that an error can still be
+// answered as one.
+func writeText(w http.ResponseWriter, status int, render func(io.Writer) error) {
+	var buf bytes.Buffer
+	if err := render(&buf); err != nil {
+		serveError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	q, err := params(r, "format")
+	if err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	asJSON, err := wantJSON(r, q)
+	if err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	st := h.m.Status()
+	if asJSON {
+		writeJSON(w, http.StatusOK, st)
+		return
+	}
+	writeText(w, http.StatusOK, st.WriteText)
+}
+
+func (h *handler) listSnapshots(w http.ResponseWriter, r *http.Request) {
+	q, err := params(r, "format")
+	if err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	asJSON, err := wantJSON(r, q)
+	if err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	list := h.m.Snapshots()
+	if asJSON {
+		writeJSON(w, http.StatusOK, list)
+		return
+	}
+	writeText(w, http.StatusOK, func(w io.Writer) error {
+		if len(list) == 0 {
+			_, err := fmt.Fprintf(w, "no snapshots yet; take one with: curl -X POST http://%s%s/snapshots\n", r.Host, Prefix)
+			return err
+		}
+		for _, s := range list {
+			where := "memory"
+			switch {
+			case s.OnDisk && s.InMemory:
+				where = "memory+disk"
+			case s.OnDisk:
+				where = "disk"
+			}
+			fmt.Fprintf(w, "%s  %-6s %-11s %7.1f KiB  %s\n", s.ID, s.Trigger.Kind, where, float64(s.Bytes)/1024, s.Headline)
+		}
+		return nil
+	})
+}
+
+// maxWall bounds the wall-clock profile a client may ask for.
+const maxWall = 30 * time.Second
+
+func (h *handler) takeSnapshot(w http.ResponseWriter, r *http.Request) {
+	q, err := params(r, "format", "wall")
+	if err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	asJSON, err := wantJSON(r, q)
+	if err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var wall time.Duration
+	if s := q.Get("wall"); s != "" {
+		wall, err = time.ParseDuration(s)
+		if err != nil || wall < 0 || wall > maxWall {
+			serveError(w, http.StatusBadRequest, fmt.Sprintf("wall must be a duration from 0 to %v, like 1s, not %q", maxWall, s))
+			return
+		}
+	}
+	info, err := h.m.Snapshot(r.Context(), diag.SnapshotOptions{
+		Reason: fmt.Sprintf("POST %s from %s", r.URL.Path, r.RemoteAddr),
+		Wall:   wall,
+	})
+	switch {
+	case errors.Is(err, diag.ErrNotRunning):
+		serveError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	case err != nil && r.Context().Err() != nil:
+		return // the client left; the snapshot is stored anyway
+	case err != nil:
+		serveError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	loc := Prefix + "/snapshots/" + info.ID
+	w.Header().Set("Location", loc)
+	if asJSON {
+		writeJSON(w, http.StatusCreated, info)
+		return
+	}
+	writeText(w, http.StatusCreated, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "snapshot %s\n%s\n\nreport: curl http://%s%s\nbundle: curl -o %s.zip http://%s%s.zip\n",
+			info.ID, info.Headline, r.Host, loc, info.ID, r.Host, loc)
+		return err
+	})
+}
+
+func (h *handler) snapshot(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if base, ok := strings.CutSuffix(id, ".zip"); ok {
+		h.snapshotZip(w, r, base)
+		return
+	}
+	q, err := params(r, "format")
+	if err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	asJSON, err := wantJSON(r, q)
+	if err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	name := "report.txt"
+	if asJSON {
+		name = "report.json"
+	}
+	h.serveFile(w, id, name)
+}
+
+func (h *handler) snapshotZip(w http.ResponseWriter, r *http.Request, id string) {
+	if _, err := params(r); err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	resolved, err := h.m.ResolveID(id)
+	if err != nil {
+		serveLookupError(w, err)
+		return
+	}
+	data, err := h.m.SnapshotZip(resolved)
+	if err != nil {
+		serveLookupError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "lockdiag-"+resolved+".zip"))
+	w.Write(data)
+}
+
+func (h *handler) snapshotFile(w http.ResponseWriter, r *http.Request) {
+	if _, err := params(r); err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	h.serveFile(w, r.PathValue("id"), r.PathValue("file"))
+}
+
+// serveFile answers with one file of a bundle. Names are looked up in the
+// bundle's own list; nothing here touches a path built from input.
+func (h *handler) serveFile(w http.ResponseWriter, id, name string) {
+	if name == "" || strings.ContainsAny(name, `/\`) || name != path.Clean(name) {
+		serveError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a file name", name))
+		return
+	}
+	resolved, err := h.m.ResolveID(id)
+	if err != nil {
+		serveLookupError(w, err)
+		return
+	}
+	data, err := h.m.SnapshotFile(resolved, name)
+	if err != nil {
+		serveLookupError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", contentType(name))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if !strings.HasSuffix(name, ".txt") && !strings.HasSuffix(name, ".json") {
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
+	}
+	w.Write(data)
+}
+
+func serveLookupError(w http.ResponseWriter, err error) {
+	if errors.Is(err, diag.ErrNotFound) {
+		serveError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	serveError(w, http.StatusInternalServerError, err.Error())
+}
+
+func contentType(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".txt"):
+		return "text/plain; charset=utf-8"
+	case strings.HasSuffix(name, ".json"):
+		return "application/json"
+	case strings.HasSuffix(name, ".gz"):
+		return "application/gzip"
+	}
+	return "application/octet-stream"
+}

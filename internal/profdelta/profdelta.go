@@ -1,0 +1,96 @@
+// Package profdelta reads the runtime's cumulative mutex and block profiles
+// and subtracts two reads, so that a report covers one window of time.
+package profdelta
+
+import (
+	"bytes"
+	"fmt"
+	"runtime/pprof"
+	"time"
+
+	"github.com/google/pprof/profile"
+)
+
+// A Capture is one read of a cumulative profile.
+type Capture struct {
+	Time    time.Time
+	Profile *profile.Profile
+}
+
+// Read reads the named runtime profile ("mutex" or "block") and parses it.
+func Read(name string) (Capture, error) {
+	p := pprof.Lookup(name)
+	if p == nil {
+		return Capture{}, fmt.Errorf("profdelta: no %s profile", name)
+	}
+	var buf bytes.Buffer
+	now := time.Now()
+	if err := p.WriteTo(&buf, 0); err != nil {
+		return Capture{}, fmt.Errorf("profdelta: writing %s profile: %w", name, err)
+	}
+	prof, err := profile.Parse(&buf)
+	if err != nil {
+		return Capture{}, fmt.Errorf("profdelta: parsing %s profile: %w", name, err)
+	}
+	return Capture{Time: now, Profile: prof}, nil
+}
+
+// Delta returns newer minus older: the contention recorded between the two
+// reads. Samples whose values become zero are dropped. A nil older returns
+// a copy of newer. The result's TimeNanos and DurationNanos describe the
+// window. Neither argument is modified.
+func Delta(older, newer Capture) (*profile.Profile, error) {
+	if newer.Profile == nil {
+		return nil, fmt.Errorf("profdelta: no newer profile")
+	}
+	if older.Profile == nil {
+		p := newer.Profile.Copy()
+		return p, nil
+	}
+	neg := older.Profile.Copy()
+	neg.Scale(-1)
+	p, err := profile.Merge([]*profile.Profile{newer.Profile.Copy(), neg})
+	if err != nil {
+		return nil, fmt.Errorf("profdelta: subtracting profiles: %w", err)
+	}
+	// Merge keeps zero samples when some values differ in sign; drop them
+	// and anything negative left by a counter reset.
+	kept := p.Sample[:0]
+	for _, s := range p.Sample {
+		positive := false
+		for _, v := range s.Value {
+			if v > 0 {
+				positive = true
+			}
+		}
+		if positive {
+			kept = append(kept, s)
+		}
+	}
+	p.Sample = kept
+	p.TimeNanos = older.Time.UnixNano()
+	p.DurationNanos = newer.Time.Sub(older.Time).Nanoseconds()
+	return p, nil
+}
+
+// Total returns the sum of the sample values of the given type (e.g.
+// "delay" or "contentions") in p, or 0 if p has no such sample type.
+func Total(p *profile.Profile, sampleType string) int64 {
+	if p == nil {
+		return 0
+	}
+	idx := -1
+	for i, st := range p.SampleType {
+		if st.Type == sampleType {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return 0
+	}
+	var sum int64
+	for _, s := range p.Sample {
+		sum += s.Value[idx]
+	}
+	return sum
+}
