@@ -148,7 +148,7 @@ func (s *Scan) writeRunDelay(w *errWriter) {
 	if rows[0].RunDelayPerSec < 0.1 {
 		return
 	}
-	fmt.Fprintln(w, "  Many involuntary switches with a high run delay mean the threads are preempted: more runnable threads than CPUs (GOMAXPROCS above the CPU quota, or a busy host).")
+	fmt.Fprintln(w, "  A high run delay means more runnable threads than CPUs: GOMAXPROCS above the CPU quota, or a busy host.")
 }
 
 func joinTIDs(tids []int, limit int) string {
