@@ -115,39 +115,81 @@ type Config struct {
 	Logger *slog.Logger `json:"-"`
 }
 
-// MarshalJSON writes the configuration with durations as strings ("100ms"),
-// as meta.json shows it.
+// configJSON is Config as meta.json shows it: durations as strings.
+type configJSON struct {
+	Interval             string `json:"interval"`
+	History              string `json:"history"`
+	TraceWindow          string `json:"trace_window"`
+	TraceMaxBytes        uint64 `json:"trace_max_bytes"`
+	NoTrace              bool   `json:"no_trace"`
+	MutexProfileFraction int    `json:"mutex_profile_fraction"`
+	BlockProfileRate     int    `json:"block_profile_rate"`
+	Dir                  string `json:"dir"`
+	Keep                 int    `json:"keep"`
+	MaxDisk              int64  `json:"max_disk"`
+	MemoryKeep           int    `json:"memory_keep"`
+	MemoryMaxBytes       int64  `json:"memory_max_bytes"`
+	Rules                string `json:"rules"`
+	Warmup               string `json:"warmup"`
+	Cooldown             string `json:"cooldown"`
+	Budget               int    `json:"budget"`
+	WallProfile          string `json:"wall_profile"`
+	GoroutineGuard       int    `json:"goroutine_guard"`
+	LockWaitersInterval  string `json:"lock_waiters_interval"`
+	ThreadsInterval      string `json:"threads_interval"`
+	AnalysisBudget       string `json:"analysis_budget"`
+}
+
+// durations lists the duration fields of both forms, in one order.
+func (c *Config) durations(j *configJSON) ([]*time.Duration, []*string) {
+	return []*time.Duration{&c.Interval, &c.History, &c.TraceWindow, &c.Warmup, &c.Cooldown,
+			&c.WallProfile, &c.LockWaitersInterval, &c.ThreadsInterval, &c.AnalysisBudget},
+		[]*string{&j.Interval, &j.History, &j.TraceWindow, &j.Warmup, &j.Cooldown,
+			&j.WallProfile, &j.LockWaitersInterval, &j.ThreadsInterval, &j.AnalysisBudget}
+}
+
+// MarshalJSON writes the configuration with durations as strings ("100ms").
 func (c Config) MarshalJSON() ([]byte, error) {
-	d := func(x time.Duration) string { return x.String() }
-	return json.Marshal(struct {
-		Interval             string `json:"interval"`
-		History              string `json:"history"`
-		TraceWindow          string `json:"trace_window"`
-		TraceMaxBytes        uint64 `json:"trace_max_bytes"`
-		NoTrace              bool   `json:"no_trace"`
-		MutexProfileFraction int    `json:"mutex_profile_fraction"`
-		BlockProfileRate     int    `json:"block_profile_rate"`
-		Dir                  string `json:"dir"`
-		Keep                 int    `json:"keep"`
-		MaxDisk              int64  `json:"max_disk"`
-		MemoryKeep           int    `json:"memory_keep"`
-		MemoryMaxBytes       int64  `json:"memory_max_bytes"`
-		Rules                string `json:"rules"`
-		Warmup               string `json:"warmup"`
-		Cooldown             string `json:"cooldown"`
-		Budget               int    `json:"budget"`
-		WallProfile          string `json:"wall_profile"`
-		GoroutineGuard       int    `json:"goroutine_guard"`
-		LockWaitersInterval  string `json:"lock_waiters_interval"`
-		ThreadsInterval      string `json:"threads_interval"`
-		AnalysisBudget       string `json:"analysis_budget"`
-	}{
-		d(c.Interval), d(c.History), d(c.TraceWindow), c.TraceMaxBytes, c.NoTrace,
-		c.MutexProfileFraction, c.BlockProfileRate, c.Dir, c.Keep, c.MaxDisk,
-		c.MemoryKeep, c.MemoryMaxBytes, c.Rules, d(c.Warmup), d(c.Cooldown), c.Budget,
-		d(c.WallProfile), c.GoroutineGuard, d(c.LockWaitersInterval), d(c.ThreadsInterval),
-		d(c.AnalysisBudget),
-	})
+	j := configJSON{
+		TraceMaxBytes: c.TraceMaxBytes, NoTrace: c.NoTrace,
+		MutexProfileFraction: c.MutexProfileFraction, BlockProfileRate: c.BlockProfileRate,
+		Dir: c.Dir, Keep: c.Keep, MaxDisk: c.MaxDisk, MemoryKeep: c.MemoryKeep,
+		MemoryMaxBytes: c.MemoryMaxBytes, Rules: c.Rules, Budget: c.Budget,
+		GoroutineGuard: c.GoroutineGuard,
+	}
+	ds, ss := c.durations(&j)
+	for i := range ds {
+		*ss[i] = ds[i].String()
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes. The Logger is not part of
+// it.
+func (c *Config) UnmarshalJSON(data []byte) error {
+	var j configJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*c = Config{
+		TraceMaxBytes: j.TraceMaxBytes, NoTrace: j.NoTrace,
+		MutexProfileFraction: j.MutexProfileFraction, BlockProfileRate: j.BlockProfileRate,
+		Dir: j.Dir, Keep: j.Keep, MaxDisk: j.MaxDisk, MemoryKeep: j.MemoryKeep,
+		MemoryMaxBytes: j.MemoryMaxBytes, Rules: j.Rules, Budget: j.Budget,
+		GoroutineGuard: j.GoroutineGuard,
+	}
+	ds, ss := c.durations(&j)
+	for i := range ds {
+		if *ss[i] == "" {
+			continue
+		}
+		d, err := time.ParseDuration(*ss[i])
+		if err != nil {
+			return fmt.Errorf("diag: config: %w", err)
+		}
+		*ds[i] = d
+	}
+	return nil
 }
 
 // DirOff is the [Config.Dir] value that keeps snapshots in memory only.
