@@ -1,0 +1,293 @@
+package flightrec
+
+import "time"
+
+// Report is what [Analyze] found in a trace window and in the profiles that
+// came with it. Its JSON form (json.Marshal) is report.json of a snapshot;
+// [Report.WriteText] writes report.txt. Durations are in nanoseconds in
+// JSON. Lists are sorted with the worst first and are bounded.
+type Report struct {
+	// Headline is one sentence naming the culprit, or saying that nothing
+	// contended.
+	Headline string `json:"headline"`
+
+	// Partial is set when only part of the trace was analyzed: the time
+	// budget ran out or the trace is cut short or corrupt. PartialReason
+	// says which, and how far the analysis got.
+	Partial       bool   `json:"partial,omitempty"`
+	PartialReason string `json:"partial_reason,omitempty"`
+
+	// TraceUnavailable says why there is no trace (from
+	// [AnalyzeOptions.TraceUnavailable]); TraceError why the trace that
+	// was given could not be read at all. In both cases the report is
+	// built from the profiles alone.
+	TraceUnavailable string `json:"trace_unavailable,omitempty"`
+	TraceError       string `json:"trace_error,omitempty"`
+
+	// Window describes the trace window; nil without a trace.
+	Window *Window `json:"window,omitempty"`
+
+	// Findings are the problems found, in plain words with evidence,
+	// the most important first.
+	Findings []Finding `json:"findings"`
+
+	// LockWait is the total time goroutines waited on sync.Mutex and
+	// sync.RWMutex in the window, and LockWaits the number of waits.
+	LockWait  time.Duration `json:"lock_wait"`
+	LockWaits int           `json:"lock_waits"`
+
+	// Sites are the lock call sites (Mutex.Lock, RWMutex.RLock,
+	// RWMutex.Lock) with the most total wait, at most
+	// [AnalyzeOptions.Top]. SitesTotal is how many contended lock sites
+	// there were in all.
+	Sites      []Site `json:"sites"`
+	SitesTotal int    `json:"sites_total"`
+
+	// SyncSites are the other synchronization waits by call site:
+	// WaitGroup.Wait, Cond.Wait, chan send, chan receive and select.
+	SyncSites []Site `json:"sync_sites,omitempty"`
+
+	// OtherWaits sums the waits that are neither locks nor the
+	// synchronization above (sleep, network, syscall, GC, ...), by reason.
+	OtherWaits []ReasonTotal `json:"other_waits,omitempty"`
+
+	// Waits are the longest individual lock waits (then the longest other
+	// synchronization waits), each with its waiter and the goroutine that
+	// woke it. Every wait in the window is counted in Sites; only these
+	// are kept one by one.
+	Waits []Wait `json:"waits,omitempty"`
+
+	// Profiles is the join with the mutex and block profile deltas.
+	Profiles *ProfileSection `json:"profiles,omitempty"`
+
+	// Threads lists, for each OS thread seen in the trace, the goroutine
+	// that ran on it last and what that goroutine was doing at the end of
+	// the window.
+	Threads []ThreadActivity `json:"threads,omitempty"`
+
+	// Caveats say what the data at hand cannot show.
+	Caveats []string `json:"caveats,omitempty"`
+}
+
+// Window describes the analyzed trace window.
+type Window struct {
+	// Start and End are wall-clock times, from the trace's clock
+	// snapshot; zero when the trace has none (Go before 1.25).
+	Start time.Time `json:"start,omitempty"`
+	End   time.Time `json:"end,omitempty"`
+	// StartNs and EndNs are the trace clock (monotonic nanoseconds) of the
+	// first and last event analyzed.
+	StartNs  int64         `json:"start_ns"`
+	EndNs    int64         `json:"end_ns"`
+	Duration time.Duration `json:"duration"`
+	// Bytes is how much of the trace was read, Events how many events
+	// were analyzed, Generations how many trace generations (about one
+	// second each) they span.
+	Bytes       int64 `json:"bytes"`
+	Events      int64 `json:"events"`
+	Generations int   `json:"generations"`
+}
+
+// Finding is one problem, in plain words, with the evidence for it.
+type Finding struct {
+	// Kind is one of "held-across-blocking", "writer-starvation",
+	// "reader-convoy", "long-wait", "hot-lock", "runtime-lock".
+	Kind     string   `json:"kind"`
+	Summary  string   `json:"summary"`
+	Evidence []string `json:"evidence,omitempty"`
+	// Site is the lock site the finding is about ("file.go:88
+	// (pkg.Func)"), if any.
+	Site string `json:"site,omitempty"`
+}
+
+// Frame is one stack frame.
+type Frame struct {
+	Func string `json:"func"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+}
+
+// Site is a call site where goroutines waited: the first frame of the
+// waiters' stacks outside the runtime and the sync package.
+type Site struct {
+	// Kind is how they waited: "Mutex.Lock", "RWMutex.RLock",
+	// "RWMutex.Lock", "WaitGroup.Wait", "Cond.Wait", "chan send",
+	// "chan receive" or "select".
+	Kind string `json:"kind"`
+	// Func, File and Line are the call site. Func is "?" when the waiters
+	// were blocked before the window began and the trace gave no stack.
+	Func string `json:"func"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+
+	// Waits is the number of waits; AtLeast how many of them began before
+	// the window or were still going at its end (their durations are
+	// lower bounds). Waiters is the number of distinct goroutines.
+	Waits   int `json:"waits"`
+	AtLeast int `json:"at_least,omitempty"`
+	Waiters int `json:"waiters"`
+
+	Total time.Duration `json:"total"`
+	Max   time.Duration `json:"max"`
+	P50   time.Duration `json:"p50"`
+	P99   time.Duration `json:"p99"`
+	// Share is this site's part of all lock wait (of all synchronization
+	// wait for SyncSites), 0 to 1.
+	Share float64 `json:"share"`
+
+	// Stack is a representative waiter stack, leaf first, shortened.
+	Stack []Frame `json:"stack"`
+
+	// Holders are the critical sections (for locks) or the wakers (for
+	// other kinds) that made the goroutines wait here, most wait first.
+	Holders []Holder `json:"holders"`
+
+	// BlockProfile is this site's entry in the block profile delta, when
+	// one matched.
+	BlockProfile *ProfileSite `json:"block_profile,omitempty"`
+}
+
+// Holder is a critical section (or a waker) that ended waits at a site.
+type Holder struct {
+	// Op is the call that woke the waiters: "Mutex.Unlock",
+	// "RWMutex.Unlock", "RWMutex.RUnlock", "Cond.Broadcast", "chan send",
+	// ... It is "" for the pseudo-holder that stands for waits still going
+	// at the end of the window (Func is then "(not released in the
+	// window)") and for timer or runtime wake-ups.
+	Op string `json:"op"`
+	// Func, File, Line: the first frame of the waker's stack outside the
+	// runtime and sync. For a lock, Func owns the critical section.
+	Func string `json:"func"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+	// Wait is the waiting time blamed on this holder, Share its part of
+	// the site's blamed wait. For locks, every waiter's time between two
+	// wake-ups at the site is blamed on the critical section that ended
+	// it; for other kinds, a wait is credited to whoever ended it.
+	Wait  time.Duration `json:"wait"`
+	Share float64       `json:"share"`
+	// Wakeups is how many waits it ended, Goroutines how many distinct
+	// goroutines did.
+	Wakeups    int `json:"wakeups"`
+	Goroutines int `json:"goroutines"`
+	// Stack is a representative stack of the wake-up call, leaf first.
+	Stack []Frame `json:"stack,omitempty"`
+	// BlockedInside is set when this holder blocked (network, syscall,
+	// chan, select, sleep, ...) inside its critical section while others
+	// waited.
+	BlockedInside *BlockedInside `json:"blocked_inside,omitempty"`
+	// MutexProfile is the mutex profile entry of this Unlock site, when
+	// one matched.
+	MutexProfile *ProfileSite `json:"mutex_profile,omitempty"`
+}
+
+// BlockedInside is evidence that a lock holder blocked inside its
+// critical section: the holder goroutine blocked in a stack that contains
+// the function that later issued the Unlock, after it last acquired a
+// contended lock and while goroutines waited at the site.
+type BlockedInside struct {
+	// Reason is the most common blocking reason ("network", "select",
+	// "syscall", "sleep", "chan receive", ...), Via a short description
+	// of the call, e.g. "net/http" when the stack has net/http frames.
+	Reason string `json:"reason"`
+	Via    string `json:"via,omitempty"`
+	// Times is how many of the holder's wake-ups followed such a block,
+	// Blocked the holder's total time blocked there, Wait the waiters'
+	// time blamed on those critical sections, MaxQueued the most
+	// goroutines waiting at once at such a wake-up.
+	Times     int           `json:"times"`
+	Blocked   time.Duration `json:"blocked"`
+	Wait      time.Duration `json:"wait"`
+	MaxQueued int           `json:"max_queued"`
+	// Stack is the holder's stack at one such block, leaf first.
+	Stack []Frame `json:"stack"`
+}
+
+// ReasonTotal sums waits of one reason.
+type ReasonTotal struct {
+	Reason  string        `json:"reason"`
+	Waits   int           `json:"waits"`
+	AtLeast int           `json:"at_least,omitempty"`
+	Total   time.Duration `json:"total"`
+	Max     time.Duration `json:"max"`
+}
+
+// Wait is one goroutine block interval.
+type Wait struct {
+	Kind string `json:"kind"`
+	// Site is the waiter's call site, "file.go:88 (pkg.Func)".
+	Site      string `json:"site"`
+	Goroutine int64  `json:"goroutine"`
+	// Start is the offset from the window's start; AtLeast is set when
+	// the wait began before the window or was still going at its end.
+	Start    time.Duration `json:"start"`
+	Duration time.Duration `json:"duration"`
+	AtLeast  bool          `json:"at_least,omitempty"`
+	// Parks is how many times the goroutine parked during this wait (a
+	// woken Mutex waiter that loses the race parks again).
+	Parks int     `json:"parks,omitempty"`
+	Stack []Frame `json:"stack"`
+	// Unblocker is the goroutine that woke the waiter (-1 for none: a
+	// timer, the runtime, or the wait was still going at the end), and
+	// UnblockerStack the stack of its wake-up call.
+	Unblocker      int64   `json:"unblocker"`
+	UnblockerStack []Frame `json:"unblocker_stack,omitempty"`
+}
+
+// ProfileSection is the mutex and block profile part of the report.
+type ProfileSection struct {
+	// MutexFraction and BlockRate are the profile rates in effect
+	// (runtime.SetMutexProfileFraction, runtime.SetBlockProfileRate).
+	MutexFraction int `json:"mutex_fraction"`
+	BlockRate     int `json:"block_rate"`
+	// Holders are the top Unlock sites of the mutex profile: the waiting
+	// time others spent on locks, charged to where the lock was released.
+	Holders []ProfileSite `json:"holders,omitempty"`
+	// Waiters are the top wait sites of the block profile.
+	Waiters []ProfileSite `json:"waiters,omitempty"`
+	// RuntimeLocks are mutex profile samples on runtime-internal locks,
+	// by the first caller outside the runtime.
+	RuntimeLocks []ProfileSite `json:"runtime_locks,omitempty"`
+	// MutexTotal and BlockTotal are the profiles' total delays.
+	MutexTotal time.Duration `json:"mutex_total"`
+	BlockTotal time.Duration `json:"block_total"`
+	// Missing says what is not there and why.
+	Missing []string `json:"missing,omitempty"`
+}
+
+// ProfileSite is a call site's total in a profile delta.
+type ProfileSite struct {
+	// Op is the leaf call: "Mutex.Unlock", "RWMutex.RUnlock",
+	// "Mutex.Lock", "chan receive", "runtime.unlock", ...
+	Op   string `json:"op"`
+	Func string `json:"func"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+	// Count and Delay are the contentions and delay, already scaled by
+	// the runtime for sampling.
+	Count int64         `json:"count"`
+	Delay time.Duration `json:"delay"`
+	Share float64       `json:"share"`
+	// InTrace is set when the trace shows the same site.
+	InTrace bool    `json:"in_trace,omitempty"`
+	Stack   []Frame `json:"stack,omitempty"`
+}
+
+// ThreadActivity is what an OS thread was last seen doing.
+//
+// On Linux the thread IDs in a Go trace are the kernel's thread IDs (the
+// runtime writes m.procid, set from gettid), so they can be matched with
+// /proc/self/task/<tid>. On other systems they are whatever the runtime
+// uses to name the thread.
+type ThreadActivity struct {
+	Thread int64 `json:"thread"`
+	// Goroutine is the last goroutine that ran on the thread, and State
+	// and Stack what that goroutine was doing at the end of the window
+	// (its last known state and stack).
+	Goroutine int64   `json:"goroutine"`
+	State     string  `json:"state"`
+	Stack     []Frame `json:"stack,omitempty"`
+	// LastRun is when, as an offset from the window's start, the
+	// goroutine last started running on the thread.
+	LastRun time.Duration `json:"last_run"`
+}
