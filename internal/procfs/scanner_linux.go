@@ -227,7 +227,7 @@ func appendDirentTIDs(tids []int, b []byte) []int {
 				break
 			}
 		}
-		if v, ok := parseDec(name); ok && v > 0 && v <= 1<<31 {
+		if v, ok := parseDec(name); ok && v > 0 && v < 1<<31 {
 			tids = append(tids, int(v))
 		}
 		b = b[reclen:]

@@ -4,6 +4,7 @@ package procfs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -489,3 +490,38 @@ func TestWriteText(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func FuzzDirent(f *testing.F) {
+	rec := func(name string) []byte {
+		b := make([]byte, 19+len(name)+1)
+		binary.NativeEndian.PutUint16(b[16:], uint16(len(b)))
+		copy(b[19:], name)
+		return b
+	}
+	f.Add(append(rec("123"), rec("self")...))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 4, '1'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, tid := range appendDirentTIDs(nil, b) {
+			if tid <= 0 {
+				t.Errorf("tid %d from %q", tid, b)
+			}
+		}
+	})
+}
+
+func TestAppendDirentTIDs(t *testing.T) {
+	rec := func(name string, pad int) []byte {
+		b := make([]byte, 19+len(name)+1+pad)
+		binary.NativeEndian.PutUint16(b[16:], uint16(len(b)))
+		copy(b[19:], name)
+		return b
+	}
+	var buf []byte
+	for _, n := range []string{".", "..", "4820", "notatid", "4821", "0"} {
+		buf = append(buf, rec(n, 3)...)
+	}
+	got := appendDirentTIDs(nil, buf)
+	if !slices.Equal(got, []int{4820, 4821}) {
+		t.Errorf("got %v, want [4820 4821]", got)
+	}
+}
