@@ -33,8 +33,10 @@ func testConfig(t *testing.T) Config {
 		LockWaitersInterval: 50 * time.Millisecond,
 		TraceWindow:         2 * time.Second,
 		Dir:                 t.TempDir(),
-		Rules:               RulesOff,
-		AnalysisBudget:      10 * time.Second,
+		// Record every contention: the windows of these tests are short.
+		MutexProfileFraction: 1,
+		Rules:                RulesOff,
+		AnalysisBudget:       10 * time.Second,
 	}
 }
 
@@ -57,8 +59,8 @@ func startMonitor(t *testing.T, cfg Config) *Monitor {
 func TestSnapshotEndToEnd(t *testing.T) {
 	prev := runtime.SetMutexProfileFraction(-1)
 	m := startMonitor(t, testConfig(t))
-	if got := runtime.SetMutexProfileFraction(-1); prev == 0 && got != 100 {
-		t.Errorf("mutex profile fraction while running = %d, want 100", got)
+	if got := runtime.SetMutexProfileFraction(-1); got != 1 {
+		t.Errorf("mutex profile fraction while running = %d, want 1", got)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -446,4 +448,30 @@ func profileHasFunc(p *profile.Profile, fn string) bool {
 		}
 	}
 	return false
+}
+
+func TestMutexFractionDefault(t *testing.T) {
+	prev := runtime.SetMutexProfileFraction(-1)
+	t.Cleanup(func() { runtime.SetMutexProfileFraction(prev) })
+	for _, tt := range []struct{ host, cfg, running int }{
+		{0, 0, 100}, // nobody set one: lockdiag's default
+		{5, 0, 5},   // the host's rate is left alone
+		{5, 50, 50}, // an explicit configuration wins
+		{0, -1, 0},  // -1: never touch
+	} {
+		runtime.SetMutexProfileFraction(tt.host)
+		cfg := testConfig(t)
+		cfg.MutexProfileFraction = tt.cfg
+		m := startMonitor(t, cfg)
+		if got := runtime.SetMutexProfileFraction(-1); got != tt.running {
+			t.Errorf("host %d, config %d: running with %d, want %d", tt.host, tt.cfg, got, tt.running)
+		}
+		if got := m.Status().MutexProfileFraction; got != tt.running {
+			t.Errorf("host %d, config %d: status says %d", tt.host, tt.cfg, got)
+		}
+		m.Stop()
+		if got := runtime.SetMutexProfileFraction(-1); got != tt.host {
+			t.Errorf("host %d, config %d: after Stop %d", tt.host, tt.cfg, got)
+		}
+	}
 }

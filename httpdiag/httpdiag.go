@@ -88,10 +88,27 @@ func Handler(m *diag.Monitor, opts Options) http.Handler {
 	h.mux.HandleFunc("GET "+Prefix+"/snapshots/{id}", h.snapshot)
 	h.mux.HandleFunc("GET "+Prefix+"/snapshots/{id}/{file}", h.snapshotFile)
 	h.mux.HandleFunc("GET "+Prefix+"/metrics", h.metrics)
-	h.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
-		serveError(w, http.StatusNotFound, fmt.Sprintf("no such path %s; see GET %s", r.URL.Path, Prefix))
-	})
+	h.mux.HandleFunc(Prefix, h.fallback)
+	h.mux.HandleFunc(Prefix+"/", h.fallback)
 	return h
+}
+
+// fallback answers what no route took: 405 with Allow when the path
+// exists for other methods, else 404.
+func (h *handler) fallback(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		probe := &http.Request{Method: method, URL: r.URL, Host: r.Host}
+		if _, pattern := h.mux.Handler(probe); strings.HasPrefix(pattern, method+" ") {
+			allow = append(allow, method)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		serveError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+		return
+	}
+	serveError(w, http.StatusNotFound, fmt.Sprintf("no such path %s; see GET %s", r.URL.Path, Prefix))
 }
 
 // Register mounts [Handler] on mux at [Prefix]. It returns an error, and
