@@ -433,7 +433,11 @@ func (a *analyzer) run(src io.Reader) error {
 			}
 		}
 	}
-	if a.events == 0 && a.partial {
+	if a.events <= 1 && !a.partial {
+		// Only the opening Sync: a header without a generation.
+		return fmt.Errorf("%w: the trace has no events", ErrUnreadableTrace)
+	}
+	if a.events == 0 {
 		return nil
 	}
 	a.finish()

@@ -78,9 +78,9 @@ func insideFindings(rep *Report) []Finding {
 				continue
 			}
 			f := Finding{Kind: "held-across-blocking", Site: siteOf(s)}
-			f.Summary = fmt.Sprintf("Lock held across %s: %s blocked inside its critical section %s (%s blocked in all) "+
+			f.Summary = fmt.Sprintf("Lock held across %s: %s blocked inside its critical section in %s (%s blocked in all) "+
 				"while goroutines queued on the %s at %s; %s of their wait (%s of the wait there) is blamed on it.",
-				blockedPhrase(bi), holderAt(h), plural(bi.Times, "time", "times"), fmtDur(bi.Blocked),
+				blockedPhrase(bi), holderAt(h), plural(bi.Times, "critical section", "critical sections"), fmtDur(bi.Blocked),
 				kindNoun(s.Kind), siteOf(s), fmtDur(bi.Wait), pct(float64(bi.Wait)/float64(max(siteBlamed, 1))))
 			f.Evidence = append(f.Evidence,
 				fmt.Sprintf("holder's stack when it blocked (%s): %s", bi.Reason, stackLine(bi.Stack)),

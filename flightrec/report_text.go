@@ -43,21 +43,21 @@ func (r *Report) WriteText(w io.Writer) error {
 	if len(r.Sites) > 0 {
 		p("\nLOCK SITES (%d of %d, by total wait; %s in %s)\n", len(r.Sites), r.SitesTotal, fmtDur(r.LockWait),
 			plural(r.LockWaits, "wait", "waits"))
-		writeSiteTable(bw, r.Sites, "TOP HOLDER")
+		writeSiteTable(bw, r.Sites, "top holder")
 		for i, s := range r.Sites {
 			writeSiteDetail(bw, i+1, s)
 		}
 	}
 	if len(r.SyncSites) > 0 {
 		p("\nOTHER SYNCHRONIZATION (WaitGroup, Cond, channels, select; not lock contention)\n")
-		writeSiteTable(bw, r.SyncSites, "WOKEN MOSTLY BY")
+		writeSiteTable(bw, r.SyncSites, "woken mostly by")
 	}
 	if len(r.OtherWaits) > 0 {
 		var parts []string
 		for _, o := range r.OtherWaits {
 			parts = append(parts, fmt.Sprintf("%s %s%s (%s)", o.Reason, atLeastWord(o.AtLeast > 0), fmtDur(o.Total), plural(o.Waits, "wait", "waits")))
 		}
-		p("\nOTHER WAITS (not locks): %s\n", wrap(strings.Join(parts, ", "), 96, "  "))
+		p("\n%s\n", wrap("OTHER WAITS (not locks): "+strings.Join(parts, ", "), 98, "  "))
 	}
 	if len(r.Waits) > 0 {
 		p("\nLONGEST WAITS\n")
@@ -65,8 +65,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			if i == 5 {
 				break
 			}
-			p("  g%-6d %-14s %s%-8s at %s, from +%s, %s\n", wt.Goroutine, wt.Kind, atLeastWord(wt.AtLeast), fmtDur(wt.Duration),
+			line := fmt.Sprintf("g%d %s %s%s at %s, from +%s, %s", wt.Goroutine, wt.Kind, atLeastWord(wt.AtLeast), fmtDur(wt.Duration),
 				wt.Site, fmtDur(wt.Start), wokenBy(wt))
+			p("  %s\n", wrap(line, 98, "      "))
 		}
 	}
 	writeProfiles(bw, r.Profiles)
@@ -104,32 +105,34 @@ func (r *Report) WriteText(w io.Writer) error {
 					top += " < " + funcAt(f)
 				}
 			}
-			p("  tid %-8d g%-6d %-22s %s\n", t.Thread, t.Goroutine, t.State, top)
+			p("%s\n", clip(fmt.Sprintf("  tid %-8d g%-6d %-22s %s", t.Thread, t.Goroutine, t.State, top), 100))
 		}
 	}
 	return bw.Flush()
 }
 
+// writeSiteTable prints one row per site, and under it the top holder
+// (or waker) with its share; GS is the number of distinct goroutines.
 func writeSiteTable(w io.Writer, sites []Site, holderTitle string) {
-	fmt.Fprintf(w, "  #  %-14s %-30s %6s %5s %8s %8s %8s  %s\n", "KIND", "SITE", "WAITS", "GS", "TOTAL", "MAX", "P99", holderTitle)
+	fmt.Fprintf(w, "  #  %-14s %-32s %6s %4s %8s %8s %8s\n", "KIND", "SITE", "WAITS", "GS", "TOTAL", "MAX", "P99")
 	for i, s := range sites {
-		top := "-"
-		if len(s.Holders) > 0 {
-			h := s.Holders[0]
-			top = fmt.Sprintf("%s %s", clip(bareFunc(h.Func), 26), pct(h.Share))
-		}
 		atl := ""
 		if s.AtLeast > 0 {
 			atl = "≥"
 		}
-		fmt.Fprintf(w, "%3d  %-14s %-30s %6d %5d %8s %8s %8s  %s\n", i+1, s.Kind, clip(siteOf(s), 30), s.Waits, s.Waiters,
-			atl+fmtDur(s.Total), fmtDur(s.Max), fmtDur(s.P99), top)
+		fmt.Fprintf(w, "%3d  %-14s %-32s %6d %4d %8s %8s %8s\n", i+1, clip(s.Kind, 14), clip(siteOf(s), 32), s.Waits, s.Waiters,
+			atl+fmtDur(s.Total), fmtDur(s.Max), fmtDur(s.P99))
+		if len(s.Holders) > 0 {
+			h := s.Holders[0]
+			fmt.Fprintf(w, "       %s: %s, %s\n", holderTitle, clip(holderAt(h), 70), pct(h.Share))
+		}
 	}
 }
 
 func writeSiteDetail(w io.Writer, n int, s Site) {
-	fmt.Fprintf(w, "\n  [%d] %s at %s: %s by %s, total %s, p50 %s, p99 %s, max %s\n", n, s.Kind, siteOf(s),
+	head := fmt.Sprintf("[%d] %s at %s: %s by %s, total %s, p50 %s, p99 %s, max %s", n, s.Kind, siteOf(s),
 		plural(s.Waits, "wait", "waits"), plural(s.Waiters, "goroutine", "goroutines"), fmtDur(s.Total), fmtDur(s.P50), fmtDur(s.P99), fmtDur(s.Max))
+	fmt.Fprintf(w, "\n  %s\n", wrap(head, 98, "      "))
 	if s.BlockProfile != nil {
 		fmt.Fprintf(w, "      block profile: %s in %d contentions\n", fmtDur(s.BlockProfile.Delay), s.BlockProfile.Count)
 	}
@@ -142,12 +145,15 @@ func writeSiteDetail(w io.Writer, n int, s Site) {
 		if h.File == "" {
 			fmt.Fprintf(w, "      %6s %8s  %s\n", pct(h.Share), fmtDur(h.Wait), who)
 		} else {
-			fmt.Fprintf(w, "      %6s %8s  %s (%s, %s)\n", pct(h.Share), fmtDur(h.Wait), who,
+			line := fmt.Sprintf("%6s %8s  %s (%s, %s)", pct(h.Share), fmtDur(h.Wait), who,
 				plural(h.Wakeups, "wake-up", "wake-ups"), plural(h.Goroutines, "goroutine", "goroutines"))
+			fmt.Fprintf(w, "      %s\n", wrap(line, 94, "                 "))
 		}
 		writeStack(w, "               ", h.Stack)
 		if bi := h.BlockedInside; bi != nil {
-			fmt.Fprintf(w, "               blocked inside %s, %s, %s in all:\n", blockedPhrase(bi), plural(bi.Times, "time", "times"), fmtDur(bi.Blocked))
+			line := fmt.Sprintf("blocked inside: %s, in %s, %s in all:", blockedPhrase(bi),
+				plural(bi.Times, "critical section", "critical sections"), fmtDur(bi.Blocked))
+			fmt.Fprintf(w, "               %s\n", wrap(line, 98, "                 "))
 			writeStack(w, "                 ", bi.Stack)
 		}
 		if m := h.MutexProfile; m != nil {
@@ -165,7 +171,7 @@ func writeStack(w io.Writer, prefix string, fs []Frame) {
 		if i > 0 {
 			p = strings.Repeat(" ", len([]rune(prefix)))
 		}
-		fmt.Fprintf(w, "%s%s %s:%d\n", p, clip(shortFunc(f.Func), 60), path.Base(f.File), f.Line)
+		fmt.Fprintf(w, "%s\n", clip(fmt.Sprintf("%s%s %s:%d", p, shortFunc(f.Func), path.Base(f.File), f.Line), 100))
 	}
 }
 
@@ -187,8 +193,9 @@ func writeProfiles(w io.Writer, ps *ProfileSection) {
 			if s.InTrace {
 				in = "  (in trace)"
 			}
-			fmt.Fprintf(w, "    %6s %8s %7d  %-16s %s%s\n", pct(s.Share), fmtDur(s.Delay), s.Count, s.Op,
+			line := fmt.Sprintf("    %6s %8s %7d  %-15s %s%s", pct(s.Share), fmtDur(s.Delay), s.Count, s.Op,
 				funcAt(Frame{Func: s.Func, File: s.File, Line: s.Line}), in)
+			fmt.Fprintf(w, "%s\n", clip(line, 100))
 		}
 	}
 	list("Holders: time others waited, charged to the Unlock (mutex profile)", ps.Holders, ps.MutexTotal)

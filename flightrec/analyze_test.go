@@ -1,0 +1,538 @@
+package flightrec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/pprof/profile"
+)
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name+".trace"))
+	if err != nil {
+		t.Fatalf("reading fixture (regenerate with go generate ./flightrec): %v", err)
+	}
+	return data
+}
+
+func analyzeFixture(t *testing.T, name string, opts AnalyzeOptions) *Report {
+	t.Helper()
+	rep, err := Analyze(bytes.NewReader(readFixture(t, name)), opts)
+	if err != nil {
+		t.Fatalf("Analyze(%s): %v", name, err)
+	}
+	if rep.Partial {
+		t.Fatalf("Analyze(%s): partial: %s", name, rep.PartialReason)
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("report.txt of %s:\n%s", name, text.String())
+		}
+	})
+	return rep
+}
+
+// findSite returns the site (lock or other) of kind at a function whose
+// name ends in fn.
+func findSite(rep *Report, kind, fn string) *Site {
+	for _, list := range [][]Site{rep.Sites, rep.SyncSites} {
+		for i := range list {
+			if list[i].Kind == kind && strings.HasSuffix(list[i].Func, fn) {
+				return &list[i]
+			}
+		}
+	}
+	return nil
+}
+
+func findFinding(rep *Report, kind string) *Finding {
+	for i := range rep.Findings {
+		if rep.Findings[i].Kind == kind {
+			return &rep.Findings[i]
+		}
+	}
+	return nil
+}
+
+func TestAnalyzeMutex(t *testing.T) {
+	rep := analyzeFixture(t, "mutex", AnalyzeOptions{})
+	if len(rep.Sites) == 0 {
+		t.Fatal("no lock sites")
+	}
+	s := rep.Sites[0]
+	if got, want := s.Func, "main.mutexWaiterGet"; got != want || s.Kind != "Mutex.Lock" {
+		t.Errorf("top site = %s %s, want Mutex.Lock %s", s.Kind, got, want)
+	}
+	if s.Waiters < 2 || s.Waits < s.Waiters || s.Total <= 0 || s.Max < s.P99 || s.P99 < s.P50 {
+		t.Errorf("implausible site numbers: %+v", s)
+	}
+	if len(s.Holders) == 0 {
+		t.Fatal("no holders")
+	}
+	h := s.Holders[0]
+	if h.Func != "main.mutexHolderSave" || h.Op != "Mutex.Unlock" {
+		t.Errorf("top holder = %s in %s, want Mutex.Unlock in main.mutexHolderSave", h.Op, h.Func)
+	}
+	if h.Share < 0.5 {
+		t.Errorf("mutexHolderSave share = %.2f, want the larger part (it holds 400µs, getters ~nothing)", h.Share)
+	}
+	for _, want := range []string{"mutexWaiterGet", "mutexHolderSave", "Mutex locked"} {
+		if !strings.Contains(rep.Headline, want) {
+			t.Errorf("headline %q does not mention %q", rep.Headline, want)
+		}
+	}
+	if len(rep.Waits) == 0 || rep.Waits[0].Kind != "Mutex.Lock" || rep.Waits[0].Unblocker < 0 || len(rep.Waits[0].Stack) == 0 {
+		t.Errorf("longest wait not kept with its waiter and unblocker: %+v", rep.Waits)
+	}
+	if rep.Window == nil || rep.Window.Events == 0 || rep.Window.Bytes == 0 || rep.Window.Duration <= 0 || rep.Window.Start.IsZero() {
+		t.Errorf("window = %+v", rep.Window)
+	}
+}
+
+func TestAnalyzeRWMutex(t *testing.T) {
+	rep := analyzeFixture(t, "rwmutex", AnalyzeOptions{})
+	r := findSite(rep, "RWMutex.RLock", "main.rwReaderLookup")
+	if r == nil {
+		t.Fatal("no RWMutex.RLock site at rwReaderLookup")
+	}
+	if h := r.Holders[0]; h.Op != "RWMutex.Unlock" || h.Func != "main.rwWriterUpdate" {
+		t.Errorf("readers' top holder = %s in %s, want RWMutex.Unlock in main.rwWriterUpdate", h.Op, h.Func)
+	}
+	w := findSite(rep, "RWMutex.Lock", "main.rwWriterUpdate")
+	if w == nil {
+		t.Fatal("no RWMutex.Lock site at rwWriterUpdate")
+	}
+	if h := w.Holders[0]; h.Op != "RWMutex.RUnlock" || h.Func != "main.rwReaderLookup" {
+		t.Errorf("writer's top holder = %s in %s, want RWMutex.RUnlock in main.rwReaderLookup", h.Op, h.Func)
+	}
+	if f := findFinding(rep, "writer-starvation"); f != nil {
+		t.Errorf("writer starvation on a read-mostly map with 20µs read sections: %s", f.Summary)
+	}
+	if f := findFinding(rep, "hot-lock"); f != nil {
+		t.Errorf("hot-lock finding although the two sites are one RWMutex: %s", f.Summary)
+	}
+}
+
+func TestAnalyzeWriterStarvation(t *testing.T) {
+	rep := analyzeFixture(t, "starvation", AnalyzeOptions{})
+	f := findFinding(rep, "writer-starvation")
+	if f == nil {
+		t.Fatalf("no writer-starvation finding; findings: %+v", rep.Findings)
+	}
+	if !strings.Contains(f.Site, "starveWriterPut") || !strings.Contains(f.Summary, "starveReaderScan") {
+		t.Errorf("starvation finding names the wrong sites: %s", f.Summary)
+	}
+}
+
+func TestAnalyzeReaderConvoy(t *testing.T) {
+	rep := analyzeFixture(t, "convoy", AnalyzeOptions{})
+	f := findFinding(rep, "reader-convoy")
+	if f == nil {
+		t.Fatalf("no reader-convoy finding; findings: %+v", rep.Findings)
+	}
+	if !strings.Contains(f.Site, "convoyReader") || !strings.Contains(f.Summary, "convoyWriter") {
+		t.Errorf("convoy finding names the wrong sites: %s", f.Summary)
+	}
+	if f := findFinding(rep, "held-across-blocking"); f != nil {
+		t.Errorf("held-across finding on a CPU-only writer: %s", f.Summary)
+	}
+}
+
+func TestAnalyzeHeldAcrossIO(t *testing.T) {
+	rep := analyzeFixture(t, "io", AnalyzeOptions{})
+	f := findFinding(rep, "held-across-blocking")
+	if f == nil {
+		t.Fatalf("no held-across-blocking finding; findings: %+v", rep.Findings)
+	}
+	for _, want := range []string{"ioHolderRefresh", "net/http", "ioWaiterGet"} {
+		if !strings.Contains(f.Summary, want) {
+			t.Errorf("finding %q does not mention %q", f.Summary, want)
+		}
+	}
+	s := findSite(rep, "Mutex.Lock", "main.ioWaiterGet")
+	if s == nil || s.Holders[0].Func != "main.ioHolderRefresh" || s.Holders[0].BlockedInside == nil {
+		t.Fatalf("ioWaiterGet site without ioHolderRefresh blocked inside: %+v", s)
+	}
+	if !strings.Contains(rep.Headline, "net/http") {
+		t.Errorf("headline %q does not say the lock is held across net/http", rep.Headline)
+	}
+	// The waiters never block inside their (empty) critical sections.
+	for _, h := range s.Holders[1:] {
+		if h.BlockedInside != nil {
+			t.Errorf("holder %s blocked inside? %+v", h.Func, h.BlockedInside)
+		}
+	}
+}
+
+func TestAnalyzeNoContention(t *testing.T) {
+	rep := analyzeFixture(t, "nocontention", AnalyzeOptions{})
+	if len(rep.Sites) != 0 || rep.LockWaits != 0 || rep.LockWait != 0 {
+		t.Errorf("lock sites in a workload without locks: %+v", rep.Sites)
+	}
+	if len(rep.Findings) != 0 {
+		t.Errorf("findings on a workload without contention: %+v", rep.Findings)
+	}
+	if !strings.HasPrefix(rep.Headline, "no lock contention in the ") {
+		t.Errorf("headline = %q", rep.Headline)
+	}
+	// The channel ping-pong is there, but as synchronization, not locks.
+	if s := findSite(rep, "chan receive", "main.pongReceiver"); s == nil || s.Holders[0].Func != "main.pingSender" {
+		t.Errorf("pongReceiver's chan receive woken by pingSender not found: %+v", rep.SyncSites)
+	}
+	if !hasReason(rep, "sleep") {
+		t.Errorf("sleeps not summarized: %+v", rep.OtherWaits)
+	}
+}
+
+func hasReason(rep *Report, reason string) bool {
+	for _, o := range rep.OtherWaits {
+		if o.Reason == reason && o.Waits > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAnalyzeReasonSplit(t *testing.T) {
+	rep := analyzeFixture(t, "mixed", AnalyzeOptions{Top: 50})
+	for _, c := range []struct{ kind, site, waker string }{
+		{"chan send", "main.chanSender", "main.chanSlowReceiver"},
+		{"chan receive", "main.chanIdleReceiver", "main.chanProducer"},
+		{"select", "main.selectWaiter", "main.selectFeeder"},
+		{"WaitGroup.Wait", "main.wgWaiter", "main.wgWorker"},
+		{"Cond.Wait", "main.condWaiter", "main.condSignaler"},
+	} {
+		s := findSite(rep, c.kind, c.site)
+		if s == nil {
+			t.Errorf("no %s site at %s", c.kind, c.site)
+			continue
+		}
+		if len(s.Holders) == 0 || s.Holders[0].Func != c.waker {
+			t.Errorf("%s at %s: woken mostly by %+v, want %s", c.kind, c.site, s.Holders, c.waker)
+		}
+	}
+	for _, s := range rep.Sites {
+		if strings.HasPrefix(s.Func, "main.chan") || strings.HasPrefix(s.Func, "main.select") || s.Func == "main.wgWaiter" {
+			t.Errorf("channel/WaitGroup wait counted as a lock: %+v", s)
+		}
+	}
+	if f := findFinding(rep, "held-across-blocking"); f != nil {
+		t.Errorf("held-across finding without lock holders blocking: %s", f.Summary)
+	}
+}
+
+func TestAnalyzePreblocked(t *testing.T) {
+	rep := analyzeFixture(t, "preblocked", AnalyzeOptions{})
+	stuck := findSite(rep, "Mutex.Lock", "main.stuckWaiter")
+	if stuck == nil || stuck.AtLeast != 1 {
+		t.Fatalf("stuckWaiter (blocked before and after the window) not an at-least wait: %+v", stuck)
+	}
+	if h := stuck.Holders[0]; h.Func != "(not released in the window)" {
+		t.Errorf("stuckWaiter's holder = %q, want the not-released pseudo-holder", h.Func)
+	}
+	pre := findSite(rep, "Mutex.Lock", "main.preblockedWaiter")
+	if pre == nil || pre.AtLeast != 1 || pre.Holders[0].Func != "main.preblockedHolder" {
+		t.Errorf("preblockedWaiter (stack from a generation boundary) = %+v", pre)
+	}
+	// The waiter announced without a stack: kind from its waker, site unknown.
+	unknown := findSite(rep, "Mutex.Lock", "?")
+	if unknown == nil || unknown.Holders[0].Func != "main.preblockedHolder" || unknown.AtLeast != 1 {
+		t.Errorf("stackless pre-window waiter = %+v", unknown)
+	}
+	if !strings.Contains(rep.Headline, "at least") {
+		t.Errorf("headline %q does not say the wait is a lower bound", rep.Headline)
+	}
+	for _, w := range rep.Waits {
+		if w.Kind == "Mutex.Lock" && !w.AtLeast {
+			t.Errorf("pre-window wait not marked at least: %+v", w)
+		}
+	}
+}
+
+func TestAnalyzeMergesLostRace(t *testing.T) {
+	// Lost races happen in the mutex fixture under its load; when one
+	// was merged, the wait records how many parks it took.
+	rep := analyzeFixture(t, "mutex", AnalyzeOptions{KeepWaits: 1000})
+	s := rep.Sites[0]
+	var parks int
+	for _, w := range rep.Waits {
+		parks += max(w.Parks-1, 0)
+	}
+	mergedCaveat := false
+	for _, c := range rep.Caveats {
+		mergedCaveat = mergedCaveat || strings.Contains(c, "merged")
+	}
+	if (parks > 0) != mergedCaveat {
+		t.Errorf("merged parks %d but caveat present = %v", parks, mergedCaveat)
+	}
+	if s.Waits > rep.LockWaits {
+		t.Errorf("site waits %d > all lock waits %d", s.Waits, rep.LockWaits)
+	}
+}
+
+func TestAnalyzeBudget(t *testing.T) {
+	rep, err := Analyze(bytes.NewReader(readFixture(t, "mutex")), AnalyzeOptions{Budget: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Partial || !strings.Contains(rep.PartialReason, "budget") {
+		t.Errorf("Partial = %v (%q), want partial by budget", rep.Partial, rep.PartialReason)
+	}
+	var b bytes.Buffer
+	rep.WriteText(&b)
+	if !strings.Contains(b.String(), "PARTIAL") {
+		t.Errorf("text does not say partial:\n%s", b.String())
+	}
+}
+
+func TestAnalyzeBadTrace(t *testing.T) {
+	good := readFixture(t, "mutex")
+	newer := bytes.Replace(good[:64:64], []byte("go 1.26 trace"), []byte("go 1.99 trace"), 1)
+	newer = append(newer, good[64:]...)
+	for name, data := range map[string][]byte{
+		"garbage":     []byte("this is not a trace at all, not even close"),
+		"empty":       nil,
+		"newer":       newer,
+		"header only": good[:16],
+	} {
+		t.Run(name, func(t *testing.T) {
+			rep, err := Analyze(bytes.NewReader(data), AnalyzeOptions{Mutex: testMutexProfile(), MutexFraction: 10})
+			if !errors.Is(err, ErrUnreadableTrace) {
+				t.Errorf("err = %v, want ErrUnreadableTrace", err)
+			}
+			if rep == nil {
+				t.Fatal("nil report with the error")
+			}
+			if rep.TraceError == "" || rep.Window != nil {
+				t.Errorf("TraceError = %q, Window = %+v", rep.TraceError, rep.Window)
+			}
+			if !strings.Contains(rep.Headline, "unlockSiteA") || !strings.Contains(rep.Headline, "trace unreadable") {
+				t.Errorf("headline = %q, want the profile's Unlock site and that the trace is unreadable", rep.Headline)
+			}
+		})
+	}
+}
+
+func TestAnalyzeTruncated(t *testing.T) {
+	for _, name := range []string{"mutex", "io", "preblocked"} {
+		data := readFixture(t, name)
+		for _, frac := range []float64{0.1, 0.5, 0.9, 0.999} {
+			cut := data[:int(float64(len(data))*frac)]
+			rep, err := Analyze(bytes.NewReader(cut), AnalyzeOptions{})
+			if rep == nil {
+				t.Fatalf("%s cut at %.0f%%: nil report", name, frac*100)
+			}
+			if err == nil && !rep.Partial {
+				t.Errorf("%s cut at %.1f%%: neither an error nor partial", name, frac*100)
+			}
+			if err := rep.WriteText(new(bytes.Buffer)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+}
+
+// testMutexProfile is a mutex profile delta like the runtime's: Unlock
+// sites, already scaled, and runtime-internal lock samples.
+func testMutexProfile() *profile.Profile {
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "contentions", Unit: "count"}, {Type: "delay", Unit: "nanoseconds"}},
+		PeriodType: &profile.ValueType{Type: "contentions", Unit: "count"},
+		Period:     1,
+	}
+	var id uint64
+	loc := func(fn, file string, line int64) *profile.Location {
+		id++
+		f := &profile.Function{ID: id, Name: fn, SystemName: fn, Filename: file}
+		l := &profile.Location{ID: id, Line: []profile.Line{{Function: f, Line: line}}}
+		p.Function = append(p.Function, f)
+		p.Location = append(p.Location, l)
+		return l
+	}
+	sample := func(count, delay int64, locs ...*profile.Location) {
+		p.Sample = append(p.Sample, &profile.Sample{Location: locs, Value: []int64{count, delay}})
+	}
+	sample(31, int64(3807*time.Millisecond), loc("sync.(*Mutex).Unlock", "/go/src/sync/mutex.go", 65),
+		loc("main.unlockSiteA", "/app/store.go", 140), loc("main.main", "/app/main.go", 10))
+	sample(5, int64(831*time.Millisecond), loc("sync.(*RWMutex).RUnlock", "/go/src/sync/rwmutex.go", 122),
+		loc("main.runlockSite", "/app/index.go", 20))
+	sample(2036, int64(5*time.Millisecond), loc("runtime.unlock", "/go/src/runtime/lock_spinbit.go", 261),
+		loc("runtime.chansend", "/go/src/runtime/chan.go", 300), loc("runtime.chansend1", "/go/src/runtime/chan.go", 161),
+		loc("main.sharedChanSite", "/app/queue.go", 33))
+	return p
+}
+
+func testBlockProfile() *profile.Profile {
+	p := testMutexProfile()
+	p.Sample = p.Sample[:0]
+	var id uint64 = 1000
+	loc := func(fn, file string, line int64) *profile.Location {
+		id++
+		f := &profile.Function{ID: id, Name: fn, SystemName: fn, Filename: file}
+		l := &profile.Location{ID: id, Line: []profile.Line{{Function: f, Line: line}}}
+		p.Function = append(p.Function, f)
+		p.Location = append(p.Location, l)
+		return l
+	}
+	p.Sample = append(p.Sample, &profile.Sample{Value: []int64{31, int64(3751 * time.Millisecond)},
+		Location: []*profile.Location{loc("sync.(*Mutex).Lock", "/go/src/sync/mutex.go", 46), loc("main.lockSiteA", "/app/inventory.go", 88)}})
+	return p
+}
+
+func TestAnalyzeProfilesOnly(t *testing.T) {
+	opts := AnalyzeOptions{Mutex: testMutexProfile(), Block: testBlockProfile(), MutexFraction: 100, BlockRate: 10000,
+		TraceUnavailable: "the host program owns the flight recorder"}
+	rep, err := Analyze(nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := rep.Profiles
+	if ps == nil || len(ps.Holders) == 0 || ps.Holders[0].Func != "main.unlockSiteA" || ps.Holders[0].Op != "Mutex.Unlock" {
+		t.Fatalf("profile holders = %+v", ps)
+	}
+	if len(ps.Waiters) == 0 || ps.Waiters[0].Func != "main.lockSiteA" || ps.Waiters[0].Op != "Mutex.Lock" {
+		t.Errorf("profile waiters = %+v", ps.Waiters)
+	}
+	if len(ps.RuntimeLocks) != 1 || ps.RuntimeLocks[0].Func != "main.sharedChanSite" {
+		t.Errorf("runtime locks = %+v", ps.RuntimeLocks)
+	}
+	for _, want := range []string{"unlockSiteA", "store.go:140", "trace unavailable: the host program owns the flight recorder"} {
+		if !strings.Contains(rep.Headline, want) {
+			t.Errorf("headline %q does not contain %q", rep.Headline, want)
+		}
+	}
+	if f := findFinding(rep, "runtime-lock"); f == nil || !strings.Contains(f.Summary, "sharedChanSite") {
+		t.Errorf("no runtime-lock finding naming sharedChanSite: %+v", rep.Findings)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"trace unavailable", "mutex fraction 1/100", "block rate 10µs", "Unlock", "lockSiteA"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text does not contain %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestAnalyzeProfilesMissing(t *testing.T) {
+	rep, err := Analyze(nil, AnalyzeOptions{Mutex: testMutexProfile(), MutexFraction: 100, TraceUnavailable: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := strings.Join(rep.Profiles.Missing, "\n")
+	if !strings.Contains(missing, "block profile off: set LOCKDIAG_BLOCK_RATE") || !strings.Contains(missing, "trace unavailable: off") {
+		t.Errorf("missing = %q", missing)
+	}
+	rep, _ = Analyze(nil, AnalyzeOptions{})
+	if !strings.Contains(rep.Headline, "nothing to analyze") {
+		t.Errorf("headline with nothing at all = %q", rep.Headline)
+	}
+}
+
+func TestAnalyzeJoinsProfiles(t *testing.T) {
+	// A block profile entry at the fixture's waiter site must be attached
+	// to the trace's site.
+	p := testBlockProfile()
+	p.Sample[0].Location[1].Line[0].Function.Name = "main.mutexWaiterGet"
+	rep := analyzeFixture(t, "mutex", AnalyzeOptions{Block: p, BlockRate: 1})
+	s := rep.Sites[0]
+	rep2 := analyzeFixture(t, "mutex", AnalyzeOptions{})
+	file, line := rep2.Sites[0].File, rep2.Sites[0].Line
+	p.Sample[0].Location[1].Line[0].Function.Filename = file
+	p.Sample[0].Location[1].Line[0].Line = int64(line)
+	rep = analyzeFixture(t, "mutex", AnalyzeOptions{Block: p, BlockRate: 1})
+	s = rep.Sites[0]
+	if s.BlockProfile == nil || !rep.Profiles.Waiters[0].InTrace {
+		t.Errorf("block profile entry at %s:%d not joined: site %+v, waiters %+v", file, line, s.BlockProfile, rep.Profiles.Waiters)
+	}
+}
+
+func TestReportJSON(t *testing.T) {
+	rep := analyzeFixture(t, "io", AnalyzeOptions{Mutex: testMutexProfile(), MutexFraction: 5})
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"headline", "findings", "sites", "window", "profiles", "caveats", "threads", "waits"} {
+		if _, ok := back[k]; !ok {
+			t.Errorf("report.json has no %q", k)
+		}
+	}
+}
+
+func TestWriteTextWidth(t *testing.T) {
+	for _, name := range []string{"mutex", "io", "mixed", "preblocked", "convoy"} {
+		rep := analyzeFixture(t, name, AnalyzeOptions{Mutex: testMutexProfile(), Block: testBlockProfile(), MutexFraction: 10, BlockRate: 1000})
+		var b bytes.Buffer
+		if err := rep.WriteText(&b); err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(b.String(), "\n") {
+			if n := utf8.RuneCountInString(line); n > 100 {
+				t.Errorf("%s line %d is %d columns:\n%s", name, i+1, n, line)
+			}
+		}
+		if !strings.HasPrefix(b.String(), rep.Headline[:20]) {
+			t.Errorf("%s: text does not start with the headline", name)
+		}
+	}
+}
+
+func TestThreadsAreOSThreads(t *testing.T) {
+	rep := analyzeFixture(t, "mutex", AnalyzeOptions{})
+	if len(rep.Threads) == 0 {
+		t.Fatal("no threads")
+	}
+	for _, th := range rep.Threads {
+		if th.Thread <= 0 || th.Goroutine <= 0 || th.State == "" {
+			t.Errorf("thread %+v", th)
+		}
+	}
+}
+
+func TestFmtDur(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{640, "640ns"}, {12300, "12.3µs"}, {20 * time.Microsecond, "20µs"}, {4100 * time.Microsecond, "4.1ms"},
+		{120 * time.Millisecond, "120ms"}, {4120 * time.Millisecond, "4.12s"}, {123 * time.Second, "2m3s"},
+	} {
+		if got := fmtDur(c.d); got != c.want {
+			t.Errorf("fmtDur(%v) = %q, want %q", c.d, got, c.want)
+		}
+	}
+}
+
+func TestHistQuantile(t *testing.T) {
+	var h hist
+	for i := 1; i <= 1000; i++ {
+		h.add(int64(i) * int64(time.Microsecond))
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}} {
+		got := h.quantile(c.q, int64(time.Millisecond))
+		if d := float64(got-c.want) / float64(c.want); d > 0.07 || d < -0.07 {
+			t.Errorf("quantile(%v) = %v, want %v within 7%%", c.q, got, c.want)
+		}
+	}
+}
