@@ -224,6 +224,8 @@ type ruleState struct {
 	// how much time of observations it has learned from.
 	sum, weight float64
 	learned     time.Duration
+	decayGap    time.Duration // gap of decay, cached: samples are evenly spaced
+	decay       float64
 
 	aboveSince time.Time // start of the run above the threshold
 	belowSince time.Time // start of the run below the clear level
@@ -363,9 +365,12 @@ func (e *Engine) learn(rs *ruleState, v float64, gap time.Duration) {
 	if !rs.rule.IsBaseline() {
 		return
 	}
-	d := math.Exp(-gap.Seconds() / e.cfg.BaselineWindow.Seconds())
-	rs.sum = rs.sum*d + v
-	rs.weight = rs.weight*d + 1
+	if gap != rs.decayGap || rs.decay == 0 {
+		rs.decayGap = gap
+		rs.decay = math.Exp(-gap.Seconds() / e.cfg.BaselineWindow.Seconds())
+	}
+	rs.sum = rs.sum*rs.decay + v
+	rs.weight = rs.weight*rs.decay + 1
 	rs.learned += gap
 }
 
