@@ -106,7 +106,9 @@ func formatNumber(v float64) string {
 // Every signal must be one of signals; if signals is nil, any identifier
 // is accepted. Errors start with "rules:" and say which rule, at which
 // column (byte offset + 1, or line and column if text has several lines),
-// what was expected and what was found instead. Parse never panics.
+// what was expected and what was found instead. Texts longer than
+// [MaxInput] and texts with more than [MaxRules] rules are errors. Parse
+// never panics.
 func Parse(text string, signals []string) ([]Rule, error) {
 	if len(text) > MaxInput {
 		return nil, fmt.Errorf("rules: text is %d bytes long, the limit is %d", len(text), MaxInput)
@@ -154,7 +156,11 @@ func (t token) found() string {
 	case tokEOF:
 		return "end of input"
 	}
-	s := t.text
+	return quote(t.text)
+}
+
+// quote quotes s for an error message, cut after 32 bytes.
+func quote(s string) string {
 	if len(s) > 32 {
 		return strconv.Quote(s[:32]) + "..."
 	}
@@ -241,7 +247,7 @@ func (p *parser) rule(first token) (Rule, error) {
 		return r, p.errorf(first, "expected a signal name, found %s", first.found())
 	}
 	if p.signals != nil && !contains(p.signals, first.text) {
-		return r, p.errorf(first, "unknown signal %q (known signals: %s)", first.text, strings.Join(p.signals, ", "))
+		return r, p.errorf(first, "unknown signal %s (known signals: %s)", quote(first.text), strings.Join(p.signals, ", "))
 	}
 	r.Signal = first.text
 
@@ -252,7 +258,7 @@ func (p *parser) rule(first token) (Rule, error) {
 	case op.kind == tokOp && op.text == ">=":
 		r.Op = GreaterEqual
 	default:
-		return r, p.errorf(op, "expected \">\" or \">=\" after %q, found %s", r.Signal, op.found())
+		return r, p.errorf(op, "expected \">\" or \">=\" after %s, found %s", quote(r.Signal), op.found())
 	}
 
 	val := p.next()
@@ -263,12 +269,12 @@ func (p *parser) rule(first token) (Rule, error) {
 	after := val.text
 	if isFactor {
 		if v < 1 {
-			return r, p.errorf(val, "the factor %s must be at least 1", val.text)
+			return r, p.errorf(val, "the factor %s must be at least 1", quote(val.text))
 		}
 		r.Factor = v
 		tok := p.next()
 		if tok.kind != tokWord || tok.text != "baseline" {
-			return r, p.errorf(tok, "expected \"baseline\" after %q, found %s", val.text, tok.found())
+			return r, p.errorf(tok, "expected \"baseline\" after %s, found %s", quote(val.text), tok.found())
 		}
 		after = "baseline"
 	} else {
@@ -305,7 +311,7 @@ func (p *parser) rule(first token) (Rule, error) {
 		case isFactor && !sawMin:
 			expect = `"min", "for", ";" or end of input`
 		}
-		return r, p.errorf(tok, "expected %s after %q, found %s", expect, after, tok.found())
+		return r, p.errorf(tok, "expected %s after %s, found %s", expect, quote(after), tok.found())
 	}
 	return r, nil
 }
