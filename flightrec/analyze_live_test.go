@@ -1,0 +1,200 @@
+package flightrec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+)
+
+type liveStore struct {
+	mu sync.Mutex
+	n  int
+}
+
+//go:noinline
+func liveWaiterLock(s *liveStore) {
+	s.mu.Lock()
+	s.n++
+	s.mu.Unlock()
+}
+
+//go:noinline
+func liveHolderCritical(s *liveStore) {
+	s.mu.Lock()
+	end := time.Now().Add(300 * time.Microsecond)
+	for time.Now().Before(end) {
+		s.n++
+	}
+	s.mu.Unlock()
+}
+
+func readProfile(t *testing.T, name string) *profile.Profile {
+	t.Helper()
+	var b bytes.Buffer
+	if err := pprof.Lookup(name).WriteTo(&b, 0); err != nil {
+		t.Fatal(err)
+	}
+	p, err := profile.Parse(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func profileDelta(t *testing.T, before, after *profile.Profile) *profile.Profile {
+	t.Helper()
+	neg := before.Copy()
+	neg.Scale(-1)
+	d, err := profile.Merge([]*profile.Profile{after, neg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestAnalyzeLive runs contention under the process's flight recorder,
+// snapshots it and checks that the analysis names the fixture functions
+// as the lock site and the holder, and joins the profiles with them.
+func TestAnalyzeLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("live contention for about half a second")
+	}
+	if trace.IsEnabled() {
+		t.Skip("tracing is already enabled (go test -trace?)")
+	}
+	rec := New(Config{MinAge: time.Second})
+	if err := rec.Start(); err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			t.Skipf("flight recorder unavailable: %v", err)
+		}
+		t.Fatal(err)
+	}
+	defer rec.Stop()
+	prevFrac := runtime.SetMutexProfileFraction(1)
+	runtime.SetBlockProfileRate(1)
+	t.Cleanup(func() {
+		runtime.SetMutexProfileFraction(prevFrac)
+		runtime.SetBlockProfileRate(0)
+	})
+	mutex0, block0 := readProfile(t, "mutex"), readProfile(t, "block")
+
+	s := &liveStore{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				liveWaiterLock(s)
+				time.Sleep(50 * time.Microsecond)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			liveHolderCritical(s)
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	time.Sleep(400 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	data, err := rec.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutex, block := profileDelta(t, mutex0, readProfile(t, "mutex")), profileDelta(t, block0, readProfile(t, "block"))
+	rep, err := Analyze(bytes.NewReader(data), AnalyzeOptions{Mutex: mutex, Block: block, MutexFraction: 1, BlockRate: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("report:\n%s", text.String())
+		}
+	})
+
+	site := findSite(rep, "Mutex.Lock", ".liveWaiterLock")
+	if site == nil {
+		t.Fatalf("no Mutex.Lock site at liveWaiterLock; sites: %+v", rep.Sites)
+	}
+	if h := site.Holders[0]; !strings.HasSuffix(h.Func, ".liveHolderCritical") || h.Op != "Mutex.Unlock" {
+		t.Errorf("top holder = %s in %s, want Mutex.Unlock in liveHolderCritical", h.Op, h.Func)
+	}
+	if !strings.Contains(rep.Headline, "liveWaiterLock") || !strings.Contains(rep.Headline, "liveHolderCritical") {
+		t.Errorf("headline = %q", rep.Headline)
+	}
+
+	// The mutex profile's Unlock site is the trace's holder, the block
+	// profile's wait site the trace's site.
+	var holder *Holder
+	for i := range site.Holders {
+		if strings.HasSuffix(site.Holders[i].Func, ".liveHolderCritical") {
+			holder = &site.Holders[i]
+		}
+	}
+	if holder == nil || holder.MutexProfile == nil {
+		t.Errorf("mutex profile not joined to the holder: %+v; profile holders %+v", holder, rep.Profiles.Holders)
+	}
+	if site.BlockProfile == nil {
+		t.Fatalf("block profile not joined to the site; profile waiters %+v", rep.Profiles.Waiters)
+	}
+	// With block rate 1 the block profile sees every park at the site, as
+	// the trace does: their totals agree.
+	ratio := float64(site.Total) / float64(site.BlockProfile.Delay)
+	t.Logf("site %s: trace %v in %d waits, block profile %v in %d; ratio %.3f",
+		site.Func, site.Total, site.Waits, site.BlockProfile.Delay, site.BlockProfile.Count, ratio)
+	if ratio < 0.75 || ratio > 1.25 {
+		t.Errorf("trace total %v and block profile %v differ by more than 25%%", site.Total, site.BlockProfile.Delay)
+	}
+
+	if runtime.GOOS == "linux" {
+		// Trace thread IDs are kernel thread IDs: the process's threads
+		// seen in the window still exist (Go rarely exits threads).
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Skipf("no /proc/self/task: %v", err)
+		}
+		live := map[int64]bool{}
+		for _, e := range tasks {
+			id, _ := strconv.ParseInt(e.Name(), 10, 64)
+			live[id] = true
+		}
+		found := 0
+		for _, th := range rep.Threads {
+			if live[th.Thread] {
+				found++
+			}
+		}
+		if found == 0 || found*2 < len(rep.Threads) {
+			t.Errorf("only %d of %d trace thread IDs are in /proc/self/task (%d tasks)", found, len(rep.Threads), len(tasks))
+		}
+	}
+}
