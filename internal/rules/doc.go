@@ -66,8 +66,8 @@ package rules
 // service (16 goroutines, max 0.31 in 30s) never breaches; a spike of 32
 // goroutines on a 1ms critical section breaches within 200ms of its
 // onset; a service that allocates inside a lock shared by 64 goroutines
-// (mean 1.5, bursts of 20 to 85 for one or two samples at each GC) breaches
-// about twice a minute, which cooldown and budget turn into at most one
+// (mean 1.5, bursts of 20 to 85 for one or two samples at each GC)
+// breached twice in 30s, which cooldown and budget turn into at most one
 // snapshot a minute and ten an hour. Not caught: a lock held for less than
 // 2s, whose waiters show in mutex_wait only as one sample at its release.
 const DefaultRules = "mutex_wait > 4x baseline min 1 for 100ms; lock_waiters > 4x baseline min 16 for 2s"
