@@ -77,15 +77,16 @@ type Config struct {
 	// are used. If "off", no rule is evaluated.
 	Rules string
 
-	// Warmup is how long after Start no rule triggers. If zero, 10s.
+	// Warmup is how long after Start no rule triggers. If zero, 10s. If
+	// negative, none.
 	Warmup time.Duration
 
 	// Cooldown is the least time between two automatic snapshots of one
-	// rule. If zero, 1 minute.
+	// rule. If zero, 1 minute. If negative, none.
 	Cooldown time.Duration
 
 	// Budget is the most automatic snapshots in any hour, across rules.
-	// If zero, 10.
+	// If zero, 10. If negative, no limit.
 	Budget int
 
 	// WallProfile is how long the wall-clock profile (fgprof) of an
@@ -275,17 +276,8 @@ func (c Config) validate() error {
 	if c.MemoryMaxBytes < 0 {
 		bad("MemoryMaxBytes", "negative (%d)", c.MemoryMaxBytes)
 	}
-	if c.Budget < 0 {
-		bad("Budget", "negative (%d)", c.Budget)
-	}
 	if c.GoroutineGuard < 0 {
 		bad("GoroutineGuard", "negative (%d)", c.GoroutineGuard)
-	}
-	if c.Cooldown < 0 {
-		bad("Cooldown", "negative (%v)", c.Cooldown)
-	}
-	if c.Warmup < 0 {
-		bad("Warmup", "negative (%v)", c.Warmup)
 	}
 	if c.AnalysisBudget < 0 {
 		bad("AnalysisBudget", "negative (%v)", c.AnalysisBudget)

@@ -264,7 +264,7 @@ func (m *Monitor) tick(ctx context.Context, now time.Time) {
 		sc := s
 		m.events.publish(Event{Type: EventSample, Time: now, Sample: &sc})
 	}
-	m.evaluate(ctx, s)
+	m.evaluate(s)
 }
 
 func (m *Monitor) scanWaiters(now time.Time, goroutines float64) {

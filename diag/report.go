@@ -65,7 +65,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	p("trigger: %s\n", r.Trigger)
 	p("window:  %s to %s (%v)\n", r.WindowStart.UTC().Format("15:04:05.000"), r.WindowEnd.UTC().Format("15:04:05.000"), r.WindowEnd.Sub(r.WindowStart).Round(time.Millisecond))
 	p("trace:   %s\n\n", r.Trace)
-	p("%s\n\n", r.Headline)
+	if r.Analysis == nil || r.Headline != r.Analysis.Headline {
+		// The analysis prints its own headline first.
+		p("%s\n\n", r.Headline)
+	}
 
 	if r.Analysis != nil {
 		if err := r.Analysis.WriteText(bw); err != nil {

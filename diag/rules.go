@@ -1,18 +1,147 @@
 package diag
 
 import (
-	"context"
+	"fmt"
+	"sync"
+
+	"github.com/lockdiag/lockdiag/internal/rules"
 )
 
-// DefaultRules are the rules used when Config.Rules is empty.
-const DefaultRules = "mutex_wait > 4x baseline min 1 for 100ms; lock_waiters > 4x baseline min 16 for 2s"
+// DefaultRules are the rules used when [Config.Rules] is empty:
+//
+//   - mutex_wait > 4x baseline min 1 for 100ms: lock wait jumps to four
+//     times its usual level and to at least one goroutine blocked on average,
+//     in two samples in a row. A healthy service sits near 0; a spike is tens.
+//   - lock_waiters > 4x baseline min 16 for 2s: more than 16 goroutines stay
+//     parked on locks for three scans in a row: a lock held and stuck, which
+//     mutex_wait cannot see until it is released.
+//
+// The rule language:
+//
+//	SIGNAL > THRESHOLD [for DURATION]
+//	SIGNAL > FACTORx baseline [min FLOOR] [for DURATION]
+//
+// with >= allowed for >, several rules separated by ';', thresholds as
+// numbers or Go durations (which mean seconds: sched_latency_p99 > 5ms), and
+// SIGNAL one of the names of [Signals].
+const DefaultRules = rules.DefaultRules
 
-type ruleSet struct{}
+// parseRules reads rules in the rule language; "off" is no rules.
+func parseRules(text string) ([]rules.Rule, error) {
+	if text == RulesOff {
+		return nil, nil
+	}
+	return rules.Parse(text, SignalNames())
+}
 
-func newRuleSet(cfg Config) (*ruleSet, error)             { return &ruleSet{}, nil }
-func (r *ruleSet) reset()                                 {}
-func (m *Monitor) evaluate(ctx context.Context, s Sample) {}
+// ruleSet owns the rule engine of a monitor.
+type ruleSet struct {
+	rules []rules.Rule
+	cfg   rules.Config
+	mu    sync.Mutex
+	eng   *rules.Engine
+	index map[string]Signal
+}
 
-func (r *ruleSet) status() []RuleStatus { return nil }
+func newRuleSet(cfg Config) (*ruleSet, error) {
+	rs, err := parseRules(cfg.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("diag: Config.Rules: %w", err)
+	}
+	r := &ruleSet{
+		rules: rs,
+		cfg: rules.Config{
+			Warmup:   cfg.Warmup,
+			Cooldown: cfg.Cooldown,
+			Budget:   cfg.Budget,
+		},
+		index: make(map[string]Signal),
+	}
+	for _, s := range Signals() {
+		r.index[s.String()] = s
+	}
+	r.reset()
+	return r, nil
+}
 
-func parseRules(s string) (any, error) { return nil, nil }
+// reset starts over: warm-up, baselines, cooldowns and budget.
+func (r *ruleSet) reset() {
+	r.mu.Lock()
+	r.eng = rules.NewEngine(r.rules, r.cfg)
+	r.mu.Unlock()
+}
+
+func (r *ruleSet) engine() *rules.Engine {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.eng
+}
+
+func (r *ruleSet) status() []RuleStatus {
+	states := r.engine().States()
+	out := make([]RuleStatus, 0, len(states))
+	for _, s := range states {
+		rs := RuleStatus{
+			Rule:       s.Text,
+			State:      string(s.Phase),
+			Value:      s.Value,
+			Threshold:  s.Threshold,
+			Baseline:   s.Baseline,
+			Since:      s.Since,
+			LastBreach: s.LastBreach,
+		}
+		if !s.CooldownUntil.IsZero() {
+			rs.Note = "cooldown until " + s.CooldownUntil.Format("15:04:05")
+		}
+		out = append(out, rs)
+	}
+	return out
+}
+
+// evaluate runs the rules over a new sample and acts on what they say:
+// events to subscribers and the log, and a snapshot per episode.
+func (m *Monitor) evaluate(s Sample) {
+	if len(m.rules.rules) == 0 {
+		return
+	}
+	evs := m.rules.engine().Observe(s.Time, func(name string) (float64, bool) {
+		sig, ok := m.rules.index[name]
+		if !ok {
+			return 0, false
+		}
+		return s.Get(sig)
+	})
+	for _, ev := range evs {
+		b := &Breach{
+			Rule:      ev.Text,
+			Signal:    m.rules.rules[ev.Rule].Signal,
+			Value:     ev.Value,
+			Threshold: ev.Threshold,
+			Baseline:  ev.Baseline,
+			Snapshot:  ev.Snapshot,
+		}
+		switch ev.Kind {
+		case rules.Breach:
+			m.events.publish(Event{Type: EventBreach, Time: ev.Time, Breach: b})
+			m.log.Warn("diag: lock-wait rule breached", "rule", ev.Text, "value", formatValue(ev.Value), "threshold", formatValue(ev.Threshold))
+			if !ev.Snapshot {
+				m.events.publish(Event{Type: EventSnapshotSkipped, Time: ev.Time, Breach: b, Reason: ev.SkipReason})
+				m.log.Info("diag: no snapshot for this breach", "rule", ev.Text, "reason", ev.SkipReason)
+				continue
+			}
+			wall := max(m.cfg.WallProfile, 0)
+			_, joined, err := m.startSnapshot(Trigger{Kind: "rule", Time: ev.Time, Breach: b}, wall)
+			switch {
+			case err != nil:
+				m.events.publish(Event{Type: EventSnapshotSkipped, Time: ev.Time, Breach: b, Reason: err.Error()})
+			case joined:
+				reason := "a snapshot was already being taken; this breach shares it"
+				m.events.publish(Event{Type: EventSnapshotSkipped, Time: ev.Time, Breach: b, Reason: reason})
+			}
+		case rules.Recovered:
+			b.Peak, b.Duration = ev.Peak, ev.Duration
+			m.events.publish(Event{Type: EventRecovered, Time: ev.Time, Breach: b})
+			m.log.Info("diag: lock-wait rule recovered", "rule", ev.Text, "peak", formatValue(ev.Peak), "after", ev.Duration)
+		}
+	}
+}
