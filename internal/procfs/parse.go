@@ -77,47 +77,77 @@ type statusFields struct {
 	haveVol, haveInv bool
 }
 
-// parseStatus reads the Name, State and *_ctxt_switches lines.
+// parseStatus reads the Name, State and *_ctxt_switches lines. The kernel
+// writes Name and State first and the two counters last, so it looks there
+// before scanning every line.
 func parseStatus(b []byte) (st statusFields, err error) {
+	// Fast path: the first two lines and the last two.
+	rest := b
+	for range 3 {
+		line, r, _ := bytes.Cut(rest, []byte{'\n'})
+		rest = r
+		if statusLine(&st, line) != nil {
+			break
+		}
+	}
+	last := bytes.TrimRight(b, "\n")
+	for range 2 {
+		i := bytes.LastIndexByte(last, '\n')
+		line := last[i+1:]
+		if i < 0 {
+			last = nil
+		} else {
+			last = last[:i]
+		}
+		if statusLine(&st, line) != nil {
+			break
+		}
+	}
+	if st.haveVol && st.haveInv && st.state != 0 {
+		return st, nil
+	}
+	st = statusFields{}
 	for len(b) > 0 {
 		var line []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			line, b = b, nil
-		}
-		key, val, ok := bytes.Cut(line, []byte{':'})
-		if !ok {
-			continue
-		}
-		val = bytes.TrimSpace(val)
-		switch string(key) {
-		case "Name":
-			st.name = val
-		case "State":
-			if len(val) > 0 {
-				st.state = val[0]
-			}
-		case "voluntary_ctxt_switches":
-			v, ok := parseDec(val)
-			if !ok {
-				err = errStatusNumber
-				continue
-			}
-			st.voluntary, st.haveVol = v, true
-		case "nonvoluntary_ctxt_switches":
-			v, ok := parseDec(val)
-			if !ok {
-				err = errStatusNumber
-				continue
-			}
-			st.invol, st.haveInv = v, true
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		if e := statusLine(&st, line); e != nil {
+			err = e
 		}
 	}
 	if err == nil && (!st.haveVol || !st.haveInv) {
 		err = errStatusCtxt
 	}
 	return st, err
+}
+
+// statusLine stores the value of one status line if it is one we want.
+func statusLine(st *statusFields, line []byte) error {
+	key, val, ok := bytes.Cut(line, []byte{':'})
+	if !ok {
+		return nil
+	}
+	val = bytes.TrimSpace(val)
+	switch string(key) {
+	case "Name":
+		st.name = val
+	case "State":
+		if len(val) > 0 {
+			st.state = val[0]
+		}
+	case "voluntary_ctxt_switches":
+		v, ok := parseDec(val)
+		if !ok {
+			return errStatusNumber
+		}
+		st.voluntary, st.haveVol = v, true
+	case "nonvoluntary_ctxt_switches":
+		v, ok := parseDec(val)
+		if !ok {
+			return errStatusNumber
+		}
+		st.invol, st.haveInv = v, true
+	}
+	return nil
 }
 
 // parseSchedstat parses "cpu_ns run_delay_ns timeslices".

@@ -396,33 +396,13 @@ func (s *Scanner) readFiles(tk *task, row *Thread) (ok, gone bool) {
 		}
 	}
 
-	// syscall
-	b, gone, err = s.pread(tk, fileSyscall)
-	if gone {
+	// A thread in state R is on a CPU or runnable: its syscall file says
+	// "running" and its wchan "0" (the kernel reports neither for a
+	// runnable task), so they are not read.
+	if row.State == "R" && row.have&haveStat != 0 {
+		decodeSyscall(row, syscallFields{running: true, nr: -1}, s.tab)
+	} else if !s.readSyscallWchan(tk, row, &errs) {
 		return false, true
-	}
-	if err != nil {
-		fail("syscall", err)
-	} else {
-		sc, perr := parseSyscall(b)
-		decodeSyscall(row, sc, s.tab)
-		if perr != nil {
-			errs = append(errs, perr.Error())
-		}
-	}
-
-	// wchan
-	b, gone, err = s.pread(tk, fileWchan)
-	if gone {
-		return false, true
-	}
-	if err != nil {
-		fail("wchan", err)
-	} else if w := parseWchan(b); w != nil {
-		if string(w) != tk.wchan {
-			tk.wchan = string(w)
-		}
-		row.Wchan = tk.wchan
 	}
 
 	// schedstat
@@ -460,3 +440,37 @@ func stateString(c byte) string {
 }
 
 func joinErrs(errs []string) string { return strings.Join(errs, "; ") }
+
+// readSyscallWchan reads the syscall and wchan files into row. It returns
+// false when the thread has exited.
+func (s *Scanner) readSyscallWchan(tk *task, row *Thread, errs *[]string) bool {
+	b, gone, err := s.pread(tk, fileSyscall)
+	if gone {
+		return false
+	}
+	if err != nil {
+		*errs = append(*errs, "syscall: "+err.Error())
+	} else {
+		sc, perr := parseSyscall(b)
+		decodeSyscall(row, sc, s.tab)
+		if perr != nil {
+			*errs = append(*errs, perr.Error())
+		}
+	}
+
+	// wchan
+	b, gone, err = s.pread(tk, fileWchan)
+	if gone {
+		return false
+	}
+	if err != nil {
+		*errs = append(*errs, "wchan: "+err.Error())
+	} else if w := parseWchan(b); w != nil {
+		if string(w) != tk.wchan {
+			tk.wchan = string(w)
+		}
+		row.Wchan = tk.wchan
+	}
+
+	return true
+}
