@@ -160,31 +160,41 @@ func TestLiveNoFDLeak(t *testing.T) {
 // read (ESRCH from pread) is dropped without an error.
 func TestLiveThreadExitsMidScan(t *testing.T) {
 	// A goroutine that exits while locked takes its thread with it, except
-	// on the main thread, which the runtime keeps: retry until the goroutine
-	// lands elsewhere.
+	// on the main thread, which the runtime keeps. If the goroutine lands on
+	// the main thread, it stays there, locked, until the test ends, so that
+	// the next one cannot.
+	release := make(chan struct{})
+	var holders sync.WaitGroup
+	defer func() {
+		close(release)
+		holders.Wait()
+	}()
 	var tid int
 	var exit, done chan struct{}
-	for range 100 {
+	for range 3 {
 		tids := make(chan int)
 		exit, done = make(chan struct{}), make(chan struct{})
+		holders.Add(1)
 		go func(exit, done chan struct{}) {
 			defer close(done)
 			runtime.LockOSThread()
 			id := syscall.Gettid()
 			tids <- id
 			if id == syscall.Getpid() {
+				defer holders.Done()
+				<-release
 				runtime.UnlockOSThread()
 				return
 			}
+			holders.Done()
 			<-exit // never unlocked: the thread exits with the goroutine
 		}(exit, done)
 		if tid = <-tids; tid != syscall.Getpid() {
 			break
 		}
-		<-done
 	}
 	if tid == syscall.Getpid() {
-		t.Skip("could not get a goroutine off the main thread")
+		t.Fatal("could not get a goroutine off the main thread")
 	}
 	s, err := NewScanner("/proc/self")
 	if err != nil {
