@@ -12,9 +12,10 @@ func BenchmarkScan(b *testing.B) {
 }
 
 // BenchmarkScanOpenClose is the comparison: every file is opened, read and
-// closed on every scan.
+// closed on every scan. (Threads created by BenchmarkScan stay as idle Ms,
+// so only the 50-thread case is measured; the "threads" metric shows the
+// count.)
 func BenchmarkScanOpenClose(b *testing.B) {
-	b.Run("self", func(b *testing.B) { benchScan(b, 0, true) })
 	b.Run("threads=50", func(b *testing.B) { benchScan(b, 50, true) })
 }
 

@@ -46,6 +46,22 @@ func decodeSyscall(t *Thread, sc syscallFields, tab *sysTable) {
 	}
 }
 
+// waitExplained reports whether t's system call alone says what it waits
+// for (a decoded futex call, epoll, nanosleep), so that wchan adds nothing.
+func waitExplained(t *Thread) bool {
+	if t.have&haveSyscall == 0 {
+		return false
+	}
+	if t.Syscall == "futex" {
+		return t.Futex.Cmd != ""
+	}
+	switch t.Syscall {
+	case "epoll_wait", "epoll_pwait", "epoll_pwait2", "nanosleep", "clock_nanosleep":
+		return true
+	}
+	return false
+}
+
 // isFutexWait reports whether t is blocked waiting on a futex word.
 func isFutexWait(t *Thread) bool {
 	return t.Syscall == "futex" && t.Futex.Cmd != "" &&

@@ -158,7 +158,11 @@ type Thread struct {
 	SP    uint64    `json:"sp,omitzero"`
 	PC    uint64    `json:"pc,omitzero"`
 	Futex Futex     `json:"futex,omitzero"`
-	// Wchan is the kernel function the thread sleeps in, "" if none.
+	// Wchan is the kernel function the thread sleeps in, "" if none. It
+	// is not read for runnable threads and for futex, epoll and nanosleep
+	// waits, where the system call says all it would (futex_do_wait,
+	// do_epoll_wait, hrtimer_nanosleep); that saves about 1.5 µs per
+	// thread.
 	Wchan string `json:"wchan,omitempty"`
 
 	// UserSeconds and SystemSeconds are the CPU time from stat (clock

@@ -135,7 +135,7 @@ func TestScanClasses(t *testing.T) {
 	}
 	r := rows[103]
 	wantFutex := Futex{Op: 0x80, Cmd: "wait", Uaddr: fxMutex, Val: 2, Waiters: 2}
-	if r.Futex != wantFutex || r.SyscallNr != 202 || r.Wchan != "futex_do_wait" {
+	if r.Futex != wantFutex || r.SyscallNr != 202 || r.Wchan != "" {
 		t.Errorf("tid 103: futex %+v nr %d wchan %q; want %+v", r.Futex, r.SyscallNr, r.Wchan, wantFutex)
 	}
 	if f := rows[106].Futex; f.Cmd != "wait_bitset" || !f.Timeout || f.Op != 0x189 {
@@ -147,7 +147,12 @@ func TestScanClasses(t *testing.T) {
 	if f := rows[102].Futex; f.Waiters != 1 || f.Val != 0xffffffff {
 		t.Errorf("tid 102: futex %+v", f)
 	}
-	if r := rows[111]; r.SyscallNr != -1 || r.SP != 0x7ffd8af10b20 || r.PC != 0x401100 || r.State != "D" {
+	// wchan is read where the system call does not explain the wait.
+	if r := rows[109]; r.Wchan != "pipe_read" {
+		t.Errorf("tid 109: wchan %q", r.Wchan)
+	}
+	if r := rows[111]; r.SyscallNr != -1 || r.SP != 0x7ffd8af10b20 || r.PC != 0x401100 || r.State != "D" ||
+		r.Wchan != "folio_wait_bit_common" {
 		t.Errorf("tid 111: %+v", r)
 	}
 	if r := rows[109]; r.Args != [6]uint64{0x6, 0xacc8bf9a400, 0x200} || r.PC != 0x4094ce {
@@ -201,7 +206,7 @@ func TestScanMalformed(t *testing.T) {
 		{201, []string{"syscall: malformed"}, "badsys", "S", ClassOther, ""},
 		{202, []string{"stat: no (comm) field"}, "fromstatus", "D", ClassSyscall, "read"},
 		{203, []string{"status: malformed number", "schedstat: malformed"}, "badcounters", "S", ClassSleeping, "nanosleep"},
-		{204, []string{"wchan: no such file or directory"}, "nowchan", "S", ClassNetpoller, "epoll_pwait"},
+		{204, []string{"wchan: no such file or directory"}, "nowchan", "S", ClassSyscall, "read"},
 		// comm runs from the first '(' to the last ')'.
 		{205, []string{"stat:", "status:", "syscall:", "schedstat:"}, "\x01 ", "x", ClassOther, ""},
 		{206, []string{"syscall: malformed"}, "shortfutex", "S", ClassOther, "futex"},
