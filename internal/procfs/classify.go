@@ -170,7 +170,7 @@ func finish(s *Scan, ratesValid bool, interval float64) {
 		}
 	}
 	s.Summary = sum
-	s.SharedFutexes = s.SharedFutexes[:0]
+	s.SharedFutexes = []SharedFutex{} // [] rather than null in JSON
 	for addr, tids := range waiters {
 		if len(tids) >= 2 {
 			s.SharedFutexes = append(s.SharedFutexes, SharedFutex{Uaddr: addr, Threads: len(tids), TIDs: tids})

@@ -9,7 +9,8 @@ import (
 // /proc can tell. The zero value is [ClassOther].
 type Class uint8
 
-// The classes, in the order reports list them.
+// The classes. Reports list them starting with running and the two lock
+// classes, ClassOther last.
 const (
 	// ClassOther is a thread whose activity could not be told: not in a
 	// system call (for example a page fault), or /proc did not say.

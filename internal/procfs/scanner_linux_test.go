@@ -530,3 +530,32 @@ func TestAppendDirentTIDs(t *testing.T) {
 		t.Errorf("got %v, want [4820 4821]", got)
 	}
 }
+
+// Beyond the descriptor budget, threads are read with open/read/close and
+// give the same rows.
+func TestScanDescriptorBudget(t *testing.T) {
+	now := t0
+	full := fixtureScanner(t, filepath.Join("testdata", "proc", "classes"), &now)
+	capped := fixtureScanner(t, filepath.Join("testdata", "proc", "classes"), &now)
+	capped.maxKept = 2
+	for range 3 {
+		want, err := full.Scan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := capped.Scan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("capped scan differs:\n got %+v\nwant %+v", got, want)
+		}
+		if n := openFDs(capped); n != 10 {
+			t.Errorf("capped scanner holds %d descriptors, want 10", n)
+		}
+		if capped.kept != 2 {
+			t.Errorf("kept = %d, want 2", capped.kept)
+		}
+		now = now.Add(time.Second)
+	}
+}
