@@ -7,8 +7,9 @@ import (
 )
 
 // decodeSyscall fills the system call fields of t from a parsed syscall
-// file. complete is false when the file was malformed; whatever was parsed
-// is still used when it is enough to name the call.
+// file. From a malformed file, whatever was parsed is used: the number
+// names the call, and a futex call is decoded only if its first four
+// arguments were there.
 func decodeSyscall(t *Thread, sc syscallFields, tab *sysTable) {
 	t.SyscallNr = -1
 	switch {

@@ -217,3 +217,11 @@ func FuzzParsers(f *testing.F) {
 		}
 	})
 }
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{"app": "app", "my (weird) name": "my (weird) name", "a\tb\x00\xff": "a?b??", "é": "é"} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

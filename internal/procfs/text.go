@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Limits on the lists in the text report.
@@ -77,7 +79,7 @@ func (s *Scan) writeText(w *errWriter) {
 	if len(errRows) > 0 {
 		fmt.Fprintf(w, "\nThreads whose files could not be fully read: %d\n", len(errRows))
 		for _, t := range errRows[:min(len(errRows), maxErrRows)] {
-			fmt.Fprintf(w, "  tid %d: %s\n", t.TID, t.Err)
+			fmt.Fprintf(w, "  tid %d: %s\n", t.TID, printable(t.Err))
 		}
 		if len(errRows) > maxErrRows {
 			fmt.Fprintf(w, "  ... and %d more\n", len(errRows)-maxErrRows)
@@ -104,7 +106,7 @@ func (s *Scan) writeLockWaiters(w *errWriter) {
 		fmt.Fprintln(tw, "  TID\tNAME\tCLASS\tFUTEX\tWAITERS ON WORD")
 		for _, t := range rows[:min(len(rows), maxLockRows)] {
 			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s uaddr=%#x val=%#x\t%d\n",
-				t.TID, t.Name, t.Class, t.Futex.Cmd, t.Futex.Uaddr, t.Futex.Val, t.Futex.Waiters)
+				t.TID, printable(t.Name), t.Class, t.Futex.Cmd, t.Futex.Uaddr, t.Futex.Val, t.Futex.Waiters)
 		}
 		tw.Flush()
 		if len(rows) > maxLockRows {
@@ -142,7 +144,7 @@ func (s *Scan) writeRunDelay(w *errWriter) {
 	fmt.Fprintln(tw, "  TID\tNAME\tCLASS\tRUN DELAY\tVOL CS/s\tINVOL CS/s")
 	for _, t := range rows[:min(len(rows), maxRunDelayRows)] {
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%.1f ms/s\t%.0f\t%.0f\n",
-			t.TID, t.Name, t.Class, t.RunDelayPerSec*1e3, t.VoluntaryPerSec, t.InvoluntaryPerSec)
+			t.TID, printable(t.Name), t.Class, t.RunDelayPerSec*1e3, t.VoluntaryPerSec, t.InvoluntaryPerSec)
 	}
 	tw.Flush()
 	if rows[0].RunDelayPerSec < 0.1 {
@@ -164,6 +166,28 @@ func joinTIDs(tids []int, limit int) string {
 		b.WriteString(strconv.Itoa(t))
 	}
 	return b.String()
+}
+
+// printable replaces control characters and invalid UTF-8 in s (a thread
+// name is whatever the program set) so that they cannot garble a terminal
+// or the table layout.
+func printable(s string) string {
+	ok := true
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // errWriter remembers the first write error and drops later writes.
