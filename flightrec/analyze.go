@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/google/pprof/profile"
@@ -97,7 +98,9 @@ var ErrUnreadableTrace = errors.New("flightrec: unreadable trace")
 // goroutines, not by its number of events: waits are aggregated as they
 // are read, and only the longest ones are kept individually.
 //
-// Analyze is safe for concurrent use; it does not start goroutines.
+// Analyze is safe for concurrent use. With GOMAXPROCS above 1 it parses
+// in a second goroutine while it analyzes, and waits for it to exit before
+// it returns.
 func Analyze(trace io.Reader, opts AnalyzeOptions) (*Report, error) {
 	opts = opts.withDefaults()
 	rep := &Report{TraceUnavailable: opts.TraceUnavailable, Findings: []Finding{}, Sites: []Site{}}
@@ -247,6 +250,7 @@ type gstate struct {
 	sysStart  int64
 	sysStack  *stackInfo
 	lastStack *stackInfo
+	rawStack  trace.Stack // a later stack than lastStack, not looked at yet
 	thread    *threadRec
 }
 
@@ -300,10 +304,11 @@ func (h *waitHeap) offer(w waitRec, keep int) {
 type analyzer struct {
 	opts AnalyzeOptions
 
-	stacks  map[trace.Stack]*stackInfo // this generation's stacks
-	byPCs   map[string]*stackInfo      // all stacks, by content
-	keyBuf  []byte
-	frameCh []Frame
+	stacks     map[trace.Stack]*stackInfo // this generation's stacks
+	stackCache [2]stackCacheEntry
+	byPCs      map[string]*stackInfo // all stacks, by content
+	keyBuf     []byte
+	frameCh    []Frame
 
 	holderIDs map[holderKey]int
 	holders   []holderKey
@@ -312,8 +317,11 @@ type analyzer struct {
 	siteList []*siteAgg
 	other    [numKinds]kindAgg
 
-	gs      map[trace.GoID]*gstate
-	threads map[trace.ThreadID]*threadRec
+	gs         map[trace.GoID]*gstate // goroutines with IDs >= smallGoIDs
+	gsmall     []*gstate              // goroutines with small IDs, by ID
+	ngs        int                    // non-nil entries of gsmall
+	threads    map[trace.ThreadID]*threadRec
+	threadList []*threadRec
 
 	lockWaits, syncWaits waitHeap
 	lockTotal            int64
@@ -327,7 +335,7 @@ type analyzer struct {
 	events      int64
 	syncs       int
 	eof         bool
-	bytes       countingReader
+	bytes       int64
 
 	partial       bool
 	partialReason string
@@ -356,8 +364,100 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// newReader and readEvent turn a panic inside the trace parser into an
-// error: a corrupt trace must not take the host process down.
+// evBatch carries events from the parser to the analysis.
+type evBatch struct {
+	evs   []trace.Event
+	bytes int64 // trace bytes read when the batch was filled
+	err   error // on the last batch: io.EOF, a read error, or a parser panic
+}
+
+const (
+	batchEvents = 4096 // about 0.5 MB of events
+	batches     = 3
+)
+
+// run reads the trace. It returns an error only when nothing of the trace
+// could be read.
+//
+// With GOMAXPROCS above 1, parsing (x/exp/trace, most of the cost) runs in
+// a goroutine of its own, one batch of events ahead of the analysis: the
+// analysis takes little more wall time than parsing alone, for about 15%
+// more CPU than doing both in one goroutine. run waits for that goroutine
+// before it returns.
+func (a *analyzer) run(src io.Reader) error {
+	began := time.Now()
+	cr := &countingReader{r: src}
+	r, err := newReader(cr)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnreadableTrace, err)
+	}
+
+	var last error
+	stopped := false
+	// consume analyzes one batch; it returns false when the budget ran out.
+	consume := func(b *evBatch) bool {
+		for i := range b.evs {
+			if a.events%budgetEvery == 0 && a.events > 0 && time.Since(began) > a.opts.Budget {
+				a.partial = true
+				a.partialReason = fmt.Sprintf("the analysis budget of %s ran out after %s of trace (%d events); the rest of the window was not read",
+					fmtDur(a.opts.Budget), fmtBytes(b.bytes), a.events)
+				return false
+			}
+			a.event(&b.evs[i])
+		}
+		a.bytes = b.bytes
+		last = b.err
+		b.evs = b.evs[:0]
+		return true
+	}
+
+	if runtime.GOMAXPROCS(0) < 2 {
+		b := &evBatch{evs: make([]trace.Event, 0, batchEvents)}
+		for last == nil && !stopped {
+			fill(r, cr, b)
+			stopped = !consume(b)
+		}
+	} else {
+		full := make(chan *evBatch, batches)
+		free := make(chan *evBatch, batches)
+		stop := make(chan struct{})
+		for range batches {
+			free <- &evBatch{evs: make([]trace.Event, 0, batchEvents)}
+		}
+		go produce(r, cr, full, free, stop)
+		for b := range full {
+			if stopped {
+				continue // drain until the parser has exited
+			}
+			if !consume(b) {
+				stopped = true
+				close(stop)
+			}
+			free <- b
+		}
+	}
+
+	switch {
+	case stopped || last == nil:
+	case last == io.EOF:
+		a.eof = true
+	case a.events == 0:
+		return fmt.Errorf("%w: %v", ErrUnreadableTrace, last)
+	default:
+		a.partial = true
+		a.partialReason = fmt.Sprintf("the trace is cut short or corrupt after %s (%d events): %v", fmtBytes(a.bytes), a.events, last)
+	}
+	if a.events <= 1 && !a.partial {
+		// Only the opening Sync: a header without a generation.
+		return fmt.Errorf("%w: the trace has no events", ErrUnreadableTrace)
+	}
+	a.resolveStacks()
+	a.finish()
+	return nil
+}
+
+// newReader turns a panic in the trace parser into an error: a corrupt
+// trace must not take the host process down.
 func newReader(r io.Reader) (tr *trace.Reader, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -367,81 +467,94 @@ func newReader(r io.Reader) (tr *trace.Reader, err error) {
 	return trace.NewReader(r)
 }
 
-func readEvent(r *trace.Reader) (ev trace.Event, err error) {
+// fill reads events into b until it is full or the trace ends (b.err is
+// then set). A panic in the parser ends the trace with an error.
+func fill(r *trace.Reader, cr *countingReader, b *evBatch) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("trace parser panic: %v", p)
+			b.err = fmt.Errorf("trace parser panic: %v", p)
 		}
+		b.bytes = cr.n
 	}()
-	return r.ReadEvent()
+	for len(b.evs) < batchEvents {
+		ev, err := r.ReadEvent()
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.evs = append(b.evs, ev)
+	}
 }
 
-// run reads the trace. It returns an error only when nothing of the trace
-// could be read.
-func (a *analyzer) run(src io.Reader) error {
-	a.bytes.r = src
-	began := time.Now()
-	r, err := newReader(&a.bytes)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnreadableTrace, err)
-	}
+// produce fills batches until the trace ends or stop is closed, and
+// closes full when it returns.
+func produce(r *trace.Reader, cr *countingReader, full, free chan *evBatch, stop chan struct{}) {
+	defer close(full)
 	for {
-		if a.events%budgetEvery == 0 && a.events > 0 && time.Since(began) > a.opts.Budget {
-			a.partial = true
-			a.partialReason = fmt.Sprintf("the analysis budget of %s ran out after %s of trace (%d events); the rest of the window was not read",
-				fmtDur(a.opts.Budget), fmtBytes(a.bytes.n), a.events)
-			break
+		var b *evBatch
+		select {
+		case b = <-free:
+		case <-stop:
+			return
 		}
-		ev, err := readEvent(r)
-		if err != nil {
-			if err == io.EOF {
-				a.eof = true
-				break
-			}
-			if a.events == 0 {
-				return fmt.Errorf("%w: %v", ErrUnreadableTrace, err)
-			}
-			a.partial = true
-			a.partialReason = fmt.Sprintf("the trace is cut short or corrupt after %s (%d events): %v", fmtBytes(a.bytes.n), a.events, err)
-			break
+		fill(r, cr, b)
+		select {
+		case full <- b:
+		case <-stop:
+			return
 		}
-		a.events++
-		t := int64(ev.Time())
-		if !a.started {
-			a.started = true
-			a.start = t
+		if b.err != nil {
+			return
 		}
-		if t > a.last {
-			a.last = t
+	}
+}
+
+// event analyzes one event.
+func (a *analyzer) event(ev *trace.Event) {
+	a.events++
+	t := int64(ev.Time())
+	if !a.started {
+		a.started = true
+		a.start = t
+	}
+	if t > a.last {
+		a.last = t
+	}
+	switch ev.Kind() {
+	case trace.EventStateTransition:
+		st := ev.StateTransition()
+		if st.Resource.Kind == trace.ResourceGoroutine {
+			a.goTransition(ev, &st, t)
 		}
-		switch ev.Kind() {
-		case trace.EventStateTransition:
-			st := ev.StateTransition()
-			if st.Resource.Kind == trace.ResourceGoroutine {
-				a.goTransition(&ev, &st, t)
-			}
-		case trace.EventSync:
-			a.syncs++
-			// Stack handles are per generation: forget them so that the
-			// generation's tables can be freed. byPCs keeps the work.
-			clear(a.stacks)
-			if a.clock == nil {
-				if cs := ev.Sync().ClockSnapshot; cs != nil {
-					c := *cs
-					a.clock = &c
-				}
+	case trace.EventSync:
+		a.syncs++
+		// Stack handles are per generation: forget them so that the
+		// generation's tables can be freed. byPCs keeps the work.
+		a.resolveStacks()
+		if a.clock == nil {
+			if cs := ev.Sync().ClockSnapshot; cs != nil {
+				c := *cs
+				a.clock = &c
 			}
 		}
 	}
-	if a.events <= 1 && !a.partial {
-		// Only the opening Sync: a header without a generation.
-		return fmt.Errorf("%w: the trace has no events", ErrUnreadableTrace)
-	}
-	if a.events == 0 {
-		return nil
-	}
-	a.finish()
-	return nil
+}
+
+// resolveStacks does the stack work that was put off: the stacks of
+// preempted goroutines are only needed for ThreadActivity, so only the
+// last one of each goroutine in a generation is looked at, before the
+// generation's stack handles go.
+func (a *analyzer) resolveStacks() {
+	a.allGoroutines(func(g *gstate) {
+		if g.rawStack != trace.NoStack {
+			if si := a.stack(g.rawStack); si != nil {
+				g.lastStack = si
+			}
+			g.rawStack = trace.NoStack
+		}
+	})
+	clear(a.stacks)
+	a.stackCache = [len(a.stackCache)]stackCacheEntry{}
 }
 
 // stack returns the per-stack work for s, doing it on first sight.
@@ -449,7 +562,16 @@ func (a *analyzer) stack(s trace.Stack) *stackInfo {
 	if s == trace.NoStack {
 		return nil
 	}
+	// Most stacks come back soon (the same Lock and Unlock calls): two
+	// entries in front of the map save most of its lookups.
+	if c := &a.stackCache; c[0].s == s && c[0].si != nil {
+		return c[0].si
+	} else if c[1].s == s && c[1].si != nil {
+		c[0], c[1] = c[1], c[0]
+		return c[0].si
+	}
 	if si, ok := a.stacks[s]; ok {
+		a.stackCache[1], a.stackCache[0] = a.stackCache[0], stackCacheEntry{s, si}
 		return si
 	}
 	frames := a.frameCh[:0]
@@ -480,7 +602,13 @@ func (a *analyzer) stack(s trace.Stack) *stackInfo {
 		a.byPCs[string(key)] = si
 	}
 	a.stacks[s] = si
+	a.stackCache[1], a.stackCache[0] = a.stackCache[0], stackCacheEntry{s, si}
 	return si
+}
+
+type stackCacheEntry struct {
+	s  trace.Stack
+	si *stackInfo
 }
 
 // siteFor returns the aggregate for waits of kind k with waiter stack si
@@ -509,14 +637,14 @@ func (a *analyzer) siteFor(k waitKind, si *stackInfo) *siteAgg {
 func (a *analyzer) goTransition(ev *trace.Event, st *trace.StateTransition, t int64) {
 	id := st.Resource.Goroutine()
 	from, to := st.Goroutine()
-	g := a.gs[id]
+	g := a.goroutine(id)
 	fresh := false
 	if g == nil {
 		if to == trace.GoNotExist {
 			return
 		}
 		g = &gstate{id: id, state: trace.GoUndetermined}
-		a.gs[id] = g
+		a.setGoroutine(id, g)
 		fresh = true
 	}
 	if g.pend.valid && !(from == trace.GoRunnable && to == trace.GoRunning && g.runStart == 0) &&
@@ -558,11 +686,9 @@ func (a *analyzer) goTransition(ev *trace.Event, st *trace.StateTransition, t in
 	case to == trace.GoSyscall && from == trace.GoRunning:
 		g.sysStart = t
 		g.sysStack = a.stack(st.Stack)
-		g.lastStack = g.sysStack
+		g.lastStack, g.rawStack = g.sysStack, trace.NoStack
 	case to == trace.GoRunnable && from == trace.GoRunning:
-		if si := a.stack(st.Stack); si != nil {
-			g.lastStack = si
-		}
+		g.rawStack = st.Stack
 	}
 	if from == trace.GoSyscall && g.sysStart != 0 {
 		if g.sysStack != nil {
@@ -574,6 +700,55 @@ func (a *analyzer) goTransition(ev *trace.Event, st *trace.StateTransition, t in
 	g.state = to
 	if to == trace.GoNotExist {
 		a.exit(g)
+	}
+}
+
+// smallGoIDs is the goroutine IDs kept in a slice rather than the map:
+// a map lookup per event is a good part of the analysis' cost.
+const smallGoIDs = 1 << 16
+
+func (a *analyzer) goroutine(id trace.GoID) *gstate {
+	if id >= 0 && id < smallGoIDs {
+		if int(id) < len(a.gsmall) {
+			return a.gsmall[id]
+		}
+		return nil
+	}
+	return a.gs[id]
+}
+
+func (a *analyzer) setGoroutine(id trace.GoID, g *gstate) {
+	if id >= 0 && id < smallGoIDs {
+		if int(id) >= len(a.gsmall) {
+			n := max(int(id)+1, 2*len(a.gsmall), 1024)
+			a.gsmall = append(a.gsmall, make([]*gstate, min(n, smallGoIDs)-len(a.gsmall))...)
+		}
+		if a.gsmall[id] == nil && g != nil {
+			a.ngs++
+		} else if a.gsmall[id] != nil && g == nil {
+			a.ngs--
+		}
+		a.gsmall[id] = g
+		return
+	}
+	if g == nil {
+		delete(a.gs, id)
+	} else {
+		a.gs[id] = g
+	}
+}
+
+// allGoroutines calls f for every goroutine alive.
+func (a *analyzer) allGoroutines(f func(*gstate)) {
+	if a.ngs > 0 {
+		for _, g := range a.gsmall {
+			if g != nil {
+				f(g)
+			}
+		}
+	}
+	for _, g := range a.gs {
+		f(g)
 	}
 }
 
@@ -614,7 +789,7 @@ func (a *analyzer) waitKind(reason string, si *stackInfo) waitKind {
 func (a *analyzer) block(g *gstate, t int64, reason string, si *stackInfo) {
 	k := a.waitKind(reason, si)
 	if si != nil {
-		g.lastStack = si
+		g.lastStack, g.rawStack = si, trace.NoStack
 	}
 	if g.waiting {
 		// Lost track (should not happen): close what we had.
@@ -770,7 +945,7 @@ func (a *analyzer) endWait(g *gstate, t int64, unb trace.GoID, us *stackInfo, lo
 	}
 	s.blamed += blame
 	if unb != trace.NoGoroutine && us != nil {
-		if hs := a.gs[unb]; hs != nil {
+		if hs := a.goroutine(unb); hs != nil {
 			a.checkInside(hs, h, us, g.start, t, blame, queued)
 			// hs released a lock: what it blocked on before is not inside
 			// its next critical section.
@@ -944,20 +1119,43 @@ func (a *analyzer) ranOn(g *gstate, tid trace.ThreadID, t int64) {
 	}
 	tr := g.thread
 	if tr == nil || tr.id != tid {
-		tr = a.threads[tid]
+		tr = a.thread(tid)
 		if tr == nil {
-			if len(a.threads) >= maxThreads {
-				return
-			}
-			tr = &threadRec{id: tid}
-			a.threads[tid] = tr
+			return
 		}
 		g.thread = tr
 	}
 	tr.g, tr.gid, tr.lastRun, tr.exited, tr.exitStack = g, g.id, t, false, nil
 }
 
+// thread returns the record of thread tid, nil past maxThreads. Most
+// programs have a few dozen threads: a linear scan beats the map there.
+func (a *analyzer) thread(tid trace.ThreadID) *threadRec {
+	if len(a.threadList) <= 32 {
+		for _, tr := range a.threadList {
+			if tr.id == tid {
+				return tr
+			}
+		}
+	} else if tr := a.threads[tid]; tr != nil {
+		return tr
+	}
+	if len(a.threadList) >= maxThreads {
+		return nil
+	}
+	tr := &threadRec{id: tid}
+	a.threads[tid] = tr
+	a.threadList = append(a.threadList, tr)
+	return tr
+}
+
 func (a *analyzer) exit(g *gstate) {
+	if g.rawStack != trace.NoStack {
+		if si := a.stack(g.rawStack); si != nil {
+			g.lastStack = si
+		}
+		g.rawStack = trace.NoStack
+	}
 	if g.pend.valid {
 		a.flushPending(g)
 	}
@@ -968,7 +1166,7 @@ func (a *analyzer) exit(g *gstate) {
 		tr.exited = true
 		tr.exitStack = g.lastStack
 	}
-	delete(a.gs, g.id)
+	a.setGoroutine(g.id, nil)
 }
 
 // finish closes what is still open at the end of the window.
@@ -988,7 +1186,7 @@ func (a *analyzer) finish() {
 		}
 		s.flushBurst()
 	}
-	for _, g := range a.gs {
+	a.allGoroutines(func(g *gstate) {
 		if g.pend.valid {
 			a.flushPending(g)
 		}
@@ -1002,5 +1200,5 @@ func (a *analyzer) finish() {
 			a.finishWait(waitRec{kind: g.kind, site: g.site, g: g.id, start: g.start, dur: end - g.start, atLeast: true,
 				parks: g.parks, stack: g.stack, unblocker: trace.NoGoroutine})
 		}
-	}
+	})
 }

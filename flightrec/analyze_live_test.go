@@ -35,6 +35,7 @@ func liveHolderCritical(s *liveStore) {
 	end := time.Now().Add(300 * time.Microsecond)
 	for time.Now().Before(end) {
 		s.n++
+		runtime.Gosched() // let the waiters run and park, even with GOMAXPROCS=1
 	}
 	s.mu.Unlock()
 }

@@ -25,7 +25,7 @@ func (a *analyzer) fill(rep *Report) {
 		gens--
 	}
 	w := &Window{StartNs: a.start, EndNs: a.last, Duration: time.Duration(a.last - a.start),
-		Bytes: a.bytes.n, Events: a.events, Generations: gens}
+		Bytes: a.bytes, Events: a.events, Generations: gens}
 	if a.clock != nil {
 		w.Start = a.clock.Wall.Add(time.Duration(a.start - int64(a.clock.Trace)))
 		w.End = a.clock.Wall.Add(time.Duration(a.last - int64(a.clock.Trace)))
@@ -78,11 +78,11 @@ func (a *analyzer) fill(rep *Report) {
 		}
 	}
 
-	for _, tr := range a.threads {
+	for _, tr := range a.threadList {
 		ta := ThreadActivity{Thread: int64(tr.id), Goroutine: int64(tr.gid), LastRun: time.Duration(tr.lastRun - a.start)}
 		var st *stackInfo
 		switch {
-		case tr.exited || tr.g != nil && (tr.g.state == trace.GoNotExist || a.gs[tr.gid] != tr.g):
+		case tr.exited || tr.g != nil && (tr.g.state == trace.GoNotExist || a.goroutine(tr.gid) != tr.g):
 			ta.State = "exited"
 			st = tr.exitStack
 			if !tr.exited {

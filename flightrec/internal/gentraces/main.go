@@ -50,7 +50,12 @@ var workloads = map[string]workload{
 	"nocontention": {run: noContentionWorkload, d: 150 * time.Millisecond, maxProcs: 2},
 	"mixed":        {run: mixedWorkload, d: 120 * time.Millisecond, maxProcs: 2},
 	"preblocked":   {run: nil, flight: true, maxProcs: 2},
+	// bench is not a fixture (several MB): run it with -only bench.
+	"bench": {run: benchWorkload, d: 500 * time.Millisecond, maxProcs: 2},
 }
+
+// notFixture are workloads that run only when named with -only.
+var notFixture = map[string]bool{"bench": true}
 
 func main() {
 	out := flag.String("out", "testdata", "directory to write <workload>.trace files to")
@@ -68,7 +73,9 @@ func main() {
 
 	names := make([]string, 0, len(workloads))
 	for name := range workloads {
-		names = append(names, name)
+		if !notFixture[name] {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	if *only != "" {
@@ -603,6 +610,25 @@ func mixedWorkload(d time.Duration) {
 	time.Sleep(d)
 	close(stop)
 	wg.Wait()
+}
+
+// ---- bench: the densest lock trace, for measuring analysis speed ----
+
+//go:noinline
+func benchCritical(mu *sync.Mutex) {
+	mu.Lock()
+	sink++
+	runtime.Gosched() // every other goroutine parks on the lock
+	mu.Unlock()
+}
+
+func benchWorkload(d time.Duration) {
+	var mu sync.Mutex
+	g := newGroup()
+	for i := 0; i < 32; i++ {
+		g.loop(func() { benchCritical(&mu) })
+	}
+	g.runFor(d)
 }
 
 // ---- preblocked: goroutines already blocked when the window starts ----
