@@ -475,3 +475,56 @@ func TestMutexFractionDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestThreadSignalsAndSection(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs /proc")
+	}
+	m := startMonitor(t, testConfig(t))
+	testutil.WaitFor(t, 10*time.Second, "thread signals", func() bool {
+		s, ok := m.Latest()
+		_, a := s.Get(FutexWaiters)
+		_, b := s.Get(RunDelay)
+		_, c := s.Get(CtxSwitches)
+		return ok && a && b && c
+	})
+	info, err := m.Snapshot(context.Background(), SnapshotOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := m.SnapshotFile(info.ID, "threads.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tj struct {
+		AtTrigger struct {
+			Threads []struct {
+				TID   int    `json:"tid"`
+				Class string `json:"class"`
+			} `json:"threads"`
+		} `json:"at_trigger"`
+		Series  []json.RawMessage `json:"series"`
+		Classes map[string]string `json:"classes"`
+	}
+	if err := json.Unmarshal(data, &tj); err != nil {
+		t.Fatal(err)
+	}
+	if len(tj.AtTrigger.Threads) < 2 || len(tj.Series) == 0 || tj.Classes["idle"] == "" {
+		t.Errorf("threads.json = %s", data)
+	}
+	rep, err := m.SnapshotFile(info.ID, "report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Report
+	if err := json.Unmarshal(rep, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Threads == nil || r.Threads.TraceMatched == 0 {
+		t.Errorf("report threads = %+v; the trace should know some threads by tid", r.Threads)
+	}
+	txt, _ := m.SnapshotFile(info.ID, "report.txt")
+	if !strings.Contains(string(txt), "OS THREADS") || !strings.Contains(string(txt), "sync.Mutex") {
+		t.Errorf("report.txt lacks the thread section or its caveat:\n%s", txt)
+	}
+}

@@ -142,7 +142,7 @@ func (m *Monitor) Start() error {
 
 	m.metrics = newMetricsReader()
 	m.waiters = newWaiterScanner()
-	m.threads = newThreadSampler()
+	m.threads = newThreadSampler(m.cfg.ThreadsInterval > 0)
 	m.next.waiters, m.next.threads, m.next.profiles = time.Time{}, time.Time{}, time.Time{}
 	for i := range m.carried {
 		m.carried[i] = math.NaN()
@@ -249,7 +249,9 @@ func (m *Monitor) tick(ctx context.Context, now time.Time) {
 	}
 	if m.cfg.ThreadsInterval > 0 && !now.Before(m.next.threads) {
 		m.next.threads = now.Add(m.cfg.ThreadsInterval)
-		m.threads.sample(now, &m.carried)
+		if err := m.threads.sample(now, &m.carried); err != nil {
+			m.noteCollectErr("threads", err.Error())
+		}
 	}
 	if !now.Before(m.next.profiles) {
 		m.next.profiles = now.Add(profileEvery)

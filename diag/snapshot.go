@@ -18,6 +18,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/lockdiag/lockdiag/flightrec"
+	"github.com/lockdiag/lockdiag/internal/procfs"
 	"github.com/lockdiag/lockdiag/internal/profdelta"
 )
 
@@ -271,11 +272,24 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig Trigger, wall time.Dura
 	m.goroutineDumps(&col, goroutines)
 
 	// Threads, at the trigger.
-	if data, err := m.threads.snapshotJSON(m.tl.since(windowStart, 0)); err == nil {
-		col.add("threads.json", data)
-		col.note("threads.json", "ok", "", t0)
+	t0 = time.Now()
+	var threadScan *procfs.Scan
+	if m.cfg.ThreadsInterval < 0 {
+		col.note("threads.json", "off", "thread sampling is off", t0)
 	} else {
-		col.note("threads.json", "skipped", err.Error(), t0)
+		scan, err := scanNow()
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			col.note("threads.json", "off", "no /proc on "+runtime.GOOS, t0)
+		case err != nil:
+			col.note("threads.json", "failed", err.Error(), t0)
+		default:
+			threadScan = scan
+			if data, err := threadsJSON(scan, m.threads.series(windowStart)); err == nil {
+				col.add("threads.json", data)
+				col.note("threads.json", "ok", fmt.Sprintf("%d threads", len(scan.Threads)), t0)
+			}
+		}
 	}
 
 	// The wall-clock profile runs after the trigger.
@@ -322,6 +336,9 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig Trigger, wall time.Dura
 		Trace:       traceStatus,
 		WindowStart: windowStart,
 		WindowEnd:   start,
+	}
+	if threadScan != nil {
+		rep.Threads = newThreadsSection(threadScan, analysis)
 	}
 	rep.Headline = rep.headline()
 	var txt bytes.Buffer
@@ -546,5 +563,3 @@ func isCompressed(name string) bool {
 	n := len(name)
 	return n > 3 && name[n-3:] == ".gz"
 }
-
-var errNoThreads = errors.New("thread sampling is off")
