@@ -1,0 +1,212 @@
+package auto
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/lockdiag/lockdiag/diag"
+)
+
+// The import already started the default runtime in this test binary
+// (with whatever environment the tests run in): its goroutines live as long
+// as the process, by design, and are not leaks.
+func TestMain(m *testing.M) {
+	if os.Getenv("LOCKDIAG_TEST_CHILD") == "1" {
+		child()
+		return
+	}
+	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
+}
+
+// childReport is what a child process says about its init.
+type childReport struct {
+	Running    bool   `json:"running"`
+	Addr       string `json:"addr"`
+	DefaultMux int    `json:"default_mux"` // status of GET /debug/locks on http.DefaultServeMux
+	Own        int    `json:"own"`         // status of GET /debug/locks on the own listener
+	Config     string `json:"config"`
+}
+
+// child runs in a subprocess: init has run with the environment the
+// parent chose. It reports what it sees on stdout and exits.
+func child() {
+	rep := childReport{Running: Monitor() != nil && Monitor().Enabled(), Addr: Addr()}
+	r := httptest.NewRequest("GET", "/debug/locks", nil)
+	r.RemoteAddr = "127.0.0.1:1"
+	w := httptest.NewRecorder()
+	http.DefaultServeMux.ServeHTTP(w, r)
+	rep.DefaultMux = w.Code
+	if rep.Addr != "" {
+		resp, err := http.Get("http://" + rep.Addr + "/debug/locks")
+		if err == nil {
+			rep.Own = resp.StatusCode
+			resp.Body.Close()
+		}
+	}
+	if m := Monitor(); m != nil {
+		c := m.Config()
+		rep.Config = fmt.Sprintf("interval=%v rules=%q", c.Interval, c.Rules)
+		m.Stop()
+	}
+	json.NewEncoder(os.Stdout).Encode(rep)
+	os.Exit(0)
+}
+
+// runChild starts this test binary as a child with env added, and returns
+// its report and its stderr.
+func runChild(t *testing.T, env ...string) (childReport, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "LOCKDIAG_TEST_CHILD=1", "LOCKDIAG_DIR=off", "LOCKDIAG_ADDR=127.0.0.1:0")
+	cmd.Env = append(cmd.Env, env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var rep childReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("child output %q: %v\nstderr:\n%s", out, err, stderr.String())
+	}
+	return rep, stderr.String()
+}
+
+func TestInitDefaults(t *testing.T) {
+	rep, stderr := runChild(t)
+	if !rep.Running || rep.Addr == "" || rep.Own != 200 || rep.DefaultMux != 200 {
+		t.Errorf("report = %+v\nstderr:\n%s", rep, stderr)
+	}
+	if n := strings.Count(stderr, "status at http://"+rep.Addr+"/debug/locks"); n != 1 {
+		t.Errorf("want one log line saying where /debug/locks is, got %d:\n%s", n, stderr)
+	}
+}
+
+func TestInitOff(t *testing.T) {
+	rep, stderr := runChild(t, "LOCKDIAG=off")
+	if rep.Running || rep.Addr != "" || rep.DefaultMux != 404 {
+		t.Errorf("LOCKDIAG=off: report = %+v", rep)
+	}
+	if stderr != "" {
+		t.Errorf("LOCKDIAG=off logged:\n%s", stderr)
+	}
+}
+
+func TestInitNoDefaultMuxNoListener(t *testing.T) {
+	rep, stderr := runChild(t, "LOCKDIAG_DEFAULT_MUX=off", "LOCKDIAG_ADDR=off")
+	if !rep.Running || rep.Addr != "" || rep.DefaultMux != 404 {
+		t.Errorf("report = %+v", rep)
+	}
+	if !strings.Contains(stderr, "no HTTP endpoint") {
+		t.Errorf("stderr does not say there is no endpoint:\n%s", stderr)
+	}
+}
+
+func TestInitBusyPortIsNotFatal(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	rep, stderr := runChild(t, "LOCKDIAG_ADDR="+ln.Addr().String())
+	if !rep.Running || rep.Addr != "" || rep.DefaultMux != 200 {
+		t.Errorf("report = %+v", rep)
+	}
+	if !strings.Contains(stderr, "own listener not started") || !strings.Contains(stderr, "address already in use") {
+		t.Errorf("stderr does not explain the busy port:\n%s", stderr)
+	}
+}
+
+func TestInitBadValuesFallBack(t *testing.T) {
+	rep, stderr := runChild(t, "LOCKDIAG_INTERVAL=fast", "LOCKDIAG_SLO=mutex_wait >> 3", "LOCKDIAG_ADDR=nonsense")
+	if !rep.Running {
+		t.Fatalf("not running: %+v\n%s", rep, stderr)
+	}
+	if !strings.Contains(rep.Config, "interval=100ms") || !strings.Contains(rep.Config, diag.DefaultRules) {
+		t.Errorf("config = %s, want the defaults", rep.Config)
+	}
+	for _, want := range []string{"LOCKDIAG_INTERVAL", "LOCKDIAG_SLO", "LOCKDIAG_ADDR"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not name %s:\n%s", want, stderr)
+		}
+	}
+	// The fallback address is the default, 127.0.0.1:6061, which another
+	// process may hold: the child ran either way.
+}
+
+func TestInitToken(t *testing.T) {
+	rep, _ := runChild(t, "LOCKDIAG_TOKEN=s3cret")
+	if rep.Own != 401 || rep.DefaultMux != 401 {
+		t.Errorf("with a token, unauthenticated requests got own=%d mux=%d, want 401", rep.Own, rep.DefaultMux)
+	}
+}
+
+func TestReadSettings(t *testing.T) {
+	env := func(kv ...string) func(string) (string, bool) {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	tests := []struct {
+		env     func(string) (string, bool)
+		want    settings
+		wantErr string
+	}{
+		{env(), settings{addr: DefaultAddr, defaultMux: true}, ""},
+		{env("LOCKDIAG", "off"), settings{off: true, addr: DefaultAddr, defaultMux: true}, ""},
+		{env("LOCKDIAG", "perhaps"), settings{addr: DefaultAddr, defaultMux: true}, "LOCKDIAG=\"perhaps\": must be on or off"},
+		{env("LOCKDIAG_ADDR", "off"), settings{defaultMux: true}, ""},
+		{env("LOCKDIAG_ADDR", ":7000"), settings{addr: ":7000", defaultMux: true}, ""},
+		{env("LOCKDIAG_ADDR", "7000"), settings{addr: DefaultAddr, defaultMux: true}, "LOCKDIAG_ADDR=\"7000\": must be host:port or off"},
+		{env("LOCKDIAG_DEFAULT_MUX", "0"), settings{addr: DefaultAddr}, ""},
+		{env("LOCKDIAG_DEFAULT_MUX", "x"), settings{addr: DefaultAddr, defaultMux: true}, "LOCKDIAG_DEFAULT_MUX"},
+		{env("LOCKDIAG_TOKEN", " t "), settings{addr: DefaultAddr, defaultMux: true, token: "t"}, ""},
+		{env("LOCKDIAG_ALLOW_ORIGINS", "https://a, ,https://b"), settings{addr: DefaultAddr, defaultMux: true, allowOrigins: []string{"https://a", "https://b"}}, ""},
+	}
+	for i, tt := range tests {
+		got, err := readSettings(tt.env)
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%d: got %+v, want %+v", i, got, tt.want)
+		}
+		if (tt.wantErr == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%d: err = %v, want %q", i, err, tt.wantErr)
+		}
+	}
+}
+
+// TestREADMEListsEveryVariable keeps the README's configuration table in
+// step with the code.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	f, err := os.Open("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	readme, err := io.ReadAll(bufio.NewReader(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"LOCKDIAG", "LOCKDIAG_ADDR", "LOCKDIAG_DEFAULT_MUX", "LOCKDIAG_TOKEN", "LOCKDIAG_ALLOW_ORIGINS"}
+	for _, ev := range diag.EnvVars() {
+		names = append(names, ev.Name)
+	}
+	for _, n := range names {
+		if !strings.Contains(string(readme), "`"+n+"`") {
+			t.Errorf("README.md does not list %s", n)
+		}
+	}
+}
+
