@@ -42,7 +42,9 @@ type AnalyzeOptions struct {
 
 	// Budget bounds the wall time spent reading the trace. When it runs
 	// out the analysis stops where it is and the report is marked
-	// Partial. If zero, 5s.
+	// Partial. It is checked between events: the parser reads a whole
+	// trace generation (about a second of trace) at once, which it cannot
+	// interrupt. If zero, 5s.
 	Budget time.Duration
 }
 
@@ -97,6 +99,38 @@ var ErrUnreadableTrace = errors.New("flightrec: unreadable trace")
 // Memory is bounded by the window's distinct stacks, call sites and
 // goroutines, not by its number of events: waits are aggregated as they
 // are read, and only the longest ones are kept individually.
+//
+// # How waits are counted
+//
+// A wait is a goroutine's block interval (Running to Waiting, then woken),
+// classified by the runtime's reason and, for "sync", by the frames: the
+// outermost of sync.(*Mutex).Lock, (*RWMutex).RLock, (*RWMutex).Lock,
+// (*WaitGroup).Wait, (*Cond).Wait. Its site is the first frame outside the
+// runtime, sync and internal packages. The goroutine that woke it, and the
+// stack of the wake-up call (Unlock, RUnlock, send, ...), come from the
+// wake-up event, which the runtime emits on the waking goroutine.
+//
+// A woken sync.Mutex waiter can lose the lock to a running goroutine and
+// park again inside the same Lock call. When a goroutine parks again at
+// the identical stack within 20µs of running, the parks are merged into
+// one wait (Wait.Parks counts them); the wait then lasts from the first
+// park to the last wake-up. RWMutex readers and writers are granted the
+// lock when woken, so their waits are never merged.
+//
+// Goroutines already blocked when the window begins appear only through
+// status events: their wait is taken to start at the window's start and
+// is marked "at least"; the site comes from the status event's stack, or
+// is unknown ("?") when the runtime gave none, and the kind is then
+// inferred from the call that woke the goroutine. Waits still going at the
+// window's end are cut there and marked "at least" too.
+//
+// Lock wait is blamed on critical sections by time: at each wake-up at a
+// site, the time every goroutine waiting there has waited since the
+// previous wake-up at that site is blamed on the waker's critical section
+// (the first frame of the Unlock stack outside sync). A holder that
+// blocked (network, syscall, channel, select, sleep) inside that function
+// after it last acquired a contended lock, while goroutines waited, is
+// reported as holding the lock across that call.
 //
 // Analyze is safe for concurrent use. With GOMAXPROCS above 1 it parses
 // in a second goroutine while it analyzes, and waits for it to exit before

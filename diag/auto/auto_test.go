@@ -209,4 +209,3 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 		}
 	}
 }
-
