@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/google/pprof/profile"
@@ -428,8 +430,20 @@ func (a *analyzer) run(src io.Reader) error {
 
 	var last error
 	stopped := false
-	// consume analyzes one batch; it returns false when the budget ran out.
-	consume := func(b *evBatch) bool {
+	// consume analyzes one batch; it returns false when the budget ran
+	// out, or when x/exp/trace panicked on an event it had let through
+	// (a corrupt trace).
+	consume := func(b *evBatch) (ok bool) {
+		defer func() {
+			if p := recover(); p != nil {
+				if !parserPanic() {
+					panic(p)
+				}
+				a.partial = true
+				a.partialReason = fmt.Sprintf("the trace is corrupt after %s (%d events): trace parser panic: %v", fmtBytes(b.bytes), a.events, p)
+				ok = false
+			}
+		}()
 		for i := range b.evs {
 			if a.events%budgetEvery == 0 && a.events > 0 && time.Since(began) > a.opts.Budget {
 				a.partial = true
@@ -499,6 +513,28 @@ func newReader(r io.Reader) (tr *trace.Reader, err error) {
 		}
 	}()
 	return trace.NewReader(r)
+}
+
+// parserPanic reports, from a deferred function, whether the panic going
+// on was raised in golang.org/x/exp/trace: its accessors (StateTransition,
+// Sync, ...) can panic on a corrupt trace that the reader let through.
+func parserPanic() bool {
+	st := string(debug.Stack())
+	i := strings.Index(st, "\npanic(")
+	if i < 0 {
+		return false
+	}
+	// After panic( come its file line, then the frames that panicked:
+	// skip the runtime's own (goPanicIndex and such).
+	lines := strings.Split(st[i+1:], "\n")
+	for j := 2; j < len(lines); j += 2 {
+		fn := lines[j]
+		if strings.HasPrefix(fn, "runtime.") {
+			continue
+		}
+		return strings.HasPrefix(fn, "golang.org/x/exp/trace.")
+	}
+	return false
 }
 
 // fill reads events into b until it is full or the trace ends (b.err is

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/pprof/profile"
+	xtrace "golang.org/x/exp/trace"
 )
 
 func readFixture(t testing.TB, name string) []byte {
@@ -534,5 +535,23 @@ func TestHistQuantile(t *testing.T) {
 		if d := float64(got-c.want) / float64(c.want); d > 0.07 || d < -0.07 {
 			t.Errorf("quantile(%v) = %v, want %v within 7%%", c.q, got, c.want)
 		}
+	}
+}
+
+func TestParserPanic(t *testing.T) {
+	catch := func(f func()) (fromParser bool) {
+		defer func() {
+			if recover() != nil {
+				fromParser = parserPanic()
+			}
+		}()
+		f()
+		return false
+	}
+	if !catch(func() { _ = xtrace.Event{}.StateTransition() }) {
+		t.Error("a panic in x/exp/trace is not recognized as the parser's")
+	}
+	if catch(func() { var m map[string]int; m["x"] = 1 }) {
+		t.Error("a panic of ours is taken for the parser's")
 	}
 }
