@@ -9,12 +9,14 @@
 //	GET  /debug/locks/snapshots/{id}.zip     the whole bundle
 //	GET  /debug/locks/snapshots/{id}/{file}  one file of the bundle (trace.out, mutex.pb.gz, ...)
 //	GET  /debug/locks/metrics                the signals in the Prometheus text format
+//	GET  /debug/locks/stream                 websocket: live samples, breaches and snapshots (see [Frame])
 //
 // # Query parameters
 //
 //	format=text|json   status, snapshot list, report and POST answer (default text,
 //	                   or json when the Accept header asks for application/json)
 //	wall=DURATION      POST only: add a wall-clock profile over this long (0 to 30s)
+//	every=N            stream only: send every Nth sample (1 to 600, default 1)
 //	token=TOKEN        the bearer token, for clients that cannot set a header
 //
 // Any other parameter, or a malformed value, is answered with 400 and the
@@ -63,12 +65,17 @@ type Options struct {
 	// pages may POST and open the stream. The page's own origin is always
 	// allowed.
 	AllowOrigins []string
+
+	// MaxStreamClients bounds the stream's concurrent clients; more are
+	// answered 503. If zero, 16.
+	MaxStreamClients int
 }
 
 type handler struct {
-	m    *diag.Monitor
-	opts Options
-	mux  *http.ServeMux
+	m       *diag.Monitor
+	opts    Options
+	mux     *http.ServeMux
+	clients streamClients
 	// tokenSum is the SHA-256 of the token, so that comparison time does
 	// not depend on the token's length.
 	tokenSum [32]byte
@@ -88,6 +95,7 @@ func Handler(m *diag.Monitor, opts Options) http.Handler {
 	h.mux.HandleFunc("GET "+Prefix+"/snapshots/{id}", h.snapshot)
 	h.mux.HandleFunc("GET "+Prefix+"/snapshots/{id}/{file}", h.snapshotFile)
 	h.mux.HandleFunc("GET "+Prefix+"/metrics", h.metrics)
+	h.mux.HandleFunc("GET "+Prefix+"/stream", h.stream)
 	h.mux.HandleFunc(Prefix, h.fallback)
 	h.mux.HandleFunc(Prefix+"/", h.fallback)
 	return h

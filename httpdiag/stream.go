@@ -1,0 +1,266 @@
+package httpdiag
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/lockdiag/lockdiag/diag"
+)
+
+// StreamVersion is the version of the stream's frame schema, sent in the
+// hello frame.
+const StreamVersion = 1
+
+const (
+	// writeWait bounds every write to a stream client.
+	writeWait = 10 * time.Second
+	// pongWait is how long a client may stay silent (no pong, no message)
+	// before it is dropped.
+	pongWait = 60 * time.Second
+	// pingPeriod must be shorter than pongWait.
+	pingPeriod = pongWait * 9 / 10
+	// clientBuffer is how many events wait for one slow client before it
+	// starts losing them.
+	clientBuffer = 256
+	// maxHelloSamples bounds the history in the hello frame.
+	maxHelloSamples = 3000
+)
+
+// A Frame is one message of the stream, as JSON. Type says which fields
+// are set:
+//
+//	hello      Version, Interval, Every, Signals, Rules, Timeline, Snapshots, Trace
+//	sample     Sample (every Interval, or every Every-th)
+//	breach     Breach: a rule was breached (Breach.Snapshot says whether a snapshot follows)
+//	recovered  Breach: the rule cleared (Peak, Duration set)
+//	snapshot   Snapshot, Links: a snapshot was stored
+//	snapshot_skipped, snapshot_failed   Breach (if any), Reason
+//
+// Every frame carries Dropped: how many frames this client has lost so far
+// because it read too slowly.
+type Frame struct {
+	Type    string    `json:"type"`
+	Time    time.Time `json:"time"`
+	Dropped uint64    `json:"dropped"`
+
+	Version   int               `json:"version,omitempty"`
+	Interval  string            `json:"interval,omitempty"`
+	Every     int               `json:"every,omitempty"`
+	Signals   []SignalInfo      `json:"signals,omitempty"`
+	Rules     []diag.RuleStatus `json:"rules,omitempty"`
+	Timeline  []diag.Sample     `json:"timeline,omitempty"`
+	Snapshots []SnapshotLink    `json:"snapshots,omitempty"`
+	Trace     string            `json:"trace,omitempty"`
+
+	Sample   *diag.Sample  `json:"sample,omitempty"`
+	Breach   *diag.Breach  `json:"breach,omitempty"`
+	Snapshot *SnapshotLink `json:"snapshot,omitempty"`
+	Reason   string        `json:"reason,omitempty"`
+}
+
+// SignalInfo describes a signal in the hello frame.
+type SignalInfo struct {
+	Name string `json:"name"`
+	Unit string `json:"unit,omitempty"`
+	Help string `json:"help"`
+}
+
+// SnapshotLink is a snapshot with the paths to fetch it.
+type SnapshotLink struct {
+	diag.SnapshotInfo
+	Report string `json:"report_url"`
+	JSON   string `json:"json_url"`
+	Zip    string `json:"zip_url"`
+}
+
+func linkFor(info diag.SnapshotInfo) SnapshotLink {
+	base := Prefix + "/snapshots/" + info.ID
+	return SnapshotLink{SnapshotInfo: info, Report: base, JSON: base + "?format=json", Zip: base + ".zip"}
+}
+
+// streamClients counts the connected stream clients of one handler.
+type streamClients struct{ n atomic.Int32 }
+
+// The hello frame's timeline may end with the sample that the first sample
+// frame carries again; clients can tell by the time.
+func (h *handler) upgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  16 << 10,
+		CheckOrigin:      func(r *http.Request) bool { return h.originOK(r) },
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			serveError(w, status, "stream: "+reason.Error())
+		},
+	}
+}
+
+// originOK allows requests without an Origin (not from a browser), from
+// the same origin, or from an allowed one.
+func (h *handler) originOK(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	return o == "" || h.originAllowed(o, r.Host)
+}
+
+func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
+	q, err := params(r, "every")
+	if err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	every := 1
+	if s := q.Get("every"); s != "" {
+		every, err = strconv.Atoi(s)
+		if err != nil || every < 1 || every > 600 {
+			serveError(w, http.StatusBadRequest, fmt.Sprintf("every must be a whole number from 1 to 600 (send every Nth sample), not %q", s))
+			return
+		}
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		serveError(w, http.StatusBadRequest, "this path is a websocket stream; connect with a websocket client (cmd/lockdiag watch, or the page at "+Prefix+"/ui)")
+		return
+	}
+	if !h.originOK(r) {
+		serveError(w, http.StatusForbidden, fmt.Sprintf("stream: origin %q is not allowed", r.Header.Get("Origin")))
+		return
+	}
+	if n := h.clients.n.Add(1); int(n) > h.maxClients() {
+		h.clients.n.Add(-1)
+		serveError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many stream clients (the limit is %d)", h.maxClients()))
+		return
+	}
+	defer h.clients.n.Add(-1)
+
+	// Subscribe before the hello frame so that nothing falls between.
+	sub := h.m.Subscribe(clientBuffer)
+	defer sub.Close()
+	conn, err := h.upgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	defer conn.Close()
+	conn.SetReadLimit(512)
+
+	// The reader: discards what the client sends, answers pings, notices
+	// when the client goes away.
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		conn.SetReadDeadline(time.Now().Add(pongWait))
+		conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
+		for {
+			if _, _, err := conn.NextReader(); err != nil {
+				return
+			}
+			conn.SetReadDeadline(time.Now().Add(pongWait))
+		}
+	}()
+	defer func() {
+		conn.Close()
+		<-gone
+	}()
+
+	s := &streamWriter{conn: conn, sub: sub}
+	if err := s.write(h.hello(every)); err != nil {
+		return
+	}
+	ping := time.NewTicker(pingPeriod)
+	defer ping.Stop()
+	samples := 0
+	for {
+		select {
+		case <-gone:
+			return
+		case <-ping.C:
+			conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := conn.WriteMessage(websocket.PingMessage, nil); err != nil {
+				return
+			}
+		case ev, ok := <-sub.C():
+			if !ok {
+				// The monitor stopped.
+				conn.SetWriteDeadline(time.Now().Add(writeWait))
+				conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "lockdiag stopped"))
+				return
+			}
+			if ev.Type == diag.EventSample {
+				samples++
+				if samples%every != 0 {
+					continue
+				}
+			}
+			if err := s.write(frameOf(ev)); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (h *handler) maxClients() int {
+	if h.opts.MaxStreamClients > 0 {
+		return h.opts.MaxStreamClients
+	}
+	return 16
+}
+
+// streamWriter writes frames to one client.
+type streamWriter struct {
+	conn *websocket.Conn
+	sub  *diag.Subscription
+}
+
+func (s *streamWriter) write(f Frame) error {
+	f.Dropped = s.sub.Dropped()
+	data, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(writeWait))
+	return s.conn.WriteMessage(websocket.TextMessage, data)
+}
+
+func frameOf(ev diag.Event) Frame {
+	f := Frame{Type: string(ev.Type), Time: ev.Time, Sample: ev.Sample, Breach: ev.Breach, Reason: ev.Reason}
+	if ev.Snapshot != nil {
+		l := linkFor(*ev.Snapshot)
+		f.Snapshot = &l
+	}
+	return f
+}
+
+// hello is the first frame: what the client needs to draw history and
+// make sense of what follows.
+func (h *handler) hello(every int) Frame {
+	cfg := h.m.Config()
+	st := h.m.Status()
+	f := Frame{
+		Type:     "hello",
+		Time:     st.Time,
+		Version:  StreamVersion,
+		Interval: cfg.Interval.String(),
+		Every:    every,
+		Rules:    st.Rules,
+		Trace:    st.Trace,
+	}
+	for _, s := range diag.Signals() {
+		f.Signals = append(f.Signals, SignalInfo{s.String(), s.Unit(), s.Help()})
+	}
+	tl := h.m.Timeline(time.Time{})
+	var kept []diag.Sample
+	for i := len(tl) - 1; i >= 0 && len(kept) < maxHelloSamples; i -= every {
+		kept = append(kept, tl[i])
+	}
+	slices.Reverse(kept)
+	f.Timeline = kept
+	for _, s := range st.Snapshots {
+		f.Snapshots = append(f.Snapshots, linkFor(s))
+	}
+	return f
+}
