@@ -10,6 +10,7 @@
 //	GET  /debug/locks/snapshots/{id}/{file}  one file of the bundle (trace.out, mutex.pb.gz, ...)
 //	GET  /debug/locks/metrics                the signals in the Prometheus text format
 //	GET  /debug/locks/stream                 websocket: live samples, breaches and snapshots (see [Frame])
+//	GET  /debug/locks/ui                     live page: plots, breaches, snapshots and reports
 //
 // # Query parameters
 //
@@ -96,6 +97,8 @@ func Handler(m *diag.Monitor, opts Options) http.Handler {
 	h.mux.HandleFunc("GET "+Prefix+"/snapshots/{id}/{file}", h.snapshotFile)
 	h.mux.HandleFunc("GET "+Prefix+"/metrics", h.metrics)
 	h.mux.HandleFunc("GET "+Prefix+"/stream", h.stream)
+	h.mux.HandleFunc("GET "+Prefix+"/ui", h.ui)
+	h.mux.HandleFunc("GET "+Prefix+"/ui/{file}", h.uiFile)
 	h.mux.HandleFunc(Prefix, h.fallback)
 	h.mux.HandleFunc(Prefix+"/", h.fallback)
 	return h
