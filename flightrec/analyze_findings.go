@@ -78,10 +78,10 @@ func insideFindings(rep *Report) []Finding {
 				continue
 			}
 			f := Finding{Kind: "held-across-blocking", Site: siteOf(s)}
-			f.Summary = fmt.Sprintf("Lock held across %s: %s blocked inside its critical section in %s (%s blocked in all) "+
-				"while goroutines queued on the %s at %s; %s of their wait (%s of the wait there) is blamed on it.",
-				blockedPhrase(bi), holderAt(h), plural(bi.Times, "critical section", "critical sections"), fmtDur(bi.Blocked),
-				kindNoun(s.Kind), siteOf(s), fmtDur(bi.Wait), pct(float64(bi.Wait)/float64(max(siteBlamed, 1))))
+			f.Summary = fmt.Sprintf("Lock held across %s: %s kept the %s at %s while it blocked there, "+
+				"%s for %s in all; %s of the waiters' time (%s of the wait at that site) is blamed on it.",
+				blockedPhrase(bi), holderAt(h), kindNoun(s.Kind), siteOf(s), plural(bi.Times, "time", "times"),
+				fmtDur(bi.Blocked), fmtDur(bi.Wait), pct(float64(bi.Wait)/float64(max(siteBlamed, 1))))
 			f.Evidence = append(f.Evidence,
 				fmt.Sprintf("holder's stack when it blocked (%s): %s", bi.Reason, stackLine(bi.Stack)),
 				fmt.Sprintf("up to %s waiting at once when it unlocked; %s by %s at the site, %s in total, max %s",

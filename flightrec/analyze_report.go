@@ -29,6 +29,10 @@ func (a *analyzer) fill(rep *Report) {
 	if a.clock != nil {
 		w.Start = a.clock.Wall.Add(time.Duration(a.start - int64(a.clock.Trace)))
 		w.End = a.clock.Wall.Add(time.Duration(a.last - int64(a.clock.Trace)))
+		// A corrupt snapshot can give any time; JSON takes years 0-9999.
+		if w.Start.Year() < 1970 || w.End.Year() > 9999 || w.End.Before(w.Start) {
+			w.Start, w.End = time.Time{}, time.Time{}
+		}
 	}
 	rep.Window = w
 	rep.Partial, rep.PartialReason = a.partial, a.partialReason

@@ -45,6 +45,11 @@ func (r *Report) WriteText(w io.Writer) error {
 			plural(r.LockWaits, "wait", "waits"))
 		writeSiteTable(bw, r.Sites, "top holder")
 		for i, s := range r.Sites {
+			// Details for the sites that matter: the first five, and of
+			// those only the ones with at least 1% of the wait.
+			if i == 5 || (i > 0 && s.Share < 0.01) {
+				break
+			}
 			writeSiteDetail(bw, i+1, s)
 		}
 	}
@@ -142,12 +147,9 @@ func writeSiteDetail(w io.Writer, n int, s Site) {
 		if h.Op != "" {
 			who = h.Op + " in " + who
 		}
-		if h.File == "" {
-			fmt.Fprintf(w, "      %6s %8s  %s\n", pct(h.Share), fmtDur(h.Wait), who)
-		} else {
-			line := fmt.Sprintf("%6s %8s  %s (%s, %s)", pct(h.Share), fmtDur(h.Wait), who,
-				plural(h.Wakeups, "wake-up", "wake-ups"), plural(h.Goroutines, "goroutine", "goroutines"))
-			fmt.Fprintf(w, "      %s\n", wrap(line, 94, "                 "))
+		fmt.Fprintf(w, "%s\n", clip(fmt.Sprintf("      %6s %8s  %s", pct(h.Share), fmtDur(h.Wait), who), 100))
+		if h.File != "" {
+			fmt.Fprintf(w, "               %s by %s\n", plural(h.Wakeups, "wake-up", "wake-ups"), plural(h.Goroutines, "goroutine", "goroutines"))
 		}
 		writeStack(w, "               ", h.Stack)
 		if bi := h.BlockedInside; bi != nil {
