@@ -140,6 +140,17 @@ func (m *Monitor) Start() error {
 		}
 	}
 
+	m.resetSampler()
+
+	m.running = true
+	m.wg.Add(1)
+	go m.loop(ctx)
+	return nil
+}
+
+// resetSampler gives the sampling goroutine fresh state: readers, scanners,
+// schedules, profile reads and rules.
+func (m *Monitor) resetSampler() {
 	m.metrics = newMetricsReader()
 	m.waiters = newWaiterScanner()
 	m.threads = newThreadSampler(m.cfg.ThreadsInterval > 0)
@@ -152,11 +163,6 @@ func (m *Monitor) Start() error {
 	m.collectErrs = make(map[string]string)
 	m.stateMu.Unlock()
 	m.rules.reset()
-
-	m.running = true
-	m.wg.Add(1)
-	go m.loop(ctx)
-	return nil
 }
 
 // Stop stops sampling and recording and waits for every goroutine of the
@@ -217,29 +223,29 @@ func (m *Monitor) loop(ctx context.Context) {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
-	m.safeTick(ctx, time.Now())
+	m.safeTick(time.Now())
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			m.safeTick(ctx, time.Now())
+			m.safeTick(time.Now())
 		}
 	}
 }
 
 // safeTick runs one tick; a panic in it is logged and the loop goes on.
-func (m *Monitor) safeTick(ctx context.Context, now time.Time) {
+func (m *Monitor) safeTick(now time.Time) {
 	defer func() {
 		if r := recover(); r != nil {
 			m.log.Error("diag: sampler panicked; continuing", "panic", fmt.Sprint(r))
 			m.noteCollectErr("sampler", fmt.Sprintf("panic: %v", r))
 		}
 	}()
-	m.tick(ctx, now)
+	m.tick(now)
 }
 
-func (m *Monitor) tick(ctx context.Context, now time.Time) {
+func (m *Monitor) tick(now time.Time) {
 	s := emptySample(now)
 	m.metrics.read(&s)
 
@@ -288,8 +294,9 @@ func (m *Monitor) scanWaiters(now time.Time, goroutines float64) {
 
 // profileEvery is how often the cumulative mutex and block profiles are
 // read, so that a snapshot can subtract the read closest to its window's
-// start. One read costs about a millisecond.
-const profileEvery = 2 * time.Second
+// start. One read costs about a millisecond and a megabyte of garbage (the
+// runtime's encoder), so not more often.
+const profileEvery = 5 * time.Second
 
 func (m *Monitor) captureProfiles(now time.Time) {
 	p := rawProfiles{time: now}
@@ -320,8 +327,7 @@ func (m *Monitor) captureProfiles(now time.Time) {
 	m.baselines = append(m.baselines[i:], p)
 }
 
-// baselineAt returns the profile read closest to t, not after it when
-// possible.
+// baselineAt returns the profile read closest to t.
 func (m *Monitor) baselineAt(t time.Time) (rawProfiles, bool) {
 	m.stateMu.Lock()
 	defer m.stateMu.Unlock()
@@ -329,11 +335,10 @@ func (m *Monitor) baselineAt(t time.Time) (rawProfiles, bool) {
 		return rawProfiles{}, false
 	}
 	best := m.baselines[0]
-	for _, b := range m.baselines {
-		if b.time.After(t) {
-			break
+	for _, b := range m.baselines[1:] {
+		if b.time.Sub(t).Abs() < best.time.Sub(t).Abs() {
+			best = b
 		}
-		best = b
 	}
 	return best, true
 }

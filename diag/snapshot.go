@@ -403,9 +403,6 @@ func (m *Monitor) profileDeltas(col *collector, now, windowStart time.Time, mute
 			col.note(file, "failed", err.Error(), t0)
 			return nil
 		}
-		if old.Profile == nil {
-			old = profdelta.Capture{} // cumulative since the program started
-		}
 		d, err := profdelta.Delta(old, cur)
 		if err != nil {
 			col.note(file, "failed", err.Error(), t0)
@@ -418,7 +415,7 @@ func (m *Monitor) profileDeltas(col *collector, now, windowStart time.Time, mute
 		}
 		col.add(file, buf.Bytes())
 		detail := fmt.Sprintf("delta over %v, rate %d", now.Sub(from).Round(time.Millisecond), rate)
-		if old.Profile == nil {
+		if old.Data == nil {
 			detail = fmt.Sprintf("cumulative since the program started (no earlier read), rate %d", rate)
 		}
 		col.note(file, "ok", detail, t0)
