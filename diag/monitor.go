@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -49,6 +50,12 @@ type Monitor struct {
 	lastWaiters time.Time
 	baselines   []rawProfiles // oldest first
 	collectErrs map[string]string
+
+	// hooks inject faults in tests; all nil in production.
+	hooks struct {
+		tick     func() // at the start of every tick
+		snapshot func() // at the start of every snapshot collection
+	}
 
 	// Used by the sampling goroutine only.
 	metrics *metricsReader
@@ -238,7 +245,7 @@ func (m *Monitor) loop(ctx context.Context) {
 func (m *Monitor) safeTick(now time.Time) {
 	defer func() {
 		if r := recover(); r != nil {
-			m.log.Error("diag: sampler panicked; continuing", "panic", fmt.Sprint(r))
+			m.log.Error("diag: sampler panicked; continuing", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			m.noteCollectErr("sampler", fmt.Sprintf("panic: %v", r))
 		}
 	}()
@@ -246,6 +253,9 @@ func (m *Monitor) safeTick(now time.Time) {
 }
 
 func (m *Monitor) tick(now time.Time) {
+	if m.hooks.tick != nil {
+		m.hooks.tick()
+	}
 	s := emptySample(now)
 	m.metrics.read(&s)
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"time"
 
@@ -187,7 +188,7 @@ func (m *Monitor) collect(ctx context.Context, c *snapshotCall, trig Trigger, wa
 	defer func() {
 		if r := recover(); r != nil {
 			c.err = fmt.Errorf("diag: snapshot panicked: %v", r)
-			m.log.Error("diag: snapshot panicked", "panic", fmt.Sprint(r))
+			m.log.Error("diag: snapshot panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
 		m.mu.Lock()
 		m.snap = nil
@@ -225,6 +226,9 @@ func (c *collector) note(part, status, detail string, start time.Time) {
 }
 
 func (m *Monitor) takeSnapshot(ctx context.Context, trig Trigger, wall time.Duration) (SnapshotInfo, error) {
+	if m.hooks.snapshot != nil {
+		m.hooks.snapshot()
+	}
 	start := time.Now()
 	id := m.store.nextID(start)
 	var col collector
@@ -467,18 +471,35 @@ func (m *Monitor) wallProfile(ctx context.Context, col *collector, wall time.Dur
 	}
 	var buf bytes.Buffer
 	stop := fgprof.Start(&buf, fgprof.FormatPprof)
-	timer := time.NewTimer(wall)
+	timer := time.NewTimer(max(wall, minWall))
 	select {
 	case <-timer.C:
 	case <-ctx.Done():
 		timer.Stop()
+		// fgprof samples at 99 Hz and cannot export a profile without a
+		// sample (it divides by their count): give it its first one.
+		first := time.NewTimer(max(0, minWall-time.Since(t0)))
+		<-first.C
 	}
-	if err := stop(); err != nil {
+	if err := stopWall(stop); err != nil {
 		col.note("wall.pb.gz", "failed", err.Error(), t0)
 		return
 	}
 	col.add("wall.pb.gz", buf.Bytes())
 	col.note("wall.pb.gz", "ok", fmt.Sprintf("fgprof over %v after the trigger", time.Since(t0).Round(time.Millisecond)), t0)
+}
+
+// minWall is the shortest wall-clock profile: two of fgprof's samples.
+const minWall = 25 * time.Millisecond
+
+// stopWall stops fgprof and turns a panic in its export into an error.
+func stopWall(stop func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("fgprof: %v", r)
+		}
+	}()
+	return stop()
 }
 
 func (m *Monitor) meta(info SnapshotInfo, notes []CollectNote, trace string, w Window, mutexRate, blockRate, goroutines int) Meta {

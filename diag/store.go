@@ -50,6 +50,8 @@ type store struct {
 	seq      int
 	disk     map[string]SnapshotInfo // infos of bundles on disk, by id
 	diskErr  error                   // the last disk failure, nil once a write works
+	// writeFault, if set, fails disk writes with its error (tests).
+	writeFault func() error
 }
 
 type memEntry struct {
@@ -122,6 +124,13 @@ func (s *store) add(info SnapshotInfo, zipData []byte) SnapshotInfo {
 }
 
 func (s *store) write(id string, data []byte) error {
+	if s.writeFault != nil {
+		if err := s.writeFault(); err != nil {
+			err = fmt.Errorf("writing %s: %w", filepath.Join(s.dir, id+".zip"), err)
+			s.setDiskErr(err)
+			return err
+		}
+	}
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		s.setDiskErr(err)
 		return err

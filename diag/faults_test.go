@@ -1,0 +1,178 @@
+package diag
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"runtime/trace"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lockdiag/lockdiag/internal/testutil"
+)
+
+func TestPanicInSamplerIsRecovered(t *testing.T) {
+	cfg := testConfig(t)
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ticks atomic.Int32
+	m.hooks.tick = func() {
+		if ticks.Add(1) == 3 {
+			panic("collector exploded")
+		}
+	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	testutil.WaitFor(t, 10*time.Second, "ticks after the panic", func() bool { return ticks.Load() > 10 })
+	st := m.Status()
+	if !strings.Contains(st.Errors["sampler"], "collector exploded") {
+		t.Errorf("status errors = %v, want the panic", st.Errors)
+	}
+	before := st.Now.Time
+	testutil.WaitFor(t, 10*time.Second, "new samples after the panic", func() bool {
+		s, _ := m.Latest()
+		return s.Time.After(before)
+	})
+}
+
+func TestPanicInSnapshotIsRecovered(t *testing.T) {
+	cfg := testConfig(t)
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	m.hooks.snapshot = func() {
+		if calls.Add(1) == 1 {
+			panic("snapshot collector exploded")
+		}
+	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	sub := m.Subscribe(1024)
+	defer sub.Close()
+	if _, err := m.Snapshot(context.Background(), SnapshotOptions{}); err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Errorf("first snapshot: err = %v, want a recovered panic", err)
+	}
+	if ev := nextEvent(t, sub, 5*time.Second, EventSnapshotFailed); !strings.Contains(ev.Reason, "exploded") {
+		t.Errorf("failure event reason = %q", ev.Reason)
+	}
+	if _, err := m.Snapshot(context.Background(), SnapshotOptions{}); err != nil {
+		t.Errorf("second snapshot: %v", err)
+	}
+}
+
+func TestDiskFullKeepsMemoryCopy(t *testing.T) {
+	m := startMonitor(t, testConfig(t))
+	m.store.mu.Lock()
+	m.store.writeFault = func() error { return syscall.ENOSPC }
+	m.store.mu.Unlock()
+	info, err := m.Snapshot(context.Background(), SnapshotOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.OnDisk || !strings.Contains(info.DiskError, "no space left") {
+		t.Errorf("info = %+v, want memory only with the disk error", info)
+	}
+	if _, err := m.SnapshotFile(info.ID, "report.txt"); err != nil {
+		t.Errorf("memory copy: %v", err)
+	}
+	if d := m.Status().Disk; !strings.Contains(d, "failing") || !strings.Contains(d, "no space left") {
+		t.Errorf("status disk = %q", d)
+	}
+	// The disk recovers: the next snapshot lands there again.
+	m.store.mu.Lock()
+	m.store.writeFault = nil
+	m.store.mu.Unlock()
+	info, err = m.Snapshot(context.Background(), SnapshotOptions{})
+	if err != nil || !info.OnDisk {
+		t.Errorf("after recovery: %+v, %v", info, err)
+	}
+	if d := m.Status().Disk; strings.Contains(d, "failing") {
+		t.Errorf("status disk after recovery = %q", d)
+	}
+}
+
+func TestStopDuringSnapshot(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	m := startMonitor(t, cfg)
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Snapshot(context.Background(), SnapshotOptions{Wall: 30 * time.Second})
+		done <- err
+	}()
+	testutil.WaitFor(t, 5*time.Second, "the snapshot to be in flight", func() bool { return m.Status().SnapshotInFlight })
+	stopped := make(chan struct{})
+	go func() {
+		m.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Stop did not return during a snapshot")
+	}
+	// The snapshot ended early (its wall profile cut short) and was stored.
+	if err := <-done; err != nil {
+		t.Errorf("snapshot interrupted by Stop: %v", err)
+	}
+	if n := len(m.Snapshots()); n != 1 {
+		t.Errorf("%d snapshots stored", n)
+	}
+}
+
+func TestHostTraceStartCoexists(t *testing.T) {
+	if trace.IsEnabled() {
+		t.Skip("the test binary is being traced")
+	}
+	m := startMonitor(t, testConfig(t))
+	var hostTrace bytes.Buffer
+	if err := trace.Start(&hostTrace); err != nil {
+		t.Fatalf("host trace.Start: %v", err)
+	}
+	info, err := m.Snapshot(context.Background(), SnapshotOptions{})
+	trace.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := m.SnapshotFile(info.ID, "trace.out")
+	if err != nil || len(data) == 0 {
+		t.Fatalf("trace.out while the host traces: %d bytes, %v", len(data), err)
+	}
+	countSyncBlocks(t, data, "") // parses
+	if hostTrace.Len() == 0 {
+		t.Error("the host's trace got nothing")
+	}
+	if !strings.HasPrefix(m.Status().Trace, "recording") {
+		t.Errorf("trace status = %q", m.Status().Trace)
+	}
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func TestTinyWallProfile(t *testing.T) {
+	m := startMonitor(t, testConfig(t))
+	info, err := m.Snapshot(context.Background(), SnapshotOptions{Wall: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.SnapshotFile(info.ID, "wall.pb.gz"); err != nil {
+		t.Errorf("a 1ns wall profile: %v", err)
+	}
+}
