@@ -281,4 +281,3 @@ func TestBundleFileName(t *testing.T) {
 		}
 	}
 }
-
