@@ -528,3 +528,28 @@ func TestThreadSignalsAndSection(t *testing.T) {
 		t.Errorf("report.txt lacks the thread section or its caveat:\n%s", txt)
 	}
 }
+
+func TestStatusHolders(t *testing.T) {
+	m := startMonitor(t, testConfig(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := contention.Mutex(ctx, 8, 200*time.Microsecond)
+	defer func() { cancel(); wait() }()
+	// Holders need two mutex profile reads, 5s apart.
+	testutil.WaitFor(t, 15*time.Second, "holders in the status", func() bool {
+		st := m.Status()
+		for _, h := range st.Holders {
+			if strings.HasSuffix(h.Func, "contention.HotLockWorker") && st.HoldersWindow > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	var buf bytes.Buffer
+	st := m.Status()
+	if err := st.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "WHERE LOCKS WERE RELEASED") || !strings.Contains(buf.String(), "HotLockWorker") {
+		t.Errorf("status text lacks the holders:\n%s", buf.String())
+	}
+}

@@ -49,7 +49,11 @@ type Monitor struct {
 	waiterNote  string // why lock_waiters is not measured, if it is not
 	lastWaiters time.Time
 	baselines   []rawProfiles // oldest first
-	collectErrs map[string]string
+	// The recent holders computed from the baselines, for Status.
+	holders       []flightrec.ProfileSite
+	holdersWindow time.Duration
+	holdersAt     time.Time // the newest read they were computed at
+	collectErrs   map[string]string
 
 	// hooks inject faults in tests; all nil in production.
 	hooks struct {

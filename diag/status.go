@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/lockdiag/lockdiag/flightrec"
+	"github.com/lockdiag/lockdiag/internal/profdelta"
 )
 
 // Status is what /debug/locks shows: the signals now and over the last
@@ -28,6 +32,11 @@ type Status struct {
 	WaitSitesTime time.Time  `json:"wait_sites_time"`
 	// WaitSitesNote says why there is no scan, if there is none.
 	WaitSitesNote string `json:"wait_sites_note,omitempty"`
+	// Holders are the critical sections that made others wait recently:
+	// the top Unlock sites of the mutex profile over HoldersWindow (the
+	// span between its two reads furthest apart in the last 10s or so).
+	Holders       []flightrec.ProfileSite `json:"holders,omitempty"`
+	HoldersWindow time.Duration           `json:"holders_window,omitempty"`
 	// Trace says whether the flight recorder is running.
 	Trace                string         `json:"trace"`
 	MutexProfileFraction int            `json:"mutex_profile_fraction"`
@@ -108,6 +117,8 @@ func (m *Monitor) Status() Status {
 		st.Minute = append(st.Minute, sum)
 	}
 	st.Rules = m.rules.status()
+
+	st.Holders, st.HoldersWindow = m.recentHolders(st.MutexProfileFraction)
 
 	m.stateMu.Lock()
 	st.WaitSites = m.waitSites
@@ -216,6 +227,13 @@ func (s *Status) WriteText(w io.Writer) error {
 		p("  %5d  %-14s %s\n", ws.Waiters, ws.Kind, ws.Where())
 	}
 
+	if len(s.Holders) > 0 {
+		p("\nWHERE LOCKS WERE RELEASED, last %v (mutex profile: the critical sections others waited for)\n", s.HoldersWindow.Round(time.Second))
+		for _, h := range s.Holders {
+			p("  %10v %5.1f%%  %-16s %s:%d (%s)\n", h.Delay.Round(time.Microsecond), h.Share*100, h.Op, filepath.Base(h.File), h.Line, shortFunc(h.Func))
+		}
+	}
+
 	p("\nSNAPSHOTS")
 	if s.SnapshotInFlight {
 		p(" (one being taken)")
@@ -248,4 +266,37 @@ func withUnit(v float64, unit string) string {
 		return s
 	}
 	return strings.TrimSpace(s + " " + unit)
+}
+
+// recentHolders returns the top Unlock sites between the newest mutex
+// profile read and the oldest one kept, computed once per new read.
+func (m *Monitor) recentHolders(fraction int) ([]flightrec.ProfileSite, time.Duration) {
+	m.stateMu.Lock()
+	n := len(m.baselines)
+	if n < 2 || m.baselines[n-1].mutex.Data == nil {
+		m.stateMu.Unlock()
+		return nil, 0
+	}
+	oldest, newest := m.baselines[0], m.baselines[n-1]
+	if m.holdersAt.Equal(newest.time) {
+		h, w := m.holders, m.holdersWindow
+		m.stateMu.Unlock()
+		return h, w
+	}
+	m.stateMu.Unlock()
+
+	var sites []flightrec.ProfileSite
+	window := newest.time.Sub(oldest.time)
+	if d, err := profdelta.Delta(oldest.mutex, newest.mutex); err == nil {
+		if rep, _ := flightrec.Analyze(nil, flightrec.AnalyzeOptions{Mutex: d, MutexFraction: fraction, Top: 5}); rep != nil && rep.Profiles != nil {
+			sites = rep.Profiles.Holders
+			for i := range sites {
+				sites[i].Stack = nil
+			}
+		}
+	}
+	m.stateMu.Lock()
+	m.holders, m.holdersWindow, m.holdersAt = sites, window, newest.time
+	m.stateMu.Unlock()
+	return sites, window
 }
