@@ -1,8 +1,11 @@
 package httpdiag
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -66,7 +69,8 @@ func TestUIInBrowser(t *testing.T) {
 		}
 	})
 	t.Cleanup(m.Stop)
-	srv := httptest.NewServer(Handler(m, Options{})) // 127.0.0.1
+	streams := &connTracker{h: Handler(m, Options{})}
+	srv := httptest.NewServer(streams) // 127.0.0.1
 	t.Cleanup(srv.Close)
 
 	b, err := chromium.Launch(ctx, bin, t.TempDir())
@@ -150,6 +154,13 @@ func TestUIInBrowser(t *testing.T) {
 		t.Logf("screenshot written to %s", p)
 	}
 
+	// The stream breaks: the page says so, reconnects with backoff and
+	// starts again from the hello frame.
+	streams.closeAll()
+	page.waitFor("the page to notice the broken stream", `document.body.dataset.conn === "down"`)
+	page.waitFor("the page to reconnect", `document.body.dataset.conn === "live" && document.body.dataset.hellos === "2"`)
+	page.checkLogs()
+
 	// With a token: the page passes it on to its assets, the stream (as a
 	// query parameter) and its fetches (as a header).
 	tsrv := httptest.NewServer(Handler(m, Options{Token: "s3cret"}))
@@ -165,6 +176,42 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	page.checkLogs()
 	t.Logf("browser test took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// connTracker serves h and remembers the connections it hijacks (the
+// stream's websockets), so that the test can break them.
+type connTracker struct {
+	h     http.Handler
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (c *connTracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.h.ServeHTTP(&hijackRecorder{ResponseWriter: w, c: c}, r)
+}
+
+func (c *connTracker) closeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+	c.conns = nil
+}
+
+type hijackRecorder struct {
+	http.ResponseWriter
+	c *connTracker
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err == nil {
+		h.c.mu.Lock()
+		h.c.conns = append(h.c.conns, conn)
+		h.c.mu.Unlock()
+	}
+	return conn, rw, err
 }
 
 // pageDriver runs the test's steps against the page.

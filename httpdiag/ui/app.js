@@ -81,6 +81,7 @@
     v: new Map(),
     head: 0,
     received: 0,
+    hellos: 0,
     rules: [], // RuleStatus, from hello and status
     episodes: [], // breaches: {rule, signal, start, end}
     snaps: new Map(), // id -> SnapshotInfo (+ urls)
@@ -745,6 +746,8 @@
   }
 
   function onHello(f) {
+    S.hellos++;
+    setData('hellos', S.hellos);
     S.signals = new Map();
     for (const s of f.signals || []) S.signals.set(s.name, { unit: s.unit || '', help: s.help || '' });
     const iv = parseGoDuration(f.interval);
