@@ -67,6 +67,8 @@ type cli struct {
 	// terminal says whether stdout is a terminal: watch then redraws one
 	// status line instead of printing one line per sample.
 	terminal bool
+	// columns is the terminal's width; if zero, it is asked for.
+	columns int
 	// backoff is watch's first delay before reconnecting; if zero, 250ms.
 	backoff time.Duration
 }

@@ -66,7 +66,7 @@ func (c *cli) watch(ctx context.Context, args []string) int {
 		r:      r,
 		every:  *every,
 		limit:  *count,
-		out:    &statusPrinter{w: c.stdout, errw: c.stderr, terminal: c.terminal},
+		out:    &statusPrinter{w: c.stdout, errw: c.stderr, terminal: c.terminal, columns: c.columns},
 		latest: map[diag.Signal]float64{},
 		rules:  map[string]string{},
 	}
@@ -364,7 +364,7 @@ func (w *watcher) sampleLine(f *httpdiag.Frame) string {
 	}
 	for _, r := range w.ruleOrder {
 		if st := w.rules[r]; st == "breached" {
-			fmt.Fprintf(&b, "  [rule %s: %s]", clip(r, 40), st)
+			fmt.Fprintf(&b, "  [rule %s: %s]", clip(r, 25), st)
 		}
 	}
 	return b.String()
@@ -402,7 +402,7 @@ func (w *watcher) event(f *httpdiag.Frame) {
 				s += ", peak " + fmtSignal(b.Signal, b.Peak)
 			}
 			if b.Duration > 0 {
-				s += fmt.Sprintf(", breached for %v", b.Duration.Round(time.Millisecond))
+				s += ", breached for " + fmtSeconds(b.Duration.Seconds())
 			}
 			lines = append(lines, line("RECOVERED", s))
 		}
@@ -506,6 +506,7 @@ func clip(s string, n int) string {
 type statusPrinter struct {
 	w, errw  io.Writer
 	terminal bool
+	columns  int    // the terminal's width; 0: ask it
 	last     string // the status line on screen, on a terminal
 }
 
@@ -516,7 +517,14 @@ func (p *statusPrinter) status(s string) {
 		fmt.Fprintln(p.w, s)
 		return
 	}
-	s = clip(s, terminalWidth()-1)
+	cols := p.columns
+	if cols <= 0 {
+		cols = terminalWidth()
+	}
+	if w := cols - 1; len([]rune(s)) > w {
+		// Narrow terminal: single spaces, then cut.
+		s = clip(strings.ReplaceAll(s, "  ", " "), w)
+	}
 	p.last = s
 	fmt.Fprint(p.w, clearLine+s)
 }

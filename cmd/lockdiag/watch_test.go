@@ -214,12 +214,16 @@ func TestWatchReconnectAndEvents(t *testing.T) {
 		fs.wg.Wait()
 	}()
 
-	for _, terminal := range []bool{false, true} {
+	for _, mode := range []struct {
+		terminal bool
+		columns  int
+	}{{false, 0}, {true, 200}, {true, 60}} {
+		terminal := mode.terminal
 		fs.mu.Lock()
 		fs.conns = 0
 		fs.mu.Unlock()
 		out, errb := newNotifyBuffer(), newNotifyBuffer()
-		c := &cli{stdout: out, stderr: errb, getenv: func(string) string { return "" }, terminal: terminal, backoff: time.Millisecond}
+		c := &cli{stdout: out, stderr: errb, getenv: func(string) string { return "" }, terminal: terminal, columns: mode.columns, backoff: time.Millisecond}
 		code := c.run(context.Background(), []string{"watch", "-n", "5", srv.URL})
 		got := out.String()
 		if code != exitOK {
@@ -228,9 +232,17 @@ func TestWatchReconnectAndEvents(t *testing.T) {
 		if !strings.Contains(errb.String(), "lockdiag watch: connection lost (the server closed the stream: lockdiag stopped); reconnecting in 1ms") {
 			t.Errorf("terminal %v: want the lost connection on stderr; got %q", terminal, errb.String())
 		}
-		if terminal {
-			if !strings.Contains(got, clearLine+"04:37:41  mutex_wait 0.01 s/s  lock_waiters 3 ") || !strings.HasSuffix(got, "\n") {
-				t.Errorf("terminal: want sample lines redrawn with %q and a final newline; got %q", clearLine, got)
+		switch {
+		case terminal && mode.columns == 200:
+			if !strings.Contains(got, clearLine+"04:37:41  mutex_wait 0.01 s/s  lock_waiters 3  sched p99 1.2ms  goroutines 92 (75 waiting)"+clearLine) ||
+				!strings.Contains(got, clearLine+"04:37:42  BREACH     ") || !strings.HasSuffix(got, "\n") {
+				t.Errorf("terminal: want sample lines redrawn with %q, events on their own lines and a final newline; got %q", clearLine, got)
+			}
+			continue
+		case terminal:
+			// 60 columns: single spaces, cut to 59.
+			if !strings.Contains(got, clearLine+"04:37:41 mutex_wait 0.01 s/s lock_waiters 3 sched p99 1.2m…"+clearLine) {
+				t.Errorf("narrow terminal: want compact lines cut to 59 columns; got %q", got)
 			}
 			continue
 		}
@@ -241,7 +253,7 @@ func TestWatchReconnectAndEvents(t *testing.T) {
 			"04:37:41  mutex_wait 0.01 s/s  lock_waiters 3  sched p99 1.2ms  goroutines 92 (75 waiting)\n",
 			"lockdiag watch: reconnected to " + srv.URL,
 			"04:37:42  BREACH     " + rule + ": mutex_wait = 9.53 > 1 (baseline 0.00125); a snapshot follows\n",
-			"04:37:42  mutex_wait 9.53 s/s  lock_waiters 12  sched p99 1.2ms  goroutines 92 (75 waiting)  dropped 3  [rule " + rule + ": breached]\n",
+			"04:37:42  mutex_wait 9.53 s/s  lock_waiters 12  sched p99 1.2ms  goroutines 92 (75 waiting)  dropped 3  [rule mutex_wait > 4x baseline…: breached]\n",
 			"04:37:43  SNAPSHOT   20261122-043741-859 (rule " + rule + ", took 1.028s)\n",
 			"           16 goroutines waited 2.62s on the Mutex\n",
 			"           report: " + srv.URL + "/debug/locks/snapshots/20261122-043741-859\n",
