@@ -154,6 +154,17 @@ func TestUIInBrowser(t *testing.T) {
 		t.Logf("screenshot written to %s", p)
 	}
 
+	// The pointer over a plot shows the values at its time; the window
+	// buttons switch.
+	var box struct{ X, Y, W, H float64 }
+	page.eval(`(() => { const r = document.querySelector('[data-plot="mutex_wait"] canvas').getBoundingClientRect(); return {X: r.x, Y: r.y, W: r.width, H: r.height} })()`, &box)
+	page.must(b.Call(ctx, "Input.dispatchMouseEvent", map[string]any{"type": "mouseMoved", "x": box.X + box.W*0.7, "y": box.Y + box.H/2}, nil))
+	page.waitFor("the readout to follow the pointer", `document.querySelector('[data-plot="mutex_wait"] .now').classList.contains("hovering")`)
+	page.must(b.Call(ctx, "Input.dispatchMouseEvent", map[string]any{"type": "mouseMoved", "x": 1, "y": 1}, nil))
+	page.waitFor("the readout to let go", `!document.querySelector('[data-plot="mutex_wait"] .now').classList.contains("hovering")`)
+	page.eval(`document.querySelector('[data-window="60"]').click()`, nil)
+	page.waitFor("the 1 min window", `document.querySelector('[data-window="60"]').classList.contains("on")`)
+
 	// The stream breaks: the page says so, reconnects with backoff and
 	// starts again from the hello frame.
 	streams.closeAll()
