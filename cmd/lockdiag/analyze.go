@@ -109,19 +109,36 @@ func (c *cli) analyze(ctx context.Context, args []string) int {
 		opts.BlockRate = *blockRate
 	}
 
-	rep, err := flightrec.Analyze(trace, opts)
+	// Analyze cannot be canceled: on an interrupt, stop waiting for it
+	// (closing the input makes it return soon).
+	type result struct {
+		rep *flightrec.Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := flightrec.Analyze(trace, opts)
+		done <- result{rep, err}
+	}()
+	var rep *flightrec.Report
+	select {
+	case <-ctx.Done():
+		return c.fail("analyze", errors.New("interrupted"))
+	case r := <-done:
+		rep, err = r.rep, r.err
+	}
 	if err != nil {
 		if errors.Is(err, flightrec.ErrUnreadableTrace) {
 			what := "not a Go execution trace or a lockdiag bundle"
-			if in.zip != nil {
+			switch {
+			case in.zip != nil:
 				what = "its trace.out is not a readable Go execution trace"
+			case bytes.HasPrefix(in.head, []byte("go 1.")):
+				what = "a Go execution trace that cannot be read (corrupt, or from a Go version this build does not know)"
 			}
 			return c.fail("analyze", fmt.Errorf("%s: %s: %v", displayName(name), what, err))
 		}
 		return c.fail("analyze", fmt.Errorf("%s: %v", displayName(name), err))
-	}
-	if ctx.Err() != nil {
-		return c.fail("analyze", ctx.Err())
 	}
 
 	out := bufio.NewWriter(c.stdout)
@@ -158,6 +175,7 @@ func displayName(name string) string {
 type input struct {
 	zip    *zip.Reader
 	r      io.Reader
+	head   []byte // the first bytes of the (decompressed) trace
 	closer io.Closer
 }
 
@@ -236,7 +254,8 @@ func unzipped(name string, r io.Reader, closer io.Closer) (*input, error) {
 	}
 	head, _ := br.Peek(2)
 	if !bytes.Equal(head, gzipMagic) {
-		return &input{r: br, closer: closer}, nil
+		head, _ = br.Peek(16)
+		return &input{r: br, head: bytes.Clone(head), closer: closer}, nil
 	}
 	zr, err := gzip.NewReader(br)
 	if err != nil {
@@ -245,7 +264,9 @@ func unzipped(name string, r io.Reader, closer io.Closer) (*input, error) {
 		}
 		return nil, fmt.Errorf("%s: not a readable gzip file: %v", displayName(name), err)
 	}
-	return &input{r: bufio.NewReaderSize(zr, 1<<20), closer: closer}, nil
+	unzipped := bufio.NewReaderSize(zr, 1<<20)
+	head, _ = unzipped.Peek(16)
+	return &input{r: unzipped, head: bytes.Clone(head), closer: closer}, nil
 }
 
 // bundleMeta is the part of a bundle's meta.json that analyze uses.

@@ -276,6 +276,8 @@ func TestAnalyzeBadInput(t *testing.T) {
 	zw.Close()
 	notBundle := filepath.Join(dir, "other.zip")
 	os.WriteFile(notBundle, zb.Bytes(), 0o644)
+	oldTrace := filepath.Join(dir, "old.trace")
+	os.WriteFile(oldTrace, []byte("go 1.19 trace\x00\x00\x00\x01\x02\x03"), 0o644)
 	badZip := filepath.Join(dir, "bad.zip")
 	os.WriteFile(badZip, []byte("PK\x03\x04 and then nothing"), 0o644)
 	var badTrace bytes.Buffer
@@ -292,6 +294,7 @@ func TestAnalyzeBadInput(t *testing.T) {
 		want  []string
 	}{
 		{[]string{garbage}, "", []string{garbage, "not a Go execution trace or a lockdiag bundle"}},
+		{[]string{oldTrace}, "", []string{oldTrace, "a Go execution trace that cannot be read"}},
 		{[]string{"-"}, "garbage on stdin", []string{"standard input", "not a Go execution trace"}},
 		{[]string{"-"}, "", []string{"standard input is empty"}},
 		{[]string{empty}, "", []string{empty, "is empty"}},
