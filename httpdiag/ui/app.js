@@ -888,21 +888,35 @@
     const sites = st.wait_sites || [];
     if (st.wait_sites_note) {
       box.append(el('p', { class: 'empty', text: st.wait_sites_note }));
-      return;
-    }
-    if (!sites.length) {
+    } else if (!sites.length) {
       box.append(el('p', { class: 'empty', text: 'none' }));
-      return;
+    } else {
+      const table = el('table', { class: 'sites' });
+      for (const s of sites.slice(0, 6)) {
+        table.append(el('tr', { title: (s.func || '') + '\n' + (s.file || '') + ':' + s.line },
+          el('td', { class: 'num', text: String(s.waiters) }),
+          el('td', { class: 'kind', text: s.kind }),
+          el('td', { class: 'where' }, el('b', { text: shortFunc(s.func) }), ' ' + basename(s.file) + ':' + s.line)));
+      }
+      box.append(table);
+      if (sites.length > 6) box.append(el('p', { class: 'empty', text: '… ' + (sites.length - 6) + ' more sites' }));
     }
-    const table = el('table', { class: 'sites' });
-    for (const s of sites.slice(0, 6)) {
-      table.append(el('tr', { title: (s.func || '') + '\n' + (s.file || '') + ':' + s.line },
-        el('td', { class: 'num', text: String(s.waiters) }),
-        el('td', { class: 'kind', text: s.kind }),
-        el('td', { class: 'where' }, el('b', { text: shortFunc(s.func) }), ' ' + basename(s.file) + ':' + s.line)));
+
+    // The critical sections others waited for lately, from the mutex
+    // profile (its stacks are the Unlock's).
+    const holders = (st.holders || []).slice(0, 4);
+    if (holders.length) {
+      const win = st.holders_window > 0 ? ', last ' + fmtSeconds(Math.round(st.holders_window / 1e9)) : '';
+      box.append(el('h3', { text: 'Released by' }, el('span', { class: 'sub', text: ' mutex profile' + win })));
+      const table = el('table', { class: 'sites holders' });
+      for (const h of holders) {
+        table.append(el('tr', { title: (h.op || '') + ' in ' + (h.func || '') + '\n' + (h.file || '') + ':' + h.line },
+          el('td', { class: 'num', text: Math.round((h.share || 0) * 100) + '%' }),
+          el('td', { class: 'kind', text: fmtSeconds((h.delay || 0) / 1e9) }),
+          el('td', { class: 'where' }, el('b', { text: shortFunc(h.func) }), ' ' + basename(h.file) + ':' + h.line)));
+      }
+      box.append(table);
     }
-    box.append(table);
-    if (sites.length > 6) box.append(el('p', { class: 'empty', text: '… ' + (sites.length - 6) + ' more sites' }));
   }
 
   function notice(text) {
