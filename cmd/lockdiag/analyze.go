@@ -42,12 +42,12 @@ const (
 func (c *cli) analyze(ctx context.Context, args []string) int {
 	fs := newFlagSet("analyze", "[-json] [-top N] [-budget D] [-mutex FILE] [-block FILE] FILE|-", analyzeAbout)
 	asJSON := fs.Bool("json", false, "print the report as JSON (durations in nanoseconds)")
-	top := fs.Int("top", 10, "how many lock sites to list")
+	top := fs.Int("top", 10, "list the top `N` lock sites")
 	budget := fs.Duration("budget", time.Minute, "time limit of the analysis; the report is marked partial when it runs out")
-	mutexFile := fs.String("mutex", "", "mutex profile (pprof format) to join")
-	blockFile := fs.String("block", "", "block profile (pprof format) to join")
-	mutexFraction := fs.Int("mutex-fraction", 0, "the mutex profile fraction the mutex profile was recorded at, if known")
-	blockRate := fs.Int("block-rate", 0, "the block profile rate (ns) the block profile was recorded at, if known")
+	mutexFile := fs.String("mutex", "", "join the mutex profile in `FILE` (pprof format)")
+	blockFile := fs.String("block", "", "join the block profile in `FILE` (pprof format)")
+	mutexFraction := fs.Int("mutex-fraction", 0, "the mutex profile `fraction` -mutex was recorded at, if known")
+	blockRate := fs.Int("block-rate", 0, "the block profile `rate` (ns) -block was recorded at, if known")
 	pos, code, ok := c.parse(fs, args, 1, "FILE")
 	if !ok {
 		return code
@@ -117,6 +117,11 @@ func (c *cli) analyze(ctx context.Context, args []string) int {
 	}
 	done := make(chan result, 1)
 	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- result{nil, fmt.Errorf("the analysis failed: %v", r)}
+			}
+		}()
 		rep, err := flightrec.Analyze(trace, opts)
 		done <- result{rep, err}
 	}()

@@ -205,7 +205,7 @@ func checkID(id string) error {
 
 func (c *cli) snapshots(ctx context.Context, args []string) int {
 	fs := newFlagSet("snapshots", "[-token T] [-json] URL", "Snapshots lists the snapshots a service has stored, newest first.\n"+urlHelp)
-	token := fs.String("token", "", "bearer token (default $LOCKDIAG_TOKEN)")
+	token := fs.String("token", "", "bearer `TOKEN` (default $LOCKDIAG_TOKEN)")
 	asJSON := fs.Bool("json", false, "print the list as JSON")
 	pos, code, ok := c.parse(fs, args, 1, "URL")
 	if !ok {
@@ -256,7 +256,7 @@ func fmtBytes(n int64) string {
 
 func (c *cli) snapshot(ctx context.Context, args []string) int {
 	fs := newFlagSet("snapshot", "[-token T] [-json] URL [ID|latest]", "Snapshot prints the report of a stored snapshot (the latest by default).\n"+urlHelp)
-	token := fs.String("token", "", "bearer token (default $LOCKDIAG_TOKEN)")
+	token := fs.String("token", "", "bearer `TOKEN` (default $LOCKDIAG_TOKEN)")
 	asJSON := fs.Bool("json", false, "print the report as JSON (report.json)")
 	pos, code, ok := c.parse(fs, args, 1, "URL", "ID")
 	if !ok {
@@ -294,8 +294,8 @@ func (c *cli) snapshot(ctx context.Context, args []string) int {
 func (c *cli) fetch(ctx context.Context, args []string) int {
 	fs := newFlagSet("fetch", "[-token T] [-o FILE] URL [ID|latest]",
 		"Fetch downloads a snapshot's bundle (the latest by default) as a zip file\nthat \"lockdiag analyze\", go tool trace and go tool pprof can read.\n"+urlHelp)
-	token := fs.String("token", "", "bearer token (default $LOCKDIAG_TOKEN)")
-	out := fs.String("o", "", "file to write, - for standard output (default lockdiag-ID.zip)")
+	token := fs.String("token", "", "bearer `TOKEN` (default $LOCKDIAG_TOKEN)")
+	out := fs.String("o", "", "write to `FILE`, - for standard output (default lockdiag-ID.zip)")
 	pos, code, ok := c.parse(fs, args, 1, "URL", "ID")
 	if !ok {
 		return code
@@ -379,7 +379,7 @@ func writeFileAtomic(name string, r io.Reader) (int64, error) {
 
 func (c *cli) take(ctx context.Context, args []string) int {
 	fs := newFlagSet("take", "[-token T] [-wall D] URL", "Take asks the service for a snapshot now and prints its id and headline.\n"+urlHelp)
-	token := fs.String("token", "", "bearer token (default $LOCKDIAG_TOKEN)")
+	token := fs.String("token", "", "bearer `TOKEN` (default $LOCKDIAG_TOKEN)")
 	wall := fs.Duration("wall", 0, "add a wall-clock profile over this long after the snapshot (at most 30s)")
 	pos, code, ok := c.parse(fs, args, 1, "URL")
 	if !ok {

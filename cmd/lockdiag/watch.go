@@ -43,9 +43,9 @@ const (
 
 func (c *cli) watch(ctx context.Context, args []string) int {
 	fs := newFlagSet("watch", "[-token T] [-every N] [-n N] URL", watchAbout)
-	token := fs.String("token", "", "bearer token (default $LOCKDIAG_TOKEN)")
-	every := fs.Int("every", 1, "show every Nth sample (1 to 600)")
-	count := fs.Int("n", 0, "stop after N samples (0: until interrupted)")
+	token := fs.String("token", "", "bearer `TOKEN` (default $LOCKDIAG_TOKEN)")
+	every := fs.Int("every", 1, "show every `N`th sample (1 to 600)")
+	count := fs.Int("n", 0, "stop after `N` samples (0: until interrupted)")
 	pos, code, ok := c.parse(fs, args, 1, "URL")
 	if !ok {
 		return code
@@ -104,7 +104,7 @@ func (w *watcher) streamURL() *url.URL {
 	return &u
 }
 
-// errFatal marks connection errors that reconnecting cannot fix.
+// fatalError marks connection errors that reconnecting cannot fix.
 type fatalError struct{ err error }
 
 func (e fatalError) Error() string { return e.err.Error() }
