@@ -99,6 +99,11 @@ func Handler(m *diag.Monitor, opts Options) http.Handler {
 	h.mux.HandleFunc("GET "+Prefix+"/stream", h.stream)
 	h.mux.HandleFunc("GET "+Prefix+"/ui", h.ui)
 	h.mux.HandleFunc("GET "+Prefix+"/ui/{file}", h.uiFile)
+	h.mux.HandleFunc("GET "+Prefix+"/ui/{$}", func(w http.ResponseWriter, r *http.Request) {
+		u := *r.URL
+		u.Path = Prefix + "/ui"
+		http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
+	})
 	h.mux.HandleFunc(Prefix, h.fallback)
 	h.mux.HandleFunc(Prefix+"/", h.fallback)
 	return h

@@ -118,6 +118,7 @@ func TestHandlerRoutes(t *testing.T) {
 		{"PUT", "/debug/locks", nil, 405, "text/plain", "use GET"},
 		{"DELETE", "/debug/locks/snapshots", nil, 405, "text/plain", "use GET or POST"},
 		{"GET", "/debug/locks/nothing", nil, 404, "text/plain", "no such path"},
+		{"GET", "/debug/locks/ui/", nil, 301, "", ""},
 		{"GET", "/debug/locks/metrics", nil, 200, "text/plain; version=0.0.4", "lockdiag_goroutines "},
 		{"GET", "/debug/locks/metrics?x=1", nil, 400, "text/plain", "takes none"},
 	}
