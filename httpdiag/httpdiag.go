@@ -265,6 +265,20 @@ func wantJSON(r *http.Request, q url.Values) (bool, error) {
 	}
 }
 
+// formatParams checks r's query for format and the extra parameters, and
+// answers 400 when it breaks a rule (ok is then false).
+func formatParams(w http.ResponseWriter, r *http.Request, extra ...string) (q url.Values, asJSON, ok bool) {
+	q, err := params(r, append([]string{"format"}, extra...)...)
+	if err == nil {
+		asJSON, err = wantJSON(r, q)
+	}
+	if err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return nil, false, false
+	}
+	return q, asJSON, true
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -291,14 +305,8 @@ func writeText(w http.ResponseWriter, status int, render func(io.Writer) error) 
 }
 
 func (h *handler) status(w http.ResponseWriter, r *http.Request) {
-	q, err := params(r, "format")
-	if err != nil {
-		serveError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	asJSON, err := wantJSON(r, q)
-	if err != nil {
-		serveError(w, http.StatusBadRequest, err.Error())
+	_, asJSON, ok := formatParams(w, r)
+	if !ok {
 		return
 	}
 	st := h.m.Status()
@@ -310,14 +318,8 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) listSnapshots(w http.ResponseWriter, r *http.Request) {
-	q, err := params(r, "format")
-	if err != nil {
-		serveError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	asJSON, err := wantJSON(r, q)
-	if err != nil {
-		serveError(w, http.StatusBadRequest, err.Error())
+	_, asJSON, ok := formatParams(w, r)
+	if !ok {
 		return
 	}
 	list := h.m.Snapshots()
@@ -348,16 +350,11 @@ func (h *handler) listSnapshots(w http.ResponseWriter, r *http.Request) {
 const maxWall = 30 * time.Second
 
 func (h *handler) takeSnapshot(w http.ResponseWriter, r *http.Request) {
-	q, err := params(r, "format", "wall")
-	if err != nil {
-		serveError(w, http.StatusBadRequest, err.Error())
+	q, asJSON, ok := formatParams(w, r, "wall")
+	if !ok {
 		return
 	}
-	asJSON, err := wantJSON(r, q)
-	if err != nil {
-		serveError(w, http.StatusBadRequest, err.Error())
-		return
-	}
+	var err error
 	var wall time.Duration
 	if s := q.Get("wall"); s != "" {
 		wall, err = time.ParseDuration(s)
@@ -399,14 +396,8 @@ func (h *handler) snapshot(w http.ResponseWriter, r *http.Request) {
 		h.snapshotZip(w, r, base)
 		return
 	}
-	q, err := params(r, "format")
-	if err != nil {
-		serveError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	asJSON, err := wantJSON(r, q)
-	if err != nil {
-		serveError(w, http.StatusBadRequest, err.Error())
+	_, asJSON, ok := formatParams(w, r)
+	if !ok {
 		return
 	}
 	name := "report.txt"
