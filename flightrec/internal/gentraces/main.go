@@ -16,6 +16,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -44,7 +45,7 @@ type workload struct {
 var workloads = map[string]workload{
 	"mutex":        {run: mutexWorkload, d: 150 * time.Millisecond, maxProcs: 2},
 	"rwmutex":      {run: rwmutexWorkload, d: 120 * time.Millisecond, maxProcs: 2},
-	"starvation":   {run: starvationWorkload, d: 150 * time.Millisecond, maxProcs: 4},
+	"starvation":   {run: starvationWorkload, d: 150 * time.Millisecond, maxProcs: 6},
 	"convoy":       {run: convoyWorkload, d: 120 * time.Millisecond, maxProcs: 2},
 	"io":           {run: ioWorkload, d: 150 * time.Millisecond, maxProcs: 2},
 	"nocontention": {run: noContentionWorkload, d: 150 * time.Millisecond, maxProcs: 2},
@@ -98,9 +99,13 @@ func main() {
 			continue
 		}
 		file := filepath.Join(*out, name+".trace")
-		cmd := exec.Command(self, "-child", name, "-out", file)
+		// A workload that does not finish in a minute is a bug in it.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, self, "-child", name, "-out", file)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
+		err := cmd.Run()
+		cancel()
+		if err != nil {
 			fmt.Fprintf(os.Stderr, "gentraces: %s: %v\n", name, err)
 			failed = true
 			continue
@@ -265,7 +270,7 @@ type index struct {
 //go:noinline
 func starveReaderScan(ix *index) {
 	ix.mu.RLock()
-	spin(4 * time.Millisecond)
+	spin(8 * time.Millisecond)
 	_ = len(ix.keys)
 	ix.mu.RUnlock()
 }
@@ -280,10 +285,10 @@ func starveWriterPut(ix *index, k int) {
 func starvationWorkload(d time.Duration) {
 	ix := &index{}
 	g := newGroup()
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 4; i++ {
 		g.loop(func() {
 			starveReaderScan(ix)
-			time.Sleep(time.Duration(i) * 300 * time.Microsecond)
+			time.Sleep(time.Duration(i) * 500 * time.Microsecond)
 		})
 	}
 	g.loop(func() {
@@ -439,28 +444,26 @@ func noContentionWorkload(d time.Duration) {
 
 // ---- mixed: chan send/receive, select, WaitGroup and Cond waits ----
 
+// chanSender sends on an unbuffered channel faster than chanSlowReceiver
+// takes: its sends wait ("chan send") until the receiver wakes them.
+//
 //go:noinline
 func chanSender(ch chan<- int, stop <-chan struct{}) {
 	for i := 0; ; i++ {
 		select {
-		case ch <- i:
 		case <-stop:
+			close(ch)
 			return
+		default:
 		}
-		ch <- i // blocks until chanSlowReceiver is ready
+		ch <- i
 	}
 }
 
 //go:noinline
-func chanSlowReceiver(ch <-chan int, stop <-chan struct{}) {
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
+func chanSlowReceiver(ch <-chan int) {
+	for range ch {
 		time.Sleep(500 * time.Microsecond)
-		<-ch
 	}
 }
 
@@ -571,7 +574,7 @@ func mixedWorkload(d time.Duration) {
 	}
 	sendCh := make(chan int)
 	start(func() { chanSender(sendCh, stop) })
-	start(func() { chanSlowReceiver(sendCh, stop) })
+	start(func() { chanSlowReceiver(sendCh) })
 	recvCh := make(chan int)
 	start(func() { chanIdleReceiver(recvCh) })
 	start(func() { chanProducer(recvCh, stop) })
