@@ -56,13 +56,25 @@ func readMem() memStat {
 }
 
 // vmRSS returns VmRSS from /proc/self/status in bytes, or 0.
-func vmRSS() float64 {
+func vmRSS() float64 { return procStatus("VmRSS:") }
+
+// vmHWM returns the peak resident size, VmHWM, in bytes, or 0.
+func vmHWM() float64 { return procStatus("VmHWM:") }
+
+// resetPeakRSS sets VmHWM back to the current resident size (Linux 4.0
+// and later) and reports whether it could.
+func resetPeakRSS() bool {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
+
+// procStatus returns a "kB" field of /proc/self/status in bytes, or 0.
+func procStatus(key string) float64 {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, key); ok {
 			f := strings.Fields(rest)
 			if len(f) >= 1 {
 				kb, _ := strconv.ParseFloat(f[0], 64)
@@ -93,7 +105,7 @@ func runMemory(w io.Writer, quick bool) error {
 	const withSnap = "full defaults + 1 snapshot kept"
 	configs := []config{nothingConfig("nothing"), bareRecorderConfig(), fullConfig(dir)}
 	got := map[string][]memStat{}
-	var bundle []float64
+	var bundle, held, peak []float64
 	for rep := range reps {
 		for k := range configs {
 			c := configs[(rep+k)%len(configs)]
@@ -108,12 +120,19 @@ func runMemory(w io.Writer, quick bool) error {
 			}
 			got[c.name] = append(got[c.name], readMem())
 			if r.mon != nil {
+				before, reset := vmRSS(), resetPeakRSS()
 				info, err := r.mon.Snapshot(context.Background(), diag.SnapshotOptions{Reason: "bench"})
 				if err != nil {
 					r.stop()
 					return err
 				}
+				if reset {
+					peak = append(peak, vmHWM()-before)
+				}
 				bundle = append(bundle, float64(info.Bytes))
+				if z, err := r.mon.SnapshotZip(info.ID); err == nil {
+					held = append(held, float64(cap(z)))
+				}
 				got[withSnap] = append(got[withSnap], readMem())
 			}
 			r.stop()
@@ -163,7 +182,13 @@ func runMemory(w io.Writer, quick bool) error {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %s |\n", name, heap, heapD, mapped, mappedD, rssF, rssFD, rss, rssD, median(g), gds)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "The snapshot kept in memory is a zip of %s (median). Notes: the recorder's ring is Go heap, bounded by the trace window\n", fmtBytes(median(bundle)))
+	fmt.Fprintf(w, "The snapshot kept in memory is a zip of %s (median); the slice `SnapshotZip` returns for it has a capacity of %s\n", fmtBytes(median(bundle)), fmtBytes(median(held)))
+	fmt.Fprintf(w, "(the bytes the in-memory copy actually holds, when the store keeps the slice it was built in).\n")
+	if len(peak) > 0 {
+		fmt.Fprintf(w, "While the snapshot is taken, VmRSS peaks %s above its level just before (median; VmHWM reset through /proc/self/clear_refs):\n", fmtBytes(median(peak)))
+		fmt.Fprintf(w, "the trace window, its parse and the bundle are transient garbage that the next GC frees, as the *VmRSS after GC* column shows.\n")
+	}
+	fmt.Fprintf(w, "Notes: the recorder's ring is Go heap, bounded by the trace window\n")
 	fmt.Fprintf(w, "(10 s, 10 MiB as a hint that whole ~1 s generations can exceed); under a busier host it fills to that bound sooner.\n")
 	fmt.Fprintf(w, "*VmRSS as is* depends on when the last GC ran and is the noisiest column; negative *added* values are noise.\n")
 	fmt.Fprintf(w, "Goroutines counted include the HTTP workload's (server connections and clients).\n\n")

@@ -144,7 +144,7 @@ func runOverhead(w io.Writer, quick bool) error {
 	}
 	fmt.Fprintf(w, "Throughput ratios, operations per second of wall time (1 = no change, below 1 = slower). This is what the goals speak of:\n\n")
 	table(func(x window) float64 { return x.rate }, true)
-	fmt.Fprintf(w, "The same windows, as operations per CPU-second of this process. Every workload keeps both CPUs busy, so this counts the CPU\n")
+	fmt.Fprintf(w, "The same windows, as operations per CPU-second of this process. The workloads keep both CPUs (nearly) busy, so this counts the CPU\n")
 	fmt.Fprintf(w, "lockdiag takes (its own goroutines and the runtime work it causes are in the process's CPU time) but not the CPU that\n")
 	fmt.Fprintf(w, "other processes took from the run: on a shared machine it is the steadier estimate of the same overhead.\n\n")
 	table(func(x window) float64 { return x.perCPU }, false)
@@ -162,19 +162,20 @@ func runOverhead(w io.Writer, quick bool) error {
 			return xs
 		}
 		fmt.Fprintf(w, "%s, request latency p99 (ratio above 1 = slower requests):\n\n", r.wl.name)
-		fmt.Fprintf(w, "| configuration | median p99 | median p50 | p99 ratio to nothing (median) | 95%% interval | min–max |\n|---|---|---|---|---|---|\n")
+		fmt.Fprintf(w, "| configuration | median p50 | median p99 | median p99.9 | p99 ratio to nothing (median) | 95%% interval | min–max |\n|---|---|---|---|---|---|---|\n")
 		for _, c := range configs {
-			var p50 []float64
+			var p50, p999 []float64
 			for _, x := range r.win[c.name] {
 				p50 = append(p50, float64(x.p(50)))
+				p999 = append(p999, float64(x.p(99.9)))
 			}
+			lat := fmt.Sprintf("| %s | %s | %s | %s |", c.name, fmtDur(time.Duration(median(p50))), fmtDur(time.Duration(median(p99(c.name)))), fmtDur(time.Duration(median(p999))))
 			if c.name == "nothing" {
-				fmt.Fprintf(w, "| %s | %s | %s | | | |\n", c.name, fmtDur(time.Duration(median(p99(c.name)))), fmtDur(time.Duration(median(p50))))
+				fmt.Fprintf(w, "%s | | |\n", lat)
 				continue
 			}
 			d := summarize(ratios(p99(c.name), p99("nothing")))
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", c.name, fmtDur(time.Duration(median(p99(c.name)))), fmtDur(time.Duration(median(p50))),
-				fmtRatio(d.med), fmtRange(d.ciLo, d.ciHi), fmtRange(d.lo, d.hi))
+			fmt.Fprintf(w, "%s %s | %s | %s |\n", lat, fmtRatio(d.med), fmtRange(d.ciLo, d.ciHi), fmtRange(d.lo, d.hi))
 		}
 		fmt.Fprintln(w)
 	}

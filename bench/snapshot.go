@@ -229,7 +229,7 @@ func runSnapshot(w io.Writer, quick bool) error {
 	}
 
 	fmt.Fprintf(w, "The host's requests in the windows (medians over %d windows of each kind; ratios are per repetition against its window without a snapshot):\n\n", reps)
-	fmt.Fprintf(w, "| window | p50 | p99 | max | requests/s | p99 ratio (median) | 95%% interval | throughput ratio (median) | 95%% interval |\n|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| window | p50 | p99 | p99.9 | max | requests/s | p99 ratio (median) | 95%% interval | throughput ratio (median) | 95%% interval |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	stat := func(kind string, f func(window) float64) []float64 {
 		var xs []float64
 		for _, x := range wins[kind] {
@@ -241,8 +241,10 @@ func runSnapshot(w io.Writer, quick bool) error {
 	rate := func(x window) float64 { return x.rate }
 	for _, kind := range kinds {
 		p50 := median(stat(kind, func(x window) float64 { return float64(x.p(50)) }))
+		p999 := median(stat(kind, func(x window) float64 { return float64(x.p(99.9)) }))
 		mx := median(stat(kind, func(x window) float64 { return float64(x.p(100)) }))
-		line := fmt.Sprintf("| %s | %s | %s | %s | %s |", kind, fmtDur(time.Duration(p50)), fmtDur(time.Duration(median(stat(kind, p99)))), fmtDur(time.Duration(mx)), fmtCount(median(stat(kind, rate))))
+		line := fmt.Sprintf("| %s | %s | %s | %s | %s | %s |", kind, fmtDur(time.Duration(p50)), fmtDur(time.Duration(median(stat(kind, p99)))),
+			fmtDur(time.Duration(p999)), fmtDur(time.Duration(mx)), fmtCount(median(stat(kind, rate))))
 		if kind == "no snapshot" {
 			fmt.Fprintf(w, "%s | | | |\n", line)
 			continue
