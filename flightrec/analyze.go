@@ -908,23 +908,6 @@ func (a *analyzer) beginWait(g *gstate, start, park int64, k waitKind, si *stack
 	}
 }
 
-// leaveSet removes g from its site's waiting set without a wake-up there,
-// returning the time not yet blamed.
-func (a *analyzer) leaveSet(g *gstate, t int64) int64 {
-	if !g.inSet {
-		return 0
-	}
-	s := g.site
-	from := g.setAdded
-	if g.setEpoch != s.epoch {
-		from = s.lastWake
-	}
-	s.n--
-	s.sumStart -= from
-	g.inSet = false
-	return t - from
-}
-
 // kindFromOp infers what a goroutine blocked before the window waited on
 // from the call that woke it.
 func kindFromOp(op string) waitKind {

@@ -271,15 +271,16 @@ func hotLockFindings(rep *Report) []Finding {
 	f := Finding{Kind: "hot-lock", Site: siteOf(s)}
 	f.Summary = fmt.Sprintf("One lock dominates: the %s at %s has %s of all lock wait (%s of %s, across %d contended sites).",
 		kindNoun(s.Kind), siteOf(s), pct(float64(top)/float64(rep.LockWait)), fmtDur(top), fmtDur(rep.LockWait), rep.SitesTotal)
+
+	if len(s.Holders) > 0 {
+		h := s.Holders[0]
+		f.Evidence = append(f.Evidence, fmt.Sprintf("its main holder is %s (%s of its wait)", holderAt(h), pct(h.Share)))
+	}
 	for i, x := range rep.Sites {
 		if i > 0 && group[i] == group[0] {
 			f.Evidence = append(f.Evidence, fmt.Sprintf("counted with it, as it looks like the same lock: the %s at %s (%s)",
 				kindNoun(x.Kind), siteOf(x), fmtDur(x.Total)))
 		}
-	}
-	if len(s.Holders) > 0 {
-		h := s.Holders[0]
-		f.Evidence = append(f.Evidence, fmt.Sprintf("its main holder is %s (%s of its wait)", holderAt(h), pct(h.Share)))
 	}
 	f.Evidence = append(f.Evidence, "shorten the critical sections there, or split the lock (shard by key)")
 	return []Finding{f}

@@ -563,3 +563,67 @@ func TestParserPanic(t *testing.T) {
 		t.Error("a panic of ours is taken for the parser's")
 	}
 }
+
+func TestHotLockFinding(t *testing.T) {
+	site := func(kind, fn string, total time.Duration, holders ...string) Site {
+		s := Site{Kind: kind, Func: fn, File: "/app/x.go", Line: 1, Total: total, Waits: 10, Waiters: 3}
+		for _, h := range holders {
+			s.Holders = append(s.Holders, Holder{Op: "Mutex.Unlock", Func: h, File: "/app/x.go", Line: 2, Share: 1})
+		}
+		return s
+	}
+	rep := &Report{LockWait: 100 * time.Millisecond, SitesTotal: 3, Sites: []Site{
+		site("Mutex.Lock", "main.get", 90*time.Millisecond, "main.save"),
+		site("Mutex.Lock", "main.save", 2*time.Millisecond, "main.get"), // the same lock, other site
+		site("Mutex.Lock", "main.other", 8*time.Millisecond, "main.other"),
+	}}
+	fs := hotLockFindings(rep)
+	if len(fs) != 1 || !strings.Contains(fs[0].Summary, "92%") || !strings.Contains(strings.Join(fs[0].Evidence, "\n"), "same lock") {
+		t.Errorf("hot lock findings = %+v", fs)
+	}
+	// One lock seen at two sites is not "one of several".
+	rep.Sites = rep.Sites[:2]
+	rep.LockWait = 92 * time.Millisecond
+	if fs := hotLockFindings(rep); len(fs) != 0 {
+		t.Errorf("hot lock finding with a single lock: %+v", fs)
+	}
+}
+
+func TestKindFromOp(t *testing.T) {
+	for op, want := range map[string]waitKind{
+		"Mutex.Unlock": kindMutex, "RWMutex.Unlock": kindRLock, "RWMutex.RUnlock": kindWLock,
+		"Cond.Broadcast": kindCond, "WaitGroup.Done": kindWaitGroup, "chan send": kindChanRecv,
+		"chan receive": kindChanSend, "close": kindChanRecv, "": kindOther,
+	} {
+		if got := kindFromOp(op); got != want {
+			t.Errorf("kindFromOp(%q) = %v, want %v", op, got, want)
+		}
+	}
+}
+
+func TestClassifyFrames(t *testing.T) {
+	for _, c := range []struct {
+		frames []string
+		kind   waitKind
+		site   string
+		op     string
+	}{
+		{[]string{"sync.(*Mutex).Lock", "main.get"}, kindMutex, "main.get", ""},
+		{[]string{"internal/sync.(*Mutex).Lock", "sync.(*Mutex).Lock", "sync.(*RWMutex).Lock", "main.put"}, kindWLock, "main.put", ""},
+		{[]string{"runtime.gopark", "runtime.semacquire1", "sync.runtime_SemacquireRWMutexR", "sync.(*RWMutex).RLock", "main.get"}, kindRLock, "main.get", ""},
+		{[]string{"internal/sync.(*Mutex).Lock", "internal/sync.(*HashTrieMap[...]).Swap", "sync.(*Map).Store", "main.put"}, kindMutex, "main.put", ""},
+		{[]string{"runtime.gopark", "time.Sleep", "main.nap"}, kindSleep, "main.nap", ""},
+		{[]string{"runtime.gopark", "runtime.forcegchelper"}, kindRuntime, "?", "gopark"},
+		{[]string{"sync.(*Mutex).Unlock", "sync.(*RWMutex).Unlock", "main.put"}, kindUnknown, "main.put", "RWMutex.Unlock"},
+		{[]string{"sync.(*WaitGroup).Add", "sync.(*WaitGroup).Done", "main.work"}, kindUnknown, "main.work", "WaitGroup.Done"},
+	} {
+		si := &stackInfo{}
+		for _, f := range c.frames {
+			si.frames = append(si.frames, Frame{Func: f, File: "x.go", Line: 1})
+		}
+		classifyFrames(si)
+		if si.waitKind != c.kind || si.siteFrame().Func != c.site || (c.op != "" && !strings.HasSuffix(si.op, c.op)) {
+			t.Errorf("%v: kind %v site %s op %q; want %v %s %q", c.frames, si.waitKind, si.siteFrame().Func, si.op, c.kind, c.site, c.op)
+		}
+	}
+}
