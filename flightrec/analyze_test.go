@@ -177,6 +177,22 @@ func TestAnalyzeHeldAcrossIO(t *testing.T) {
 	}
 }
 
+func TestAnalyzeHeldAcrossSyscall(t *testing.T) {
+	rep := analyzeFixture(t, "syscall", AnalyzeOptions{})
+	s := findSite(rep, "Mutex.Lock", "main.syscallWaiterAppend")
+	if s == nil || s.Holders[0].Func != "main.syscallHolderFlush" {
+		t.Fatalf("syscallWaiterAppend site with holder syscallHolderFlush not found: %+v", rep.Sites)
+	}
+	bi := s.Holders[0].BlockedInside
+	if bi == nil || bi.Reason != "syscall" {
+		t.Fatalf("holder not seen blocking in a syscall inside its critical section: %+v", bi)
+	}
+	f := findFinding(rep, "held-across-blocking")
+	if f == nil || !strings.Contains(f.Summary, "system call") || !strings.Contains(f.Summary, "syscallHolderFlush") {
+		t.Errorf("finding = %+v", f)
+	}
+}
+
 func TestAnalyzeNoContention(t *testing.T) {
 	rep := analyzeFixture(t, "nocontention", AnalyzeOptions{})
 	if len(rep.Sites) != 0 || rep.LockWaits != 0 || rep.LockWait != 0 {

@@ -50,6 +50,7 @@ var workloads = map[string]workload{
 	"io":           {run: ioWorkload, d: 150 * time.Millisecond, maxProcs: 2},
 	"nocontention": {run: noContentionWorkload, d: 150 * time.Millisecond, maxProcs: 2},
 	"mixed":        {run: mixedWorkload, d: 120 * time.Millisecond, maxProcs: 2},
+	"syscall":      {run: syscallWorkload, d: 150 * time.Millisecond, maxProcs: 2},
 	"preblocked":   {run: nil, flight: true, maxProcs: 2},
 	// bench is not a fixture (several MB): run it with -only bench.
 	"bench": {run: benchWorkload, d: 500 * time.Millisecond, maxProcs: 2},
@@ -397,6 +398,52 @@ func ioWorkload(d time.Duration) {
 	g.runFor(d)
 	tr.CloseIdleConnections()
 	srv.Close()
+}
+
+// ---- syscall: a lock held across file writes and fsync ----
+
+type journal struct {
+	mu   sync.Mutex
+	f    *os.File
+	buf  []byte
+	seen int
+}
+
+//go:noinline
+func syscallHolderFlush(j *journal) {
+	j.mu.Lock()
+	j.f.WriteAt(j.buf, 0)
+	j.f.Sync()
+	j.mu.Unlock()
+}
+
+//go:noinline
+func syscallWaiterAppend(j *journal) {
+	j.mu.Lock()
+	j.seen++
+	j.mu.Unlock()
+}
+
+func syscallWorkload(d time.Duration) {
+	f, err := os.CreateTemp("", "gentraces-journal-*")
+	if err != nil {
+		panic(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	j := &journal{f: f, buf: make([]byte, 4<<20)}
+	g := newGroup()
+	for i := 0; i < 4; i++ {
+		g.loop(func() {
+			syscallWaiterAppend(j)
+			time.Sleep(200 * time.Microsecond)
+		})
+	}
+	g.loop(func() {
+		syscallHolderFlush(j)
+		time.Sleep(time.Millisecond)
+	})
+	g.runFor(d)
 }
 
 // ---- nocontention: CPU, sleeps and a channel ping-pong, no shared lock ----
