@@ -964,7 +964,9 @@ func (a *analyzer) endWait(g *gstate, t int64, unb trace.GoID, us *stackInfo, lo
 			h := a.holder(s, us)
 			h.blame += t - g.start
 			h.wakeups++
-			h.goroutines[unb] = struct{}{}
+			if unb != trace.NoGoroutine {
+				h.goroutines[unb] = struct{}{}
+			}
 			s.blamed += t - g.start
 		}
 		if k != kindRuntime {
