@@ -182,6 +182,13 @@ func runMemory(w io.Writer, quick bool) error {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %s |\n", name, heap, heapD, mapped, mappedD, rssF, rssFD, rss, rssD, median(g), gds)
 	}
 	fmt.Fprintln(w)
+	var kept []float64
+	for i, x := range got[withSnap] {
+		if i < len(got["full defaults"]) {
+			kept = append(kept, x.heapLive-got["full defaults"][i].heapLive)
+		}
+	}
+	fmt.Fprintf(w, "Keeping the snapshot adds %s of live heap to full defaults (median of the differences). ", fmtBytes(median(kept)))
 	fmt.Fprintf(w, "The snapshot kept in memory is a zip of %s (median); the slice `SnapshotZip` returns for it has a capacity of %s\n", fmtBytes(median(bundle)), fmtBytes(median(held)))
 	fmt.Fprintf(w, "(the bytes the in-memory copy actually holds, when the store keeps the slice it was built in).\n")
 	if len(peak) > 0 {

@@ -148,7 +148,7 @@ func runScale(w io.Writer, quick bool) error {
 
 	fmt.Fprintf(w, "| goroutines | one goroutine profile | per goroutine | lock_waiters scan at defaults | Start: bare recorder | Start: full defaults |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", fmtCount(float64(r.n)), fmtDur(r.profile), fmtDur(r.profile/time.Duration(r.goroutines)),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", goroutineLabel(r.n), fmtDur(r.profile), fmtDur(r.profile/time.Duration(r.goroutines)),
 			r.waiters, fmtDur(r.startTime["bare recorder"]), fmtDur(r.startTime["full defaults"]))
 	}
 	fmt.Fprintln(w)
@@ -158,7 +158,7 @@ func runScale(w io.Writer, quick bool) error {
 	fmt.Fprintf(w, "single windows differ.\n\n")
 	fmt.Fprintf(w, "| goroutines | nothing: CPU | alloc | GCs | bare recorder: CPU | alloc | GCs | full defaults: CPU | alloc | GCs |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %s |", fmtCount(float64(r.n)))
+		fmt.Fprintf(w, "| %s |", goroutineLabel(r.n))
 		for _, c := range []string{"nothing", "bare recorder", "full defaults"} {
 			fmt.Fprintf(w, " %.3f | %s/s | %d |", r.idleCPU[c], fmtBytes(r.idleAlloc[c]), r.idleGCs[c])
 		}
@@ -169,7 +169,7 @@ func runScale(w io.Writer, quick bool) error {
 	fmt.Fprintf(w, "| goroutines | m.Snapshot wall time | trace window | trace.out (write) | goroutines.txt | analysis | skipped by the guard |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		if r.snapErr != nil {
-			fmt.Fprintf(w, "| %s | failed: %v | | | | | |\n", fmtCount(float64(r.n)), r.snapErr)
+			fmt.Fprintf(w, "| %s | failed: %v | | | | | |\n", goroutineLabel(r.n), r.snapErr)
 			continue
 		}
 		took := func(part string) string {
@@ -187,7 +187,7 @@ func runScale(w io.Writer, quick bool) error {
 		if len(skipped) == 0 {
 			skipped = []string{"nothing"}
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", fmtCount(float64(r.n)), fmtDur(r.snap.wall), fmtBytes(float64(r.snap.traceBytes())),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", goroutineLabel(r.n), fmtDur(r.snap.wall), fmtBytes(float64(r.snap.traceBytes())),
 			took("trace.out"), took("goroutines.txt"), took("analysis"), strings.Join(skipped, "; "))
 	}
 	fmt.Fprintln(w)
@@ -212,3 +212,11 @@ func readGC() (allocs, cycles uint64) {
 func allocBytes() uint64 { a, _ := readGC(); return a }
 
 func gcCycles() uint64 { _, c := readGC(); return c }
+
+// goroutineLabel prints 1000 as "1k", 100000 as "100k".
+func goroutineLabel(n int) string {
+	if n >= 1000 && n%1000 == 0 {
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
+}
