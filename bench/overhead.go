@@ -144,9 +144,10 @@ func runOverhead(w io.Writer, quick bool) error {
 	}
 	fmt.Fprintf(w, "Throughput ratios, operations per second of wall time (1 = no change, below 1 = slower). This is what the goals speak of:\n\n")
 	table(func(x window) float64 { return x.rate }, true)
-	fmt.Fprintf(w, "The same windows, as operations per CPU-second of this process. The workloads keep both CPUs (nearly) busy, so this counts the CPU\n")
-	fmt.Fprintf(w, "lockdiag takes (its own goroutines and the runtime work it causes are in the process's CPU time) but not the CPU that\n")
-	fmt.Fprintf(w, "other processes took from the run: on a shared machine it is the steadier estimate of the same overhead.\n\n")
+	fmt.Fprintf(w, "The same windows, as operations per CPU-second of this process. On a quiet machine the workloads keep both CPUs (nearly)\n")
+	fmt.Fprintf(w, "busy; this counts the CPU lockdiag takes (its goroutines and the runtime work it causes are in the process's CPU time) but\n")
+	fmt.Fprintf(w, "not the CPU other processes took from the run. It is a second estimate, not a cleaner one: other load also changes how\n")
+	fmt.Fprintf(w, "often a lock holder loses its CPU, and with it how much the workloads park.\n\n")
 	table(func(x window) float64 { return x.perCPU }, false)
 
 	// Latency of the HTTP service.
