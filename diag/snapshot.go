@@ -313,6 +313,7 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig Trigger, wall time.Dura
 		MutexFraction: mutexRate,
 		BlockRate:     blockRate,
 		Budget:        m.cfg.AnalysisBudget,
+		Cancel:        ctx.Done(), // Stop does not wait for a long analysis
 	}
 	var traceReader io.Reader
 	if traceData != nil {

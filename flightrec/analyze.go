@@ -48,6 +48,10 @@ type AnalyzeOptions struct {
 	// trace generation (about a second of trace) at once, which it cannot
 	// interrupt. If zero, 5s.
 	Budget time.Duration
+
+	// Cancel, if not nil, stops the analysis when it is closed, as the
+	// end of the budget does (for a program that is shutting down).
+	Cancel <-chan struct{}
 }
 
 func (o AnalyzeOptions) withDefaults() AnalyzeOptions {
@@ -446,11 +450,20 @@ func (a *analyzer) run(src io.Reader) error {
 			}
 		}()
 		for i := range b.evs {
-			if a.events%budgetEvery == 0 && a.events > 0 && time.Since(began) > a.opts.Budget {
-				a.partial = true
-				a.partialReason = fmt.Sprintf("the analysis budget of %s ran out after %s of trace (%d events); the rest of the window was not read",
-					fmtDur(a.opts.Budget), fmtBytes(b.bytes), a.events)
-				return false
+			if a.events%budgetEvery == 0 && a.events > 0 {
+				if time.Since(began) > a.opts.Budget {
+					a.partial = true
+					a.partialReason = fmt.Sprintf("the analysis budget of %s ran out after %s of trace (%d events); the rest of the window was not read",
+						fmtDur(a.opts.Budget), fmtBytes(b.bytes), a.events)
+					return false
+				}
+				select {
+				case <-a.opts.Cancel:
+					a.partial = true
+					a.partialReason = fmt.Sprintf("the analysis was canceled after %s of trace (%d events)", fmtBytes(b.bytes), a.events)
+					return false
+				default:
+				}
 			}
 			a.event(&b.evs[i])
 		}

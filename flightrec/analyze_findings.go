@@ -26,8 +26,12 @@ const (
 	// One site has at least this share of all lock wait, among several.
 	hotShare    = 0.80
 	minHotTotal = time.Millisecond
-	// Runtime-internal lock delay worth a finding.
-	minRuntimeLock = time.Millisecond
+	// Runtime-internal lock delay worth a finding: at least this much,
+	// and at least runtimeLockShare of the window (1%: a goroutine
+	// blocked on runtime locks for 1% of the time). Below that it is the
+	// runtime's normal background.
+	minRuntimeLock   = time.Millisecond
+	runtimeLockShare = 0.01
 )
 
 func siteOf(s Site) string { return siteLabel(Frame{Func: s.Func, File: s.File, Line: s.Line}) }
@@ -52,7 +56,7 @@ func addFindings(rep *Report, a *analyzer, opts AnalyzeOptions) {
 		fs = append(fs, longWaitFindings(rep)...)
 		fs = append(fs, hotLockFindings(rep)...)
 	}
-	fs = append(fs, runtimeLockFindings(rep)...)
+	fs = append(fs, runtimeLockFindings(rep, profileWindow(rep, opts))...)
 	rep.Findings = append(rep.Findings, fs...)
 	if len(rep.Sites) > opts.Top {
 		rep.Sites = rep.Sites[:opts.Top]
@@ -286,7 +290,19 @@ func hotLockFindings(rep *Report) []Finding {
 	return []Finding{f}
 }
 
-func runtimeLockFindings(rep *Report) []Finding {
+// profileWindow is the span the mutex profile delta covers, or the trace
+// window; 0 if neither is known.
+func profileWindow(rep *Report, opts AnalyzeOptions) time.Duration {
+	if opts.Mutex != nil && opts.Mutex.DurationNanos > 0 {
+		return time.Duration(opts.Mutex.DurationNanos)
+	}
+	if rep.Window != nil {
+		return rep.Window.Duration
+	}
+	return 0
+}
+
+func runtimeLockFindings(rep *Report, window time.Duration) []Finding {
 	p := rep.Profiles
 	if p == nil || len(p.RuntimeLocks) == 0 {
 		return nil
@@ -295,7 +311,7 @@ func runtimeLockFindings(rep *Report) []Finding {
 	for _, r := range p.RuntimeLocks {
 		total += r.Delay
 	}
-	if total < minRuntimeLock {
+	if total < max(minRuntimeLock, time.Duration(float64(window)*runtimeLockShare)) {
 		return nil
 	}
 	top := p.RuntimeLocks[0]

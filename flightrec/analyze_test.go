@@ -643,3 +643,53 @@ func TestClassifyFrames(t *testing.T) {
 		}
 	}
 }
+
+// TestRuntimeLockFindingIsRelative: 5ms of runtime lock delay is a
+// finding in a profile of unknown length, and background noise in a 10s
+// window (under 1% of it).
+func TestRuntimeLockFindingIsRelative(t *testing.T) {
+	p := testMutexProfile()
+	p.DurationNanos = int64(10 * time.Second)
+	rep, err := Analyze(nil, AnalyzeOptions{Mutex: p, MutexFraction: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := findFinding(rep, "runtime-lock"); f != nil {
+		t.Errorf("5ms of runtime lock delay in 10s is a finding: %+v", f)
+	}
+	if rep.Profiles == nil || len(rep.Profiles.RuntimeLocks) == 0 {
+		t.Error("the runtime locks are no longer listed in the profile section")
+	}
+	p.DurationNanos = int64(100 * time.Millisecond)
+	rep, _ = Analyze(nil, AnalyzeOptions{Mutex: p, MutexFraction: 100})
+	if findFinding(rep, "runtime-lock") == nil {
+		t.Error("5ms of runtime lock delay in 100ms is no finding")
+	}
+}
+
+func TestAnalyzeCancel(t *testing.T) {
+	data, err := os.ReadFile("testdata/mixed.trace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel := make(chan struct{})
+	close(cancel)
+	rep, err := Analyze(bytes.NewReader(data), AnalyzeOptions{Cancel: cancel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Partial || !strings.Contains(rep.PartialReason, "canceled") {
+		t.Errorf("partial = %v (%q), want canceled", rep.Partial, rep.PartialReason)
+	}
+}
+
+func TestProfileRateUnknown(t *testing.T) {
+	rep, _ := Analyze(nil, AnalyzeOptions{Mutex: testMutexProfile()})
+	var buf bytes.Buffer
+	if err := rep.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "PROFILES (mutex fraction unknown, block rate off)") {
+		t.Errorf("a mutex profile without its rate is reported as:\n%s", buf.String())
+	}
+}

@@ -181,7 +181,16 @@ func writeProfiles(w io.Writer, ps *ProfileSection) {
 	if ps == nil {
 		return
 	}
-	fmt.Fprintf(w, "\nPROFILES (mutex fraction %s, block rate %s)\n", rateStr(ps.MutexFraction, false), rateStr(ps.BlockRate, true))
+	mf, br := rateStr(ps.MutexFraction, false), rateStr(ps.BlockRate, true)
+	// A profile given without its rate (a file from elsewhere) is on, at
+	// a rate the report does not know.
+	if ps.MutexFraction <= 0 && (len(ps.Holders) > 0 || len(ps.RuntimeLocks) > 0) {
+		mf = "unknown"
+	}
+	if ps.BlockRate <= 0 && len(ps.Waiters) > 0 {
+		br = "unknown"
+	}
+	fmt.Fprintf(w, "\nPROFILES (mutex fraction %s, block rate %s)\n", mf, br)
 	list := func(title string, sites []ProfileSite, total time.Duration) {
 		if len(sites) == 0 {
 			return
