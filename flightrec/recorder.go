@@ -122,12 +122,19 @@ func (r *Recorder) Start() error {
 // is idempotent.
 func (r *Recorder) Stop() {
 	r.mu.Lock()
-	fr := r.fr
+	fr, pending := r.fr, r.pending
 	r.fr = nil
 	r.mu.Unlock()
-	if fr != nil {
-		fr.Stop()
+	if fr == nil {
+		return
 	}
+	// The runtime's FlightRecorder.Stop resets state that a WriteTo in
+	// progress reads, without waiting for it (Go 1.26): let the write end
+	// first.
+	if pending != nil {
+		<-pending.done
+	}
+	fr.Stop()
 }
 
 // Enabled reports whether r is recording.
@@ -165,8 +172,8 @@ func (r *Recorder) Snapshot(ctx context.Context) ([]byte, error) {
 }
 
 // write runs in its own goroutine so that a caller whose context ends
-// does not abandon the callers sharing the result. It cannot outlive Stop:
-// FlightRecorder.Stop waits for WriteTo.
+// does not abandon the callers sharing the result. It cannot outlive Stop,
+// which waits for it.
 func (r *Recorder) write(fr *trace.FlightRecorder, c *snapshotCall) {
 	var buf bytes.Buffer
 	buf.Grow(int(min(r.cfg.MaxBytes, 64<<20)) / 4)
