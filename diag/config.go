@@ -69,7 +69,9 @@ type Config struct {
 	MemoryKeep int
 
 	// MemoryMaxBytes bounds the bytes of snapshots kept in memory
-	// (compressed). If zero, 64 MiB.
+	// (compressed). If zero, 64 MiB. Taking a snapshot needs more for a
+	// moment: the trace window, its parse and the bundle being built
+	// (about 8 times the window's size at its peak).
 	MemoryMaxBytes int64
 
 	// Rules are the lock-wait SLO rules that trigger automatic snapshots,
@@ -96,7 +98,8 @@ type Config struct {
 
 	// GoroutineGuard is the goroutine count above which expensive
 	// collections are skipped: the lock_waiters scan, the wall-clock
-	// profile and the full goroutine dump. If zero, 5000.
+	// profile and the goroutine dumps. Each costs a few microseconds per
+	// goroutine. If zero, 5000.
 	GoroutineGuard int
 
 	// LockWaitersInterval is how often lock_waiters is counted from a

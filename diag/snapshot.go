@@ -438,6 +438,12 @@ const fullDumpMax = 1000
 
 func (m *Monitor) goroutineDumps(col *collector, goroutines int) {
 	t0 := time.Now()
+	if goroutines > m.cfg.GoroutineGuard {
+		// About 10µs per goroutine: a second of CPU at 100k.
+		col.note("goroutines.txt", "skipped", fmt.Sprintf("%d goroutines is above the guard of %d (LOCKDIAG_GOROUTINE_GUARD)", goroutines, m.cfg.GoroutineGuard), t0)
+		col.note("goroutines-full.txt", "skipped", "above the guard", t0)
+		return
+	}
 	var buf bytes.Buffer
 	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
 		col.note("goroutines.txt", "failed", err.Error(), t0)
@@ -575,7 +581,9 @@ func zipFiles(files []bundleFile) ([]byte, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	// A right-sized copy: the buffer's array can be twice as long, and the
+	// memory ring counts lengths.
+	return bytes.Clone(buf.Bytes()), nil
 }
 
 func isCompressed(name string) bool {
