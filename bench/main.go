@@ -26,7 +26,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -221,15 +220,6 @@ func readCPU() cpuSample {
 	s.steal = v[7]
 	s.ok = true
 	return s
-}
-
-// selfCPU returns this process's user plus system CPU seconds.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // othersSince says how many CPUs other processes kept busy, on average,
