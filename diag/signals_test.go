@@ -63,12 +63,12 @@ func TestWaitRateWindow(t *testing.T) {
 	}{
 		{0, 10, math.NaN()},
 		{50 * time.Millisecond, 10.5, math.NaN()},
-		{100 * time.Millisecond, 11, 10},      // (11-10)/0.1
-		{150 * time.Millisecond, 11, 5},       // base is the 50ms point: (11-10.5)/0.1
-		{250 * time.Millisecond, 11, 0},       // base 150ms
-		{350 * time.Millisecond, 9, 0},        // a counter going back is not negative wait
-		{450 * time.Millisecond, 9.4, 4},      // base 350ms
-		{2 * time.Second, 10.95, 1.55 / 1.55}, // a late tick: the whole gap is the window
+		{100 * time.Millisecond, 11, 10}, // (11-10)/0.1
+		{150 * time.Millisecond, 11, 5},  // base is the 50ms point: (11-10.5)/0.1
+		{250 * time.Millisecond, 11, 0},  // base 150ms
+		{350 * time.Millisecond, 9, 0},   // a counter going back is not negative wait
+		{450 * time.Millisecond, 9.4, 4}, // base 350ms
+		{2 * time.Second, 10.95, 1},      // a late tick: the whole gap (1.55s) is the window, 1.55/1.55
 	}
 	for i, st := range steps {
 		got := r.waitRate(t0.Add(st.dt), st.v)

@@ -269,7 +269,6 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig Trigger, wall time.Dura
 	// What is parked on locks right now, and the goroutine dump.
 	goroutines := runtime.NumGoroutine()
 	var waitSites []WaitSite
-	t0 = time.Now()
 	if goroutines <= m.cfg.GoroutineGuard {
 		_, waitSites = newWaiterScanner().scan()
 	}

@@ -254,24 +254,34 @@ func fmtBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func (c *cli) snapshot(ctx context.Context, args []string) int {
-	fs := newFlagSet("snapshot", "[-token T] [-json] URL [ID|latest]", "Snapshot prints the report of a stored snapshot (the latest by default).\n"+urlHelp)
-	token := fs.String("token", "", "bearer `TOKEN` (default $LOCKDIAG_TOKEN)")
-	asJSON := fs.Bool("json", false, "print the report as JSON (report.json)")
+// snapshotArgs parses "URL [ID|latest]" and connects to URL. When ok is
+// false, code is the exit status (the error has been printed).
+func (c *cli) snapshotArgs(fs *flagSet, args []string, token *string) (r *remote, id string, code int, ok bool) {
 	pos, code, ok := c.parse(fs, args, 1, "URL", "ID")
 	if !ok {
-		return code
+		return nil, "", code, false
 	}
-	id := "latest"
+	id = "latest"
 	if len(pos) > 1 {
 		id = pos[1]
 	}
 	if err := checkID(id); err != nil {
-		return c.usageError(fs, "%v", err)
+		return nil, "", c.usageError(fs, "%v", err), false
 	}
-	r, err := c.newRemote(pos[0], *token)
+	r, err := c.newRemote(pos[0], *token) // read after parse: the flag may follow the arguments
 	if err != nil {
-		return c.usageError(fs, "%v", err)
+		return nil, "", c.usageError(fs, "%v", err), false
+	}
+	return r, id, 0, true
+}
+
+func (c *cli) snapshot(ctx context.Context, args []string) int {
+	fs := newFlagSet("snapshot", "[-token T] [-json] URL [ID|latest]", "Snapshot prints the report of a stored snapshot (the latest by default).\n"+urlHelp)
+	token := fs.String("token", "", "bearer `TOKEN` (default $LOCKDIAG_TOKEN)")
+	asJSON := fs.Bool("json", false, "print the report as JSON (report.json)")
+	r, id, code, ok := c.snapshotArgs(fs, args, token)
+	if !ok {
+		return code
 	}
 	defer r.close()
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
@@ -296,20 +306,9 @@ func (c *cli) fetch(ctx context.Context, args []string) int {
 		"Fetch downloads a snapshot's bundle (the latest by default) as a zip file\nthat \"lockdiag analyze\", go tool trace and go tool pprof can read.\n"+urlHelp)
 	token := fs.String("token", "", "bearer `TOKEN` (default $LOCKDIAG_TOKEN)")
 	out := fs.String("o", "", "write to `FILE`, - for standard output (default lockdiag-ID.zip)")
-	pos, code, ok := c.parse(fs, args, 1, "URL", "ID")
+	r, id, code, ok := c.snapshotArgs(fs, args, token)
 	if !ok {
 		return code
-	}
-	id := "latest"
-	if len(pos) > 1 {
-		id = pos[1]
-	}
-	if err := checkID(id); err != nil {
-		return c.usageError(fs, "%v", err)
-	}
-	r, err := c.newRemote(pos[0], *token)
-	if err != nil {
-		return c.usageError(fs, "%v", err)
 	}
 	defer r.close()
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
