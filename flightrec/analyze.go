@@ -69,10 +69,17 @@ func (o AnalyzeOptions) withDefaults() AnalyzeOptions {
 
 // Tuning of the analysis. The values are explained where they are used.
 const (
-	// A woken Mutex waiter that loses the race to a running goroutine
-	// spins briefly and parks again at the same stack; when it parks again
-	// within mergeWindow of running, the two parks are one Lock call.
-	mergeWindow = 20 * time.Microsecond
+	// A woken Mutex waiter that finds the semaphore taken parks again at
+	// once inside the same runtime semacquire call (well under a
+	// microsecond of running); the block profile counts that as one wait,
+	// and so do we when the goroutine parks again within mergeWindow of
+	// running. A waiter that gets through the semaphore but loses the lock
+	// spins and calls semacquire anew (a few µs): a new wait for the block
+	// profile, and for us. Against the block profile of the stdlib sync
+	// Mutex benchmarks (cmd/lockdiag TestAgreesWithBlockProfile, -cpu=4 on
+	// 2 CPUs) the trace's total was 0.90-0.96 with 2µs, 1.00-1.05 with
+	// 5µs, and 1.05-1.41 with 20µs (which merged the retries too).
+	mergeWindow = 5 * time.Microsecond
 	// Consecutive wake-ups by one RWMutex.Unlock are this close together.
 	burstGap = 100 * time.Microsecond
 	// maxThreads bounds the threads tracked for ThreadActivity.
@@ -116,11 +123,11 @@ var ErrUnreadableTrace = errors.New("flightrec: unreadable trace")
 // stack of the wake-up call (Unlock, RUnlock, send, ...), come from the
 // wake-up event, which the runtime emits on the waking goroutine.
 //
-// A woken sync.Mutex waiter can lose the lock to a running goroutine and
-// park again inside the same Lock call. When a goroutine parks again at
-// the identical stack within 20µs of running, the parks are merged into
-// one wait (Wait.Parks counts them); the wait then lasts from the first
-// park to the last wake-up. RWMutex readers and writers are granted the
+// A woken sync.Mutex waiter can find the semaphore taken and park again
+// inside the same runtime call. When a goroutine parks again at the
+// identical stack within 5µs of running, the parks are merged into one
+// wait (Wait.Parks counts them), as the block profile counts them; the
+// wait then lasts from the first park to the last wake-up. RWMutex readers and writers are granted the
 // lock when woken, so their waits are never merged.
 //
 // Goroutines already blocked when the window begins appear only through

@@ -18,16 +18,17 @@ import (
 // trace finds the same total Mutex/RWMutex wait as the block profile of the
 // same run, within 25 %.
 //
-// The two count a wait slightly differently. The block profile records
-// one event per runtime semaphore wait that parked, from the entry into
-// semacquire to the semrelease that readied it (runtime/sema.go: t0 and
-// releasetime); the time a woken waiter then sits runnable is not in it.
-// The trace counts from the park to the wake-up, and merges a woken Mutex
-// waiter that loses the race and parks again within 20µs of running into
-// one wait, from the first park to the last wake-up: that includes the
-// time between its wake-up and its next park (runnable, then spinning),
-// which the block profile leaves out. So the trace finds fewer, slightly
-// longer waits: measured 0.6 % to 15 % more in all.
+// The block profile records one event per runtime semacquire call that
+// parked, from its entry to the semrelease that last readied it
+// (runtime/sema.go: t0 and releasetime), so a waiter that is woken, finds
+// the semaphore taken and parks again inside the same call is one wait
+// that includes the moment in between. The trace merges such re-parks
+// (within 5µs of running, flightrec's mergeWindow) the same way. A waiter
+// that gets the semaphore but loses the lock and spins before calling
+// semacquire again makes a new wait in both. With a 20µs merge window
+// those retries were merged too, and the trace read 5-41 % more than the
+// profile; with 5µs it read 0-5 % more (MutexSlack, MutexWorkSlack,
+// RWMutexWorkWrite10, three runs each).
 // Locks taken by spinning, without parking, are in neither.
 //
 // The equivalent by hand:
