@@ -30,7 +30,7 @@ func (r *running) traceRate() float64 {
 	if r.rec == nil {
 		return 0
 	}
-	data, err := r.rec.Snapshot(context.Background())
+	data, err := r.rec.Window(context.Background())
 	if err != nil {
 		return 0
 	}

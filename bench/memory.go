@@ -130,8 +130,8 @@ func runMemory(w io.Writer, quick bool) error {
 					peak = append(peak, vmHWM()-before)
 				}
 				bundle = append(bundle, float64(info.Bytes))
-				if z, err := r.mon.SnapshotZip(info.ID); err == nil {
-					held = append(held, float64(cap(z)))
+				if b, err := r.mon.Bundle(info.ID); err == nil {
+					held = append(held, float64(cap(b.Bytes())))
 				}
 				got[withSnap] = append(got[withSnap], readMem())
 			}
@@ -189,7 +189,7 @@ func runMemory(w io.Writer, quick bool) error {
 		}
 	}
 	fmt.Fprintf(w, "Keeping the snapshot adds %s of live heap to full defaults (median of the differences). ", fmtBytes(median(kept)))
-	fmt.Fprintf(w, "The snapshot kept in memory is a zip of %s (median); the slice `SnapshotZip` returns for it has a capacity of %s\n", fmtBytes(median(bundle)), fmtBytes(median(held)))
+	fmt.Fprintf(w, "The snapshot kept in memory is a zip of %s (median); the zip the monitor keeps for it has a capacity of %s\n", fmtBytes(median(bundle)), fmtBytes(median(held)))
 	fmt.Fprintf(w, "(the bytes the in-memory copy actually holds, when the store keeps the slice it was built in).\n")
 	if len(peak) > 0 {
 		fmt.Fprintf(w, "While the snapshot is taken, VmRSS peaks %s above its level just before (median; VmHWM reset through /proc/self/clear_refs):\n", fmtBytes(median(peak)))

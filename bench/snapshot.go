@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -10,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lockdiag/lockdiag/bundle"
 	"github.com/lockdiag/lockdiag/diag"
 )
 
@@ -25,12 +25,12 @@ func init() {
 type taken struct {
 	wall time.Duration // m.Snapshot, call to return
 	info diag.SnapshotInfo
-	meta diag.Meta
+	meta bundle.Meta
 }
 
 func (t taken) traceBytes() int64 {
 	for _, f := range t.info.Files {
-		if f.Name == "trace.out" {
+		if f.Name == bundle.TraceFile {
 			return f.Bytes
 		}
 	}
@@ -38,10 +38,10 @@ func (t taken) traceBytes() int64 {
 }
 
 // part returns the collection note of one part.
-func (t taken) part(name string) (diag.CollectNote, bool) {
-	i := slices.IndexFunc(t.meta.Collection, func(n diag.CollectNote) bool { return n.Part == name })
+func (t taken) part(name string) (bundle.Note, bool) {
+	i := slices.IndexFunc(t.meta.Collection, func(n bundle.Note) bool { return n.Part == name })
 	if i < 0 {
-		return diag.CollectNote{}, false
+		return bundle.Note{}, false
 	}
 	return t.meta.Collection[i], true
 }
@@ -55,11 +55,12 @@ func takeSnapshot(m *diag.Monitor, opts diag.SnapshotOptions) (taken, error) {
 		return taken{}, err
 	}
 	t := taken{wall: wall, info: info}
-	data, err := m.SnapshotFile(info.ID, "meta.json")
+	b, err := m.Bundle(info.ID)
 	if err != nil {
 		return t, err
 	}
-	return t, json.Unmarshal(data, &t.meta)
+	t.meta = b.Meta()
+	return t, nil
 }
 
 func runSnapshot(w io.Writer, quick bool) error {

@@ -110,7 +110,7 @@ func BenchmarkSnapshot10MiB(b *testing.B) {
 	wait := contention.Mutex(ctx, 64, time.Microsecond)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		data, err := m.rec.Snapshot(context.Background())
+		data, err := m.rec.Window(context.Background())
 		if err != nil {
 			b.Fatal(err)
 		}

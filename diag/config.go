@@ -1,7 +1,6 @@
 package diag
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"encoding/json"
+
+	"github.com/lockdiag/lockdiag/internal/knobs"
 )
 
 // Config configures a [Monitor]. The zero value gives working defaults;
@@ -30,7 +33,7 @@ type Config struct {
 	// TraceMaxBytes bounds the flight recorder's window. It is a hint: a
 	// window can exceed it by about one second of trace. If zero, 10 MiB
 	// is used.
-	TraceMaxBytes uint64
+	TraceMaxBytes int64
 
 	// NoTrace disables the flight recorder: snapshots carry profiles but
 	// no execution trace.
@@ -79,8 +82,8 @@ type Config struct {
 	// are used. If "off", no rule is evaluated.
 	Rules string
 
-	// Warmup is how long after Start no rule triggers. If zero, 10s. If
-	// negative, none.
+	// Warmup is how long after Start no baseline rule triggers. If zero,
+	// 10s. If negative, none.
 	Warmup time.Duration
 
 	// Cooldown is the least time between two automatic snapshots of one
@@ -119,174 +122,190 @@ type Config struct {
 	Logger *slog.Logger `json:"-"`
 }
 
-// configJSON is Config as meta.json shows it: durations as strings.
-type configJSON struct {
-	Interval             string `json:"interval"`
-	History              string `json:"history"`
-	TraceWindow          string `json:"trace_window"`
-	TraceMaxBytes        uint64 `json:"trace_max_bytes"`
-	NoTrace              bool   `json:"no_trace"`
-	MutexProfileFraction int    `json:"mutex_profile_fraction"`
-	BlockProfileRate     int    `json:"block_profile_rate"`
-	Dir                  string `json:"dir"`
-	Keep                 int    `json:"keep"`
-	MaxDisk              int64  `json:"max_disk"`
-	MemoryKeep           int    `json:"memory_keep"`
-	MemoryMaxBytes       int64  `json:"memory_max_bytes"`
-	Rules                string `json:"rules"`
-	Warmup               string `json:"warmup"`
-	Cooldown             string `json:"cooldown"`
-	Budget               int    `json:"budget"`
-	WallProfile          string `json:"wall_profile"`
-	GoroutineGuard       int    `json:"goroutine_guard"`
-	LockWaitersInterval  string `json:"lock_waiters_interval"`
-	ThreadsInterval      string `json:"threads_interval"`
-	AnalysisBudget       string `json:"analysis_budget"`
-}
-
-// durations lists the duration fields of both forms, in one order.
-func (c *Config) durations(j *configJSON) ([]*time.Duration, []*string) {
-	return []*time.Duration{&c.Interval, &c.History, &c.TraceWindow, &c.Warmup, &c.Cooldown,
-			&c.WallProfile, &c.LockWaitersInterval, &c.ThreadsInterval, &c.AnalysisBudget},
-		[]*string{&j.Interval, &j.History, &j.TraceWindow, &j.Warmup, &j.Cooldown,
-			&j.WallProfile, &j.LockWaitersInterval, &j.ThreadsInterval, &j.AnalysisBudget}
-}
-
-// MarshalJSON writes the configuration with durations as strings ("100ms").
-func (c Config) MarshalJSON() ([]byte, error) {
-	j := configJSON{
-		TraceMaxBytes: c.TraceMaxBytes, NoTrace: c.NoTrace,
-		MutexProfileFraction: c.MutexProfileFraction, BlockProfileRate: c.BlockProfileRate,
-		Dir: c.Dir, Keep: c.Keep, MaxDisk: c.MaxDisk, MemoryKeep: c.MemoryKeep,
-		MemoryMaxBytes: c.MemoryMaxBytes, Rules: c.Rules, Budget: c.Budget,
-		GoroutineGuard: c.GoroutineGuard,
-	}
-	ds, ss := c.durations(&j)
-	for i := range ds {
-		*ss[i] = ds[i].String()
-	}
-	return json.Marshal(j)
-}
-
-// UnmarshalJSON reads what MarshalJSON writes. The Logger is not part of
-// it.
-func (c *Config) UnmarshalJSON(data []byte) error {
-	var j configJSON
-	if err := json.Unmarshal(data, &j); err != nil {
-		return err
-	}
-	*c = Config{
-		TraceMaxBytes: j.TraceMaxBytes, NoTrace: j.NoTrace,
-		MutexProfileFraction: j.MutexProfileFraction, BlockProfileRate: j.BlockProfileRate,
-		Dir: j.Dir, Keep: j.Keep, MaxDisk: j.MaxDisk, MemoryKeep: j.MemoryKeep,
-		MemoryMaxBytes: j.MemoryMaxBytes, Rules: j.Rules, Budget: j.Budget,
-		GoroutineGuard: j.GoroutineGuard,
-	}
-	ds, ss := c.durations(&j)
-	for i := range ds {
-		if *ss[i] == "" {
-			continue
-		}
-		d, err := time.ParseDuration(*ss[i])
-		if err != nil {
-			return fmt.Errorf("diag: config: %w", err)
-		}
-		*ds[i] = d
-	}
-	return nil
-}
-
 // DirOff is the [Config.Dir] value that keeps snapshots in memory only.
 const DirOff = "off"
 
 // RulesOff is the [Config.Rules] value that disables rules.
 const RulesOff = "off"
 
+// settings is the one table of the configuration: for every field, its
+// environment variable, default, rule and JSON name. Defaults, checks,
+// [ConfigFromEnv], [EnvVars], meta.json and the README's table (a test
+// compares them) all come from it.
+var settings = knobs.Table[Config]{
+	knobs.Duration("LOCKDIAG_INTERVAL", "interval", "how often the cheap signals are sampled and rules evaluated",
+		func(c *Config) *time.Duration { return &c.Interval }, 100*time.Millisecond, 10*time.Millisecond, time.Minute, false),
+	knobs.Duration("LOCKDIAG_HISTORY", "history", "how much signal timeline is kept in memory",
+		func(c *Config) *time.Duration { return &c.History }, 5*time.Minute, time.Second, 24*time.Hour, false),
+	knobs.Custom("LOCKDIAG_TRACE", "no_trace", "on", "off runs without the execution-trace flight recorder",
+		func(c *Config, v string) error {
+			on, err := knobs.ParseSwitch(v)
+			c.NoTrace = !on
+			return err
+		}, nil, func(c *Config) any { return c.NoTrace },
+		func(c *Config, raw []byte) error { return jsonBool(raw, &c.NoTrace) }),
+	knobs.Duration("LOCKDIAG_TRACE_WINDOW", "trace_window", "how far back a snapshot's trace reaches",
+		func(c *Config) *time.Duration { return &c.TraceWindow }, 10*time.Second, time.Second, 10*time.Minute, false),
+	knobs.Size("LOCKDIAG_TRACE_MAX_BYTES", "trace_max_bytes", "bound on the trace window's size (a hint: one more second of trace can be over it)",
+		func(c *Config) *int64 { return &c.TraceMaxBytes }, 10<<20, 1<<20, 1<<30),
+	knobs.Custom("LOCKDIAG_MUTEX_FRACTION", "mutex_profile_fraction", "100",
+		"mutex profile fraction while running (unless the program set one); off leaves the runtime alone",
+		func(c *Config, v string) error {
+			if v == knobs.Off {
+				c.MutexProfileFraction = -1
+				return nil
+			}
+			n, err := knobs.ParseInt(v, 1, 1_000_000)
+			c.MutexProfileFraction = n
+			return err
+		}, nil, func(c *Config) any { return c.MutexProfileFraction },
+		func(c *Config, raw []byte) error { return jsonInt(raw, &c.MutexProfileFraction) }),
+	knobs.Custom("LOCKDIAG_BLOCK_RATE", "block_profile_rate", "off",
+		"block profile rate as a duration (e.g. 10us); lockdiag then owns the setting",
+		func(c *Config, v string) error {
+			if v == knobs.Off || v == "0" {
+				c.BlockProfileRate = 0
+				return nil
+			}
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Nanosecond || d > time.Second {
+				return errors.New("must be between 1ns and 1s, or off")
+			}
+			c.BlockProfileRate = int(d)
+			return nil
+		}, nil, func(c *Config) any { return c.BlockProfileRate },
+		func(c *Config, raw []byte) error { return jsonInt(raw, &c.BlockProfileRate) }),
+	knobs.String("LOCKDIAG_SLO", "rules", "the default rules", "lock-wait rules separated by ';', or off",
+		func(c *Config) *string { return &c.Rules }, func() string { return DefaultRules },
+		func(v string) error { _, err := parseRules(v); return err }),
+	knobs.Duration("LOCKDIAG_WARMUP", "warmup", "no baseline rule triggers this long after start; off for none",
+		func(c *Config) *time.Duration { return &c.Warmup }, 10*time.Second, time.Millisecond, time.Hour, true),
+	knobs.Duration("LOCKDIAG_COOLDOWN", "cooldown", "least time between automatic snapshots of one rule; off for none",
+		func(c *Config) *time.Duration { return &c.Cooldown }, time.Minute, time.Millisecond, 24*time.Hour, true),
+	knobs.Int("LOCKDIAG_BUDGET", "budget", "most automatic snapshots per hour; off for no limit",
+		func(c *Config) *int { return &c.Budget }, 10, 1, 3600, true, -1),
+	knobs.Duration("LOCKDIAG_WALL", "wall_profile", "wall-clock profile length after an automatic trigger; off disables",
+		func(c *Config) *time.Duration { return &c.WallProfile }, time.Second, 10*time.Millisecond, 30*time.Second, true),
+	knobs.Int("LOCKDIAG_GOROUTINE_GUARD", "goroutine_guard", "above this many goroutines, costly collections are skipped",
+		func(c *Config) *int { return &c.GoroutineGuard }, 5000, 1, 100_000_000, false, 0),
+	knobs.Duration("LOCKDIAG_WAITERS_INTERVAL", "lock_waiters_interval", "how often lock_waiters is counted; off disables",
+		func(c *Config) *time.Duration { return &c.LockWaitersInterval }, time.Second, 10*time.Millisecond, time.Hour, true),
+	knobs.Duration("LOCKDIAG_THREADS_INTERVAL", "threads_interval", "how often /proc/self/task is scanned (Linux); off disables",
+		func(c *Config) *time.Duration { return &c.ThreadsInterval }, time.Second, 10*time.Millisecond, time.Hour, true),
+	knobs.String("LOCKDIAG_DIR", "dir", "$TMPDIR/lockdiag-<program>", "where snapshots are written; off keeps them in memory only",
+		func(c *Config) *string { return &c.Dir }, defaultDir, nil),
+	knobs.Int("LOCKDIAG_KEEP", "keep", "snapshots kept on disk",
+		func(c *Config) *int { return &c.Keep }, 20, 1, 100_000, false, 0),
+	knobs.Size("LOCKDIAG_MAX_DISK", "max_disk", "bytes of snapshots kept on disk",
+		func(c *Config) *int64 { return &c.MaxDisk }, 256<<20, 1<<20, 1<<40),
+	knobs.Int("LOCKDIAG_MEMORY_KEEP", "memory_keep", "snapshots kept in memory",
+		func(c *Config) *int { return &c.MemoryKeep }, 4, 1, 1000, false, 0),
+	knobs.Size("LOCKDIAG_MEMORY_MAX", "memory_max_bytes", "bytes of snapshots kept in memory",
+		func(c *Config) *int64 { return &c.MemoryMaxBytes }, 64<<20, 1<<20, 1<<34),
+	knobs.Duration("LOCKDIAG_ANALYSIS_BUDGET", "analysis_budget", "time limit of a snapshot's trace analysis",
+		func(c *Config) *time.Duration { return &c.AnalysisBudget }, 5*time.Second, 100*time.Millisecond, 5*time.Minute, false),
+	knobs.Custom("LOCKDIAG_LOG", "", "info", "log level on stderr: debug, info, warn, error or off",
+		func(c *Config, v string) error {
+			l, err := parseLogLevel(v)
+			if err == nil {
+				c.Logger = newStderrLogger(l)
+			}
+			return err
+		}, nil, nil, nil),
+}
+
 func (c Config) withDefaults() Config {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&c.Interval, 100*time.Millisecond)
-	if c.Interval < 10*time.Millisecond {
-		c.Interval = 10 * time.Millisecond
-	}
-	def(&c.History, 5*time.Minute)
-	def(&c.TraceWindow, 10*time.Second)
-	if c.TraceMaxBytes == 0 {
-		c.TraceMaxBytes = 10 << 20
-	}
-	if c.Dir == "" {
-		c.Dir = defaultDir()
-	}
-	if c.Keep == 0 {
-		c.Keep = 20
-	}
-	if c.MaxDisk == 0 {
-		c.MaxDisk = 256 << 20
-	}
-	if c.MemoryKeep == 0 {
-		c.MemoryKeep = 4
-	}
-	if c.MemoryMaxBytes == 0 {
-		c.MemoryMaxBytes = 64 << 20
-	}
-	if c.Rules == "" {
-		c.Rules = DefaultRules
-	}
-	def(&c.Warmup, 10*time.Second)
-	def(&c.Cooldown, time.Minute)
-	if c.Budget == 0 {
-		c.Budget = 10
-	}
-	def(&c.WallProfile, time.Second)
-	if c.GoroutineGuard == 0 {
-		c.GoroutineGuard = 5000
-	}
-	def(&c.LockWaitersInterval, time.Second)
-	def(&c.ThreadsInterval, time.Second)
-	def(&c.AnalysisBudget, 5*time.Second)
+	settings.Defaults(&c)
+	c.Interval = max(c.Interval, 10*time.Millisecond)
 	return c
 }
 
 func (c Config) validate() error {
-	var errs []error
-	bad := func(field string, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("diag: Config.%s: %s", field, fmt.Sprintf(format, args...)))
+	errs := []error{settings.Check(&c, "diag: Config.")}
+	if c.BlockProfileRate < 0 {
+		errs = append(errs, fmt.Errorf("diag: Config.BlockProfileRate: negative (%d)", c.BlockProfileRate))
 	}
 	if c.History < c.Interval {
-		bad("History", "%v is shorter than Interval %v", c.History, c.Interval)
+		errs = append(errs, fmt.Errorf("diag: Config.History: %v is shorter than Interval %v", c.History, c.Interval))
 	}
 	if c.History/c.Interval > 1_000_000 {
-		bad("History", "%v holds more than a million samples at Interval %v", c.History, c.Interval)
-	}
-	if c.TraceWindow < 0 {
-		bad("TraceWindow", "negative (%v)", c.TraceWindow)
-	}
-	if c.BlockProfileRate < 0 {
-		bad("BlockProfileRate", "negative (%d)", c.BlockProfileRate)
-	}
-	if c.Keep < 0 {
-		bad("Keep", "negative (%d)", c.Keep)
-	}
-	if c.MaxDisk < 0 {
-		bad("MaxDisk", "negative (%d)", c.MaxDisk)
-	}
-	if c.MemoryKeep < 0 {
-		bad("MemoryKeep", "negative (%d)", c.MemoryKeep)
-	}
-	if c.MemoryMaxBytes < 0 {
-		bad("MemoryMaxBytes", "negative (%d)", c.MemoryMaxBytes)
-	}
-	if c.GoroutineGuard < 0 {
-		bad("GoroutineGuard", "negative (%d)", c.GoroutineGuard)
-	}
-	if c.AnalysisBudget < 0 {
-		bad("AnalysisBudget", "negative (%v)", c.AnalysisBudget)
+		errs = append(errs, fmt.Errorf("diag: Config.History: %v holds more than a million samples at Interval %v", c.History, c.Interval))
 	}
 	return errors.Join(errs...)
 }
+
+// MarshalJSON writes the configuration as meta.json shows it, durations
+// as strings ("100ms") and "off" for what is off. The Logger is not part
+// of it.
+func (c Config) MarshalJSON() ([]byte, error) { return settings.Encode(&c) }
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *Config) UnmarshalJSON(data []byte) error {
+	*c = Config{}
+	if err := settings.Decode(c, data); err != nil {
+		return fmt.Errorf("diag: config: %w", err)
+	}
+	return nil
+}
+
+// EnvVar describes one environment variable that [ConfigFromEnv] reads.
+type EnvVar struct {
+	Name    string
+	Default string
+	Help    string
+}
+
+// EnvVars lists the variables [ConfigFromEnv] reads, for documentation
+// and help output.
+func EnvVars() []EnvVar {
+	out := make([]EnvVar, len(settings))
+	for i, k := range settings {
+		out[i] = EnvVar{k.Env, k.Default, k.Help}
+	}
+	return out
+}
+
+// ConfigFromEnv builds a Config from the LOCKDIAG_* environment variables
+// (see [EnvVars]). Unset variables leave their field at the default. A
+// malformed value is reported in the returned error, which names the
+// variable and the rule, and its field keeps the default: the returned
+// Config is always usable. Logging goes to stderr at LOCKDIAG_LOG's level
+// (info when unset).
+func ConfigFromEnv() (Config, error) {
+	return configFrom(os.LookupEnv)
+}
+
+func configFrom(lookup func(string) (string, bool)) (Config, error) {
+	c := Config{Logger: newStderrLogger(slog.LevelInfo)}
+	err := settings.FromEnv(&c, lookup, "diag: ")
+	return c, err
+}
+
+func newStderrLogger(level slog.Level) *slog.Logger {
+	if level > slog.LevelError {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func parseLogLevel(v string) (slog.Level, error) {
+	switch strings.ToLower(v) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	case "off", "none":
+		return slog.LevelError + 1, nil
+	}
+	return 0, errors.New("must be debug, info, warn, error or off")
+}
+
+func jsonBool(raw []byte, b *bool) error { return json.Unmarshal(raw, b) }
+func jsonInt(raw []byte, n *int) error   { return json.Unmarshal(raw, n) }
 
 // defaultDir is $TMPDIR/lockdiag-<program>: snapshots of one program
 // survive its restarts and stay apart from other programs'.

@@ -20,8 +20,10 @@ import (
 	"go.uber.org/goleak"
 	xtrace "golang.org/x/exp/trace"
 
+	"github.com/lockdiag/lockdiag/bundle"
 	"github.com/lockdiag/lockdiag/internal/contention"
 	"github.com/lockdiag/lockdiag/internal/testutil"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -85,7 +87,7 @@ func TestSnapshotEndToEnd(t *testing.T) {
 	if !info.OnDisk || !info.InMemory {
 		t.Errorf("OnDisk=%v InMemory=%v, want both", info.OnDisk, info.InMemory)
 	}
-	data, err := m.SnapshotZip("latest")
+	data, err := bundleZip(m, "latest")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +120,7 @@ func TestSnapshotEndToEnd(t *testing.T) {
 	if !strings.Contains(string(files["report.txt"]), "HotLockWorker") {
 		t.Errorf("report.txt does not name HotLockWorker:\n%s", files["report.txt"])
 	}
-	var meta Meta
+	var meta bundle.Meta
 	if err := json.Unmarshal(files["meta.json"], &meta); err != nil {
 		t.Fatalf("meta.json: %v", err)
 	}
@@ -136,12 +138,12 @@ func TestSnapshotEndToEnd(t *testing.T) {
 	}
 
 	// One file at a time, and the on-disk copy.
-	rep, err := m.SnapshotFile(info.ID, "report.txt")
+	rep, err := bundleFile(m, info.ID, "report.txt")
 	if err != nil || !bytes.Equal(rep, files["report.txt"]) {
 		t.Errorf("SnapshotFile(report.txt) = %d bytes, %v", len(rep), err)
 	}
-	if _, err := m.SnapshotFile(info.ID, "nope.txt"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("SnapshotFile(nope.txt) err = %v, want ErrNotFound", err)
+	if _, err := bundleFile(m, info.ID, "nope.txt"); !errors.Is(err, bundle.ErrNoFile) {
+		t.Errorf("bundle file nope.txt: err = %v, want bundle.ErrNoFile", err)
 	}
 	if _, err := os.Stat(filepath.Join(m.Config().Dir, info.ID+".zip")); err != nil {
 		t.Errorf("bundle not on disk: %v", err)
@@ -200,14 +202,14 @@ func TestHostOwnsFlightRecorder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := m.SnapshotFile(info.ID, "report.txt")
+	rep, err := bundleFile(m, info.ID, "report.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(rep), "unavailable") {
 		t.Errorf("report does not say the trace is unavailable:\n%s", rep)
 	}
-	if _, err := m.SnapshotFile(info.ID, "trace.out"); !errors.Is(err, ErrNotFound) {
+	if _, err := bundleFile(m, info.ID, "trace.out"); !errors.Is(err, bundle.ErrNoFile) {
 		t.Errorf("trace.out present without a recorder: %v", err)
 	}
 	if !host.Enabled() {
@@ -333,7 +335,7 @@ func TestBlockProfileRateOwned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := m.SnapshotFile(info.ID, "block.pb.gz")
+	data, err := bundleFile(m, info.ID, "block.pb.gz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +494,7 @@ func TestThreadSignalsAndSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := m.SnapshotFile(info.ID, "threads.json")
+	data, err := bundleFile(m, info.ID, "threads.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,27 +505,26 @@ func TestThreadSignalsAndSection(t *testing.T) {
 				Class string `json:"class"`
 			} `json:"threads"`
 		} `json:"at_trigger"`
-		Series  []json.RawMessage `json:"series"`
-		Classes map[string]string `json:"classes"`
+		Series []json.RawMessage `json:"series"`
 	}
 	if err := json.Unmarshal(data, &tj); err != nil {
 		t.Fatal(err)
 	}
-	if len(tj.AtTrigger.Threads) < 2 || len(tj.Series) == 0 || tj.Classes["idle"] == "" {
+	if len(tj.AtTrigger.Threads) < 2 || len(tj.Series) == 0 {
 		t.Errorf("threads.json = %s", data)
 	}
-	rep, err := m.SnapshotFile(info.ID, "report.json")
+	rep, err := bundleFile(m, info.ID, "report.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r Report
+	var r lockreport.Report
 	if err := json.Unmarshal(rep, &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Threads == nil || r.Threads.TraceMatched == 0 {
-		t.Errorf("report threads = %+v; the trace should know some threads by tid", r.Threads)
+	if r.OSThreads == nil || r.OSThreads.TraceMatched == 0 {
+		t.Errorf("report threads = %+v; the trace should know some threads by tid", r.OSThreads)
 	}
-	txt, _ := m.SnapshotFile(info.ID, "report.txt")
+	txt, _ := bundleFile(m, info.ID, "report.txt")
 	if !strings.Contains(string(txt), "OS THREADS") || !strings.Contains(string(txt), "sync.Mutex") {
 		t.Errorf("report.txt lacks the thread section or its caveat:\n%s", txt)
 	}
@@ -552,4 +553,22 @@ func TestStatusHolders(t *testing.T) {
 	if !strings.Contains(buf.String(), "WHERE LOCKS WERE RELEASED") || !strings.Contains(buf.String(), "HotLockWorker") {
 		t.Errorf("status text lacks the holders:\n%s", buf.String())
 	}
+}
+
+// bundleFile returns one file of a stored snapshot.
+func bundleFile(m *Monitor, id, name string) ([]byte, error) {
+	b, err := m.Bundle(id)
+	if err != nil {
+		return nil, err
+	}
+	return b.File(name)
+}
+
+// bundleZip returns a stored snapshot's zip.
+func bundleZip(m *Monitor, id string) ([]byte, error) {
+	b, err := m.Bundle(id)
+	if err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }

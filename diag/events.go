@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lockdiag/lockdiag/bundle"
 )
 
 // EventType says what an [Event] reports.
@@ -44,14 +46,11 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// A Breach describes a rule crossing its threshold, or clearing.
+// A Breach describes a rule crossing its threshold, or clearing: the rule,
+// its signal, the value, the threshold and the baseline, as a snapshot's
+// trigger records them, and for a recovery its peak and duration.
 type Breach struct {
-	Rule      string  `json:"rule"`
-	Signal    string  `json:"signal"`
-	Value     float64 `json:"value"`
-	Threshold float64 `json:"threshold"`
-	// Baseline is the learned level of a baseline rule, 0 otherwise.
-	Baseline float64 `json:"baseline,omitempty"`
+	bundle.Breach
 	// Peak and Duration are set when the breach clears.
 	Peak     float64       `json:"peak,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`

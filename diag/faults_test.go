@@ -83,7 +83,7 @@ func TestDiskFullKeepsMemoryCopy(t *testing.T) {
 	if info.OnDisk || !strings.Contains(info.DiskError, "no space left") {
 		t.Errorf("info = %+v, want memory only with the disk error", info)
 	}
-	if _, err := m.SnapshotFile(info.ID, "report.txt"); err != nil {
+	if _, err := bundleFile(m, info.ID, "report.txt"); err != nil {
 		t.Errorf("memory copy: %v", err)
 	}
 	if d := m.Status().Disk; !strings.Contains(d, "failing") || !strings.Contains(d, "no space left") {
@@ -145,7 +145,7 @@ func TestHostTraceStartCoexists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := m.SnapshotFile(info.ID, "trace.out")
+	data, err := bundleFile(m, info.ID, "trace.out")
 	if err != nil || len(data) == 0 {
 		t.Fatalf("trace.out while the host traces: %d bytes, %v", len(data), err)
 	}
@@ -172,7 +172,7 @@ func TestTinyWallProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.SnapshotFile(info.ID, "wall.pb.gz"); err != nil {
+	if _, err := bundleFile(m, info.ID, "wall.pb.gz"); err != nil {
 		t.Errorf("a 1ns wall profile: %v", err)
 	}
 }

@@ -15,23 +15,23 @@ func FuzzConfigFromEnv(f *testing.F) {
 		f.Add(uint8(0), seed)
 	}
 	f.Fuzz(func(t *testing.T, which uint8, value string) {
-		ev := envVars[int(which)%len(envVars)]
+		ev := settings[int(which)%len(settings)]
 		c, err := configFrom(func(name string) (string, bool) {
-			if name == ev.Name {
+			if name == ev.Env {
 				return value, true
 			}
 			return "", false
 		})
-		if err != nil && !strings.Contains(err.Error(), ev.Name) {
-			t.Fatalf("%s=%q: error %q does not name the variable", ev.Name, value, err)
+		if err != nil && !strings.Contains(err.Error(), ev.Env) {
+			t.Fatalf("%s=%q: error %q does not name the variable", ev.Env, value, err)
 		}
 		// What New checks, without its allocations.
 		c = c.withDefaults()
 		if err := c.validate(); err != nil {
-			t.Fatalf("%s=%q: ConfigFromEnv gave a config New refuses: %v", ev.Name, value, err)
+			t.Fatalf("%s=%q: ConfigFromEnv gave a config New refuses: %v", ev.Env, value, err)
 		}
 		if _, err := parseRules(c.Rules); err != nil {
-			t.Fatalf("%s=%q: ConfigFromEnv gave rules New refuses: %v", ev.Name, value, err)
+			t.Fatalf("%s=%q: ConfigFromEnv gave rules New refuses: %v", ev.Env, value, err)
 		}
 	})
 }

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/flightrec"
+	"github.com/lockdiag/lockdiag/internal/coalesce"
 	"github.com/lockdiag/lockdiag/internal/profdelta"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 // ErrNotRunning is returned by [Monitor.Snapshot] when the monitor is not
@@ -41,16 +43,16 @@ type Monitor struct {
 	prevMutexRate int   // the host's fraction before Start
 	setMutexRate  bool  // whether Start changed the fraction
 	blockRate     int   // the block profile rate in effect (0 = off/unknown)
-	snap          *snapshotCall
+	snaps         coalesce.Group[SnapshotInfo]
 
 	// State written by the sampling goroutine, read by Status.
 	stateMu     sync.Mutex
-	waitSites   []WaitSite
+	waitSites   []lockreport.ParkedSite
 	waiterNote  string // why lock_waiters is not measured, if it is not
 	lastWaiters time.Time
 	baselines   []rawProfiles // oldest first
 	// The recent holders computed from the baselines, for Status.
-	holders       []flightrec.ProfileSite
+	holders       []lockreport.ProfileSite
 	holdersWindow time.Duration
 	holdersAt     time.Time // the newest read they were computed at
 	collectErrs   map[string]string
@@ -101,7 +103,7 @@ func New(cfg Config) (*Monitor, error) {
 		rules:  rs,
 	}
 	if !cfg.NoTrace {
-		m.rec = flightrec.New(flightrec.Config{MinAge: cfg.TraceWindow, MaxBytes: cfg.TraceMaxBytes})
+		m.rec = flightrec.New(flightrec.Config{MinAge: cfg.TraceWindow, MaxBytes: uint64(cfg.TraceMaxBytes)})
 	}
 	return m, nil
 }
@@ -191,6 +193,7 @@ func (m *Monitor) Stop() {
 	m.mu.Unlock()
 
 	m.wg.Wait()
+	m.snaps.Wait()
 	if m.rec != nil {
 		m.rec.Stop()
 	}

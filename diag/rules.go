@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/lockdiag/lockdiag/bundle"
 	"github.com/lockdiag/lockdiag/internal/rules"
+	"github.com/lockdiag/lockdiag/internal/textfmt"
 )
 
 // DefaultRules are the rules used when [Config.Rules] is empty:
@@ -83,7 +85,7 @@ func (r *ruleSet) status() []RuleStatus {
 	for _, s := range states {
 		rs := RuleStatus{
 			Rule:       s.Text,
-			State:      string(s.Phase),
+			State:      RuleState(s.Phase),
 			Value:      s.Value,
 			Threshold:  s.Threshold,
 			Baseline:   s.Baseline,
@@ -113,24 +115,27 @@ func (m *Monitor) evaluate(s Sample) {
 	})
 	for _, ev := range evs {
 		b := &Breach{
-			Rule:      ev.Text,
-			Signal:    m.rules.rules[ev.Rule].Signal,
-			Value:     ev.Value,
-			Threshold: ev.Threshold,
-			Baseline:  ev.Baseline,
-			Snapshot:  ev.Snapshot,
+			Breach: bundle.Breach{
+				Rule:      ev.Text,
+				Signal:    m.rules.rules[ev.Rule].Signal,
+				Value:     ev.Value,
+				Threshold: ev.Threshold,
+				Baseline:  ev.Baseline,
+			},
+			Snapshot: ev.Snapshot,
 		}
 		switch ev.Kind {
 		case rules.Breach:
 			m.events.publish(Event{Type: EventBreach, Time: ev.Time, Breach: b})
-			m.log.Warn("diag: lock-wait rule breached", "rule", ev.Text, "value", formatValue(ev.Value), "threshold", formatValue(ev.Threshold))
+			m.log.Warn("diag: lock-wait rule breached", "rule", ev.Text, "value", textfmt.Value(ev.Value), "threshold", textfmt.Value(ev.Threshold))
 			if !ev.Snapshot {
 				m.events.publish(Event{Type: EventSnapshotSkipped, Time: ev.Time, Breach: b, Reason: ev.SkipReason})
 				m.log.Info("diag: no snapshot for this breach", "rule", ev.Text, "reason", ev.SkipReason)
 				continue
 			}
 			wall := max(m.cfg.WallProfile, 0)
-			_, joined, err := m.startSnapshot(Trigger{Kind: "rule", Time: ev.Time, Breach: b}, wall)
+			bb := b.Breach
+			_, joined, err := m.startSnapshot(bundle.Trigger{Kind: bundle.TriggerRule, Time: ev.Time, Breach: &bb}, wall)
 			switch {
 			case err != nil:
 				m.events.publish(Event{Type: EventSnapshotSkipped, Time: ev.Time, Breach: b, Reason: err.Error()})
@@ -141,7 +146,7 @@ func (m *Monitor) evaluate(s Sample) {
 		case rules.Recovered:
 			b.Peak, b.Duration = ev.Peak, ev.Duration
 			m.events.publish(Event{Type: EventRecovered, Time: ev.Time, Breach: b})
-			m.log.Info("diag: lock-wait rule recovered", "rule", ev.Text, "peak", formatValue(ev.Peak), "after", ev.Duration)
+			m.log.Info("diag: lock-wait rule recovered", "rule", ev.Text, "peak", textfmt.Value(ev.Peak), "after", ev.Duration)
 		}
 	}
 }

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockdiag/lockdiag/bundle"
 	"github.com/lockdiag/lockdiag/internal/contention"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 // These tests run the default rules in this process against real
@@ -94,8 +96,8 @@ func TestDefaultRulesCatchSpikeAndStuckLock(t *testing.T) {
 	if !strings.Contains(info.Headline, "HotLockWorker") {
 		t.Errorf("headline does not name the lock's site: %q", info.Headline)
 	}
-	var meta Meta
-	data, err := m.SnapshotFile(info.ID, "meta.json")
+	var meta bundle.Meta
+	data, err := bundleFile(m, info.ID, "meta.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func TestDefaultRulesCatchSpikeAndStuckLock(t *testing.T) {
 	if !meta.Window.Start.Before(spikeStart) {
 		t.Errorf("window starts %v, after the spike began at %v: the trace must reach back before it", meta.Window.Start, spikeStart)
 	}
-	if _, err := m.SnapshotFile(info.ID, "wall.pb.gz"); err != nil {
+	if _, err := bundleFile(m, info.ID, "wall.pb.gz"); err != nil {
 		t.Errorf("automatic snapshot has no wall profile: %v", err)
 	}
 	nextEvent(t, sub, 10*time.Second, EventRecovered)
@@ -126,16 +128,16 @@ func TestDefaultRulesCatchSpikeAndStuckLock(t *testing.T) {
 		t.Fatalf("snapshot failed: %s", snap.Reason)
 	}
 	// The lock is still held: release has not been called.
-	rep, err := m.SnapshotFile(snap.Snapshot.ID, "report.json")
+	rep, err := bundleFile(m, snap.Snapshot.ID, "report.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r Report
+	var r lockreport.Report
 	if err := json.Unmarshal(rep, &r); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.WaitSites) == 0 || !strings.HasSuffix(r.WaitSites[0].Func, "contention.StuckWaiter") || r.WaitSites[0].Waiters != 50 {
-		t.Errorf("wait sites at the trigger = %+v, want 50 in StuckWaiter", r.WaitSites)
+	if len(r.Parked) == 0 || !strings.HasSuffix(r.Parked[0].Func, "contention.StuckWaiter") || r.Parked[0].Waiters != 50 {
+		t.Errorf("wait sites at the trigger = %+v, want 50 in StuckWaiter", r.Parked)
 	}
 	if !strings.Contains(snap.Snapshot.Headline, "StuckWaiter") {
 		t.Errorf("headline = %q, want it to name StuckWaiter", snap.Snapshot.Headline)

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/internal/contention"
+	"github.com/lockdiag/lockdiag/internal/stacks"
 	"github.com/lockdiag/lockdiag/internal/testutil"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 func TestSampleJSON(t *testing.T) {
@@ -147,7 +149,7 @@ func TestWaiterScanner(t *testing.T) {
 	releaseRW := contention.RWReaders(3)
 	defer releaseRW()
 	w := newWaiterScanner()
-	var sites []WaitSite
+	var sites []lockreport.ParkedSite
 	testutil.WaitFor(t, 5*time.Second, "9 parked goroutines", func() bool {
 		var n int
 		n, sites = w.scan()
@@ -159,7 +161,7 @@ func TestWaiterScanner(t *testing.T) {
 		"RWMutex.Lock contention.RWWriter":  1,
 	}
 	for _, s := range sites {
-		key := s.Kind + " " + shortFunc(s.Func)
+		key := s.Kind + " " + stacks.Short(s.Func)
 		if n, ok := want[key]; ok {
 			if s.Waiters != n {
 				t.Errorf("%s: %d waiters, want %d", key, s.Waiters, n)

@@ -2,16 +2,19 @@ package diag
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
-	"github.com/lockdiag/lockdiag/flightrec"
 	"github.com/lockdiag/lockdiag/internal/profdelta"
+	"github.com/lockdiag/lockdiag/internal/stacks"
+	"github.com/lockdiag/lockdiag/internal/textfmt"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 // Status is what /debug/locks shows: the signals now and over the last
@@ -28,15 +31,15 @@ type Status struct {
 	Rules []RuleStatus `json:"rules"`
 	// WaitSites are where goroutines were parked on locks at the last
 	// lock_waiters scan.
-	WaitSites     []WaitSite `json:"wait_sites"`
-	WaitSitesTime time.Time  `json:"wait_sites_time"`
+	WaitSites     []lockreport.ParkedSite `json:"wait_sites"`
+	WaitSitesTime time.Time               `json:"wait_sites_time"`
 	// WaitSitesNote says why there is no scan, if there is none.
 	WaitSitesNote string `json:"wait_sites_note,omitempty"`
 	// Holders are the critical sections that made others wait recently:
 	// the top Unlock sites of the mutex profile over HoldersWindow (the
 	// span between its two reads furthest apart in the last 10s or so).
-	Holders       []flightrec.ProfileSite `json:"holders,omitempty"`
-	HoldersWindow time.Duration           `json:"holders_window,omitempty"`
+	Holders       []lockreport.ProfileSite `json:"holders,omitempty"`
+	HoldersWindow time.Duration            `json:"holders_window,omitempty"`
 	// Trace says whether the flight recorder is running.
 	Trace                string         `json:"trace"`
 	MutexProfileFraction int            `json:"mutex_profile_fraction"`
@@ -59,10 +62,28 @@ type SignalSummary struct {
 	Samples int `json:"samples"`
 }
 
+// RuleState is where a rule is in its life cycle.
+type RuleState string
+
+// The rule states.
+const (
+	// RuleWarmingUp: the monitor started less than Config.Warmup ago; a
+	// baseline rule learns but does not fire.
+	RuleWarmingUp RuleState = "warming_up"
+	// RuleOK: below the threshold.
+	RuleOK RuleState = "ok"
+	// RulePending: above the threshold for less than the rule's "for".
+	RulePending RuleState = "pending"
+	// RuleBreached: above the threshold for the rule's "for".
+	RuleBreached RuleState = "breached"
+	// RuleClearing: back below the threshold, not yet for long enough.
+	RuleClearing RuleState = "clearing"
+)
+
 // RuleStatus is a rule's state for display.
 type RuleStatus struct {
 	Rule       string    `json:"rule"`
-	State      string    `json:"state"`
+	State      RuleState `json:"state"`
 	Value      float64   `json:"value"`
 	Threshold  float64   `json:"threshold"`
 	Baseline   float64   `json:"baseline,omitempty"`
@@ -80,7 +101,7 @@ func (m *Monitor) Status() Status {
 		Running:              m.running,
 		MutexProfileFraction: m.mutexRate,
 		BlockProfileRate:     m.blockRate,
-		SnapshotInFlight:     m.snap != nil,
+		SnapshotInFlight:     m.snaps.InFlight(),
 	}
 	if m.running {
 		st.Uptime = now.Sub(m.started).Round(time.Second)
@@ -196,9 +217,9 @@ func (s *Status) WriteText(w io.Writer) error {
 	for _, r := range s.Rules {
 		p("  %-10s %s", r.State, r.Rule)
 		if !math.IsNaN(r.Threshold) && r.Threshold != 0 {
-			p("   (now %s, threshold %s", formatValue(r.Value), formatValue(r.Threshold))
+			p("   (now %s, threshold %s", textfmt.Value(r.Value), textfmt.Value(r.Threshold))
 			if r.Baseline != 0 {
-				p(", baseline %s", formatValue(r.Baseline))
+				p(", baseline %s", textfmt.Value(r.Baseline))
 			}
 			p(")")
 		}
@@ -230,7 +251,7 @@ func (s *Status) WriteText(w io.Writer) error {
 	if len(s.Holders) > 0 {
 		p("\nWHERE LOCKS WERE RELEASED, last %v (mutex profile: the critical sections others waited for)\n", s.HoldersWindow.Round(time.Second))
 		for _, h := range s.Holders {
-			p("  %10v %5.1f%%  %-16s %s:%d (%s)\n", h.Delay.Round(time.Microsecond), h.Share*100, h.Op, filepath.Base(h.File), h.Line, shortFunc(h.Func))
+			p("  %10s %5.1f%%  %-16s %s:%d (%s)\n", textfmt.Dur(h.Delay), h.Share*100, h.Op, filepath.Base(h.File), h.Line, stacks.Short(h.Func))
 		}
 	}
 
@@ -255,22 +276,19 @@ func (s *Status) WriteText(w io.Writer) error {
 }
 
 func withUnit(v float64, unit string) string {
-	s := formatValue(v)
-	if s == "-" {
+	s := textfmt.Value(v)
+	switch {
+	case s == "-", unit == "":
 		return s
+	case unit == "s":
+		return textfmt.Seconds(v)
 	}
-	switch unit {
-	case "s":
-		return time.Duration(v * float64(time.Second)).Round(time.Microsecond).String()
-	case "":
-		return s
-	}
-	return strings.TrimSpace(s + " " + unit)
+	return s + " " + unit
 }
 
 // recentHolders returns the top Unlock sites between the newest mutex
 // profile read and the oldest one kept, computed once per new read.
-func (m *Monitor) recentHolders(fraction int) ([]flightrec.ProfileSite, time.Duration) {
+func (m *Monitor) recentHolders(fraction int) ([]lockreport.ProfileSite, time.Duration) {
 	m.stateMu.Lock()
 	n := len(m.baselines)
 	if n < 2 || m.baselines[n-1].mutex.Data == nil {
@@ -285,10 +303,13 @@ func (m *Monitor) recentHolders(fraction int) ([]flightrec.ProfileSite, time.Dur
 	}
 	m.stateMu.Unlock()
 
-	var sites []flightrec.ProfileSite
+	var sites []lockreport.ProfileSite
 	window := newest.time.Sub(oldest.time)
 	if d, err := profdelta.Delta(oldest.mutex, newest.mutex); err == nil {
-		if rep, _ := flightrec.Analyze(nil, flightrec.AnalyzeOptions{Mutex: d, MutexFraction: fraction, Top: 5}); rep != nil && rep.Profiles != nil {
+		var enc bytes.Buffer
+		d.Write(&enc)
+		opts := lockreport.Options{MutexProfile: enc.Bytes(), MutexFraction: fraction, Top: 5}
+		if rep, _ := lockreport.Analyze(context.Background(), nil, opts); rep != nil && rep.Profiles != nil {
 			sites = rep.Profiles.Holders
 			for i := range sites {
 				sites[i].Stack = nil

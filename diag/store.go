@@ -1,12 +1,8 @@
 package diag
 
 import (
-	"archive/zip"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -16,10 +12,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lockdiag/lockdiag/bundle"
 )
 
-// ErrNotFound is returned for a snapshot id or file that does not exist.
-var ErrNotFound = errors.New("diag: not found")
+// ErrNotFound is returned for a snapshot id that does not exist.
+var ErrNotFound = errors.New("not found")
 
 // idPattern is the shape of every snapshot id: UTC time to the
 // millisecond, plus a counter when two share a millisecond.
@@ -88,10 +86,18 @@ func (s *store) nextID(t time.Time) string {
 	return fmt.Sprintf("%s-%d", s.lastBase, s.seq)
 }
 
+// infoOf describes a stored bundle of size bytes.
+func infoOf(meta bundle.Meta, size int64) SnapshotInfo {
+	return SnapshotInfo{
+		ID: meta.ID, Time: meta.Time, Trigger: meta.Trigger, Headline: meta.Headline, Partial: meta.Partial,
+		Took: meta.Took, Files: meta.Files, Bytes: size,
+	}
+}
+
 // add stores a bundle in memory, then writes it to disk. A disk failure
 // is logged and recorded in the info; the memory copy stays.
-func (s *store) add(info SnapshotInfo, zipData []byte) SnapshotInfo {
-	info.Bytes = int64(len(zipData))
+func (s *store) add(meta bundle.Meta, zipData []byte) SnapshotInfo {
+	info := infoOf(meta, int64(len(zipData)))
 	info.InMemory = true
 	if s.dir != "" {
 		if err := s.write(info.ID, zipData); err != nil {
@@ -227,26 +233,23 @@ func (s *store) refreshDisk() {
 	}
 }
 
-// readInfo reads the SnapshotInfo part of a bundle's meta.json.
+// readInfo describes a bundle on disk from its meta.json.
 func readInfo(path string) (SnapshotInfo, error) {
-	zr, err := zip.OpenReader(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
-	defer zr.Close()
-	data, err := readZipFile(&zr.Reader, "meta.json", 1<<20)
+	defer f.Close()
+	st, err := f.Stat()
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
-	var meta struct{ SnapshotInfo }
-	if err := json.Unmarshal(data, &meta); err != nil {
-		return SnapshotInfo{}, fmt.Errorf("meta.json: %w", err)
+	meta, err := bundle.ReadMeta(f, st.Size())
+	if err != nil {
+		return SnapshotInfo{}, err
 	}
-	info := meta.SnapshotInfo
+	info := infoOf(meta, st.Size())
 	info.OnDisk = true
-	if st, err := os.Stat(path); err == nil {
-		info.Bytes = st.Size()
-	}
 	return info, nil
 }
 
@@ -285,64 +288,38 @@ func (s *store) resolve(id string) (string, error) {
 	return id, nil
 }
 
-// zipBytes returns the bundle of id.
-func (s *store) zipBytes(id string) ([]byte, error) {
+// get returns the bundle of id ("latest" for the newest).
+func (s *store) get(id string) (*bundle.Bundle, error) {
 	id, err := s.resolve(id)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
+	var data []byte
 	for _, e := range s.mem {
 		if e.info.ID == id {
-			s.mu.Unlock()
-			return e.zip, nil
+			data = e.zip
 		}
 	}
 	dir := s.dir
 	s.mu.Unlock()
-	if dir == "" {
-		return nil, fmt.Errorf("%w: snapshot %s", ErrNotFound, id)
+	if data == nil {
+		if dir == "" {
+			return nil, fmt.Errorf("%w: snapshot %s", ErrNotFound, id)
+		}
+		data, err = os.ReadFile(filepath.Join(dir, id+".zip"))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: snapshot %s", ErrNotFound, id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("diag: snapshot %s: %w", id, err)
+		}
 	}
-	data, err := os.ReadFile(filepath.Join(dir, id+".zip"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: snapshot %s", ErrNotFound, id)
-	}
-	return data, err
-}
-
-// file returns one file of the bundle of id.
-func (s *store) file(id, name string) ([]byte, error) {
-	data, err := s.zipBytes(id)
-	if err != nil {
-		return nil, err
-	}
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	b, err := bundle.Open(data)
 	if err != nil {
 		return nil, fmt.Errorf("diag: snapshot %s: %w", id, err)
 	}
-	return readZipFile(zr, name, 1<<30)
-}
-
-func readZipFile(zr *zip.Reader, name string, limit int64) ([]byte, error) {
-	for _, f := range zr.File {
-		if f.Name != name {
-			continue
-		}
-		rc, err := f.Open()
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		data, err := io.ReadAll(io.LimitReader(rc, limit+1))
-		if err != nil {
-			return nil, err
-		}
-		if int64(len(data)) > limit {
-			return nil, fmt.Errorf("diag: %s larger than %d bytes", name, limit)
-		}
-		return data, nil
-	}
-	return nil, fmt.Errorf("%w: file %q", ErrNotFound, name)
+	return b, nil
 }
 
 // diskStatus describes the disk side for the status page.

@@ -11,12 +11,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lockdiag/lockdiag/bundle"
 )
 
-// fakeBundle builds a small bundle for info, with a payload of size bytes.
-func fakeBundle(t *testing.T, info SnapshotInfo, size int) []byte {
+// fakeBundle builds a small bundle for meta, with a payload of size bytes.
+func fakeBundle(t *testing.T, m bundle.Meta, size int) []byte {
 	t.Helper()
-	meta, err := json.Marshal(Meta{SnapshotInfo: info})
+	meta, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,8 +43,8 @@ func addN(t *testing.T, s *store, n, size int) []string {
 	base := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
 	for i := range n {
 		id := s.nextID(base.Add(time.Duration(i) * time.Second))
-		info := SnapshotInfo{ID: id, Headline: "h" + id}
-		s.add(info, fakeBundle(t, info, size))
+		meta := bundle.Meta{ID: id, Headline: "h" + id}
+		s.add(meta, fakeBundle(t, meta, size))
 		ids = append(ids, id)
 	}
 	return ids
@@ -69,15 +71,15 @@ func TestStoreLimits(t *testing.T) {
 		t.Errorf("%d files on disk, want 3", len(files))
 	}
 	// An evicted-from-memory snapshot is served from disk.
-	data, err := s.file(ids[2], "meta.json")
+	data, err := storeFile(s, ids[2], "meta.json")
 	if err != nil {
 		t.Fatalf("reading from disk: %v", err)
 	}
-	var meta Meta
+	var meta bundle.Meta
 	if err := json.Unmarshal(data, &meta); err != nil || meta.ID != ids[2] {
 		t.Errorf("meta from disk = %+v, %v", meta, err)
 	}
-	if _, err := s.file(ids[0], "meta.json"); !errors.Is(err, ErrNotFound) {
+	if _, err := storeFile(s, ids[0], "meta.json"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("pruned snapshot: err = %v, want ErrNotFound", err)
 	}
 	if id, err := s.resolve("latest"); err != nil || id != ids[4] {
@@ -126,7 +128,7 @@ func TestStoreUnwritableDirKeepsMemoryCopy(t *testing.T) {
 	if len(list) != 1 || list[0].OnDisk || list[0].DiskError == "" {
 		t.Fatalf("list = %+v, want one memory-only snapshot with a disk error", list)
 	}
-	if _, err := s.file(ids[0], "meta.json"); err != nil {
+	if _, err := storeFile(s, ids[0], "meta.json"); err != nil {
 		t.Errorf("memory copy unreadable: %v", err)
 	}
 	if st := s.diskStatus(); !strings.Contains(st, "failing") {
@@ -172,4 +174,13 @@ func TestStoreIDs(t *testing.T) {
 			}
 		}
 	}
+}
+
+// storeFile returns one file of a stored bundle.
+func storeFile(s *store, id, name string) ([]byte, error) {
+	b, err := s.get(id)
+	if err != nil {
+		return nil, err
+	}
+	return b.File(name)
 }

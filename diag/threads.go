@@ -3,15 +3,12 @@ package diag
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"math"
-	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/lockdiag/lockdiag/flightrec"
 	"github.com/lockdiag/lockdiag/internal/procfs"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 // threadSampler scans /proc/self/task for the thread signals, keeping its
@@ -110,80 +107,28 @@ func scanNow() (*procfs.Scan, error) {
 	return sc.Scan()
 }
 
-// ThreadsSection is the OS view of the process's threads in a report
-// (Linux): the thread classes at the trigger, and what the goroutines on
-// threads blocked on a lock word were doing, from the trace.
-type ThreadsSection struct {
-	Scan *procfs.Scan `json:"scan"`
-	// OnLockWord are the threads blocked on a lock word (runtime-internal
-	// or cgo), with what the trace says ran on them last.
-	OnLockWord []ThreadOnLock `json:"on_lock_word,omitempty"`
-	// TraceMatched is how many of the scanned threads the trace window
-	// knows by their thread id.
-	TraceMatched int `json:"trace_matched"`
-}
-
-// ThreadOnLock is an OS thread blocked on a lock word.
-type ThreadOnLock struct {
-	TID   int    `json:"tid"`
-	Class string `json:"class"`
-	Futex uint64 `json:"futex_addr"`
-	// Goroutine, State and Stack come from the trace: the goroutine that
-	// ran on this thread last, and what it was doing.
-	Goroutine int64             `json:"goroutine,omitempty"`
-	State     string            `json:"state,omitempty"`
-	Stack     []flightrec.Frame `json:"stack,omitempty"`
-}
-
-// newThreadsSection joins a scan with the trace's view of the threads.
-func newThreadsSection(scan *procfs.Scan, analysis *flightrec.Report) *ThreadsSection {
-	ts := &ThreadsSection{Scan: scan}
-	byTID := map[int64]flightrec.ThreadActivity{}
-	if analysis != nil {
-		for _, a := range analysis.Threads {
-			byTID[a.Thread] = a
-		}
+// threadsForReport turns a /proc scan into the report's view of the
+// threads.
+func threadsForReport(scan *procfs.Scan) *lockreport.Threads {
+	out := &lockreport.Threads{
+		Time:            scan.Time,
+		FutexWaiters:    scan.Summary.FutexWaiters,
+		RatesValid:      scan.Summary.RatesValid,
+		IntervalSeconds: scan.Summary.IntervalSeconds,
+		RunDelay:        scan.Summary.RunDelay,
+		CtxSwitches:     scan.Summary.CtxSwitches,
+		Vanished:        scan.Vanished,
+		Notes:           scan.Notes,
 	}
-	for _, th := range scan.Threads {
-		a, known := byTID[int64(th.TID)]
-		if known {
-			ts.TraceMatched++
-		}
-		if th.Class != procfs.ClassRuntimeLock && th.Class != procfs.ClassPthreadMutex {
-			continue
-		}
-		row := ThreadOnLock{TID: th.TID, Class: th.Class.String(), Futex: th.Futex.Uaddr}
-		if known {
-			row.Goroutine, row.State, row.Stack = a.Goroutine, a.State, a.Stack
-		}
-		ts.OnLockWord = append(ts.OnLockWord, row)
+	for _, t := range scan.Threads {
+		out.Threads = append(out.Threads, lockreport.Thread{
+			TID: t.TID, Name: t.Name, State: t.State, Class: t.Class.String(), Syscall: t.Syscall,
+			FutexAddr: t.Futex.Uaddr, FutexVal: t.Futex.Val, FutexWaiters: t.Futex.Waiters,
+			RatesValid: t.RatesValid, RunDelay: t.RunDelayPerSec, Voluntary: t.VoluntaryPerSec, Involuntary: t.InvoluntaryPerSec,
+			Err: t.Err,
+		})
 	}
-	return ts
-}
-
-func (t *ThreadsSection) writeText(w io.Writer) error {
-	fmt.Fprintf(w, "OS THREADS (/proc/self/task at the trigger)\n")
-	if err := t.Scan.WriteText(w); err != nil {
-		return err
-	}
-	if len(t.OnLockWord) > 0 {
-		fmt.Fprintf(w, "  Threads blocked on a lock word, and what the trace last saw on them:\n")
-		for _, r := range t.OnLockWord {
-			fmt.Fprintf(w, "    tid %-7d %-14s futex %#x", r.TID, r.Class, r.Futex)
-			if r.Goroutine != 0 {
-				fmt.Fprintf(w, "  last ran g%d (%s)", r.Goroutine, r.State)
-				if len(r.Stack) > 0 {
-					f := r.Stack[0]
-					fmt.Fprintf(w, " at %s %s:%d", shortFunc(f.Func), filepath.Base(f.File), f.Line)
-				}
-			} else {
-				fmt.Fprintf(w, "  (not in the trace window)")
-			}
-			fmt.Fprintln(w)
-		}
-	}
-	_, err := fmt.Fprintf(w, "  The trace knew %d of these %d threads by id (Go trace thread ids are Linux tids).\n", t.TraceMatched, len(t.Scan.Threads))
-	return err
+	return out
 }
 
 // threadsJSON is threads.json: the scan at the trigger and the recent
@@ -192,16 +137,7 @@ func threadsJSON(scan *procfs.Scan, series []threadSeriesPoint) ([]byte, error) 
 	return json.MarshalIndent(struct {
 		AtTrigger *procfs.Scan        `json:"at_trigger"`
 		Series    []threadSeriesPoint `json:"series"`
-		Classes   map[string]string   `json:"classes"`
-	}{scan, series, classHelp()}, "", "  ")
-}
-
-func classHelp() map[string]string {
-	m := map[string]string{}
-	for c := procfs.ClassOther; c <= procfs.ClassSyscall; c++ {
-		m[c.String()] = c.Description()
-	}
-	return m
+	}{scan, series}, "", "  ")
 }
 
 var errNoThreads = errors.New("thread sampling is off")

@@ -2,30 +2,12 @@ package diag
 
 import (
 	"cmp"
-	"fmt"
-	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
+
+	"github.com/lockdiag/lockdiag/internal/stacks"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
-
-// A WaitSite is a place in the program where goroutines are parked on a
-// lock right now.
-type WaitSite struct {
-	// Kind is "Mutex.Lock", "RWMutex.RLock" or "RWMutex.Lock".
-	Kind string `json:"kind"`
-	// Func, File and Line name the caller of the lock method.
-	Func string `json:"func"`
-	File string `json:"file"`
-	Line int    `json:"line"`
-	// Waiters is how many goroutines are parked there.
-	Waiters int `json:"waiters"`
-}
-
-// Where returns "file.go:88 (pkg.Func)".
-func (w WaitSite) Where() string {
-	return fmt.Sprintf("%s:%d (%s)", filepath.Base(w.File), w.Line, shortFunc(w.Func))
-}
 
 // waiterScanner counts goroutines parked in Mutex/RWMutex acquire from a
 // goroutine profile. It keeps its buffers and caches between scans; it is
@@ -59,7 +41,7 @@ func newWaiterScanner() *waiterScanner {
 
 // scan returns the number of goroutines parked on locks and the sites
 // they wait at, most waiters first.
-func (w *waiterScanner) scan() (int, []WaitSite) {
+func (w *waiterScanner) scan() (int, []lockreport.ParkedSite) {
 	for {
 		n, ok := runtime.GoroutineProfile(w.records)
 		if ok {
@@ -70,7 +52,7 @@ func (w *waiterScanner) scan() (int, []WaitSite) {
 	}
 }
 
-func (w *waiterScanner) count(records []runtime.StackRecord) (int, []WaitSite) {
+func (w *waiterScanner) count(records []runtime.StackRecord) (int, []lockreport.ParkedSite) {
 	// Bound the caches: a program with ever-new stacks must not grow them
 	// forever.
 	if len(w.sites) > 4096 {
@@ -94,11 +76,11 @@ func (w *waiterScanner) count(records []runtime.StackRecord) (int, []WaitSite) {
 		}
 		bySite[key]++
 	}
-	sites := make([]WaitSite, 0, len(bySite))
+	sites := make([]lockreport.ParkedSite, 0, len(bySite))
 	for k, n := range bySite {
-		sites = append(sites, WaitSite{Kind: k.kind, Func: k.fn, File: k.file, Line: k.line, Waiters: n})
+		sites = append(sites, lockreport.ParkedSite{Kind: k.kind, Func: k.fn, File: k.file, Line: k.line, Waiters: n})
 	}
-	slices.SortFunc(sites, func(a, b WaitSite) int {
+	slices.SortFunc(sites, func(a, b lockreport.ParkedSite) int {
 		if c := cmp.Compare(b.Waiters, a.Waiters); c != 0 {
 			return c
 		}
@@ -118,7 +100,7 @@ func (w *waiterScanner) parkedOnLock(stk []uintptr) bool {
 		k := w.pcKind[pc]
 		if k == pcUnknown {
 			k = pcOther
-			if f := runtime.FuncForPC(pc - 1); f != nil && isLockAcquire(f.Name()) {
+			if f := runtime.FuncForPC(pc - 1); f != nil && stacks.IsLockAcquire(f.Name()) {
 				k = pcLockAcquire
 			}
 			w.pcKind[pc] = k
@@ -126,17 +108,6 @@ func (w *waiterScanner) parkedOnLock(stk []uintptr) bool {
 		if k == pcLockAcquire {
 			return true
 		}
-	}
-	return false
-}
-
-func isLockAcquire(fn string) bool {
-	switch fn {
-	case "sync.runtime_SemacquireMutex", // Go ≤ 1.23
-		"internal/sync.runtime_SemacquireMutex", // Go ≥ 1.24: Mutex, and RWMutex's writer lock
-		"sync.runtime_SemacquireRWMutexR",       // RWMutex.RLock waiting for a writer
-		"sync.runtime_SemacquireRWMutex":        // RWMutex.Lock waiting for readers
-		return true
 	}
 	return false
 }
@@ -149,9 +120,9 @@ func lockSite(stk []uintptr) siteKey {
 	key := siteKey{kind: "Mutex.Lock"}
 	for {
 		f, more := frames.Next()
-		if m, ok := lockMethod(f.Function); ok {
-			key.kind = m
-		} else if !isRuntimeOrSync(f.Function) {
+		if p := stacks.LockMethod(f.Function); p != stacks.PrimNone {
+			key.kind = p.String()
+		} else if !stacks.Internal(f.Function) {
 			key.fn, key.file, key.line = f.Function, f.File, f.Line
 			return key
 		}
@@ -161,35 +132,4 @@ func lockSite(stk []uintptr) siteKey {
 	}
 	key.fn = "?"
 	return key
-}
-
-// lockMethod maps a sync frame to the lock method it is.
-func lockMethod(fn string) (string, bool) {
-	switch fn {
-	case "sync.(*Mutex).Lock", "sync.(*Mutex).TryLock":
-		return "Mutex.Lock", true
-	case "sync.(*RWMutex).Lock":
-		return "RWMutex.Lock", true
-	case "sync.(*RWMutex).RLock":
-		return "RWMutex.RLock", true
-	}
-	return "", false
-}
-
-func isRuntimeOrSync(fn string) bool {
-	for _, p := range []string{"runtime.", "sync.", "internal/"} {
-		if strings.HasPrefix(fn, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// shortFunc trims the import path of a function name:
-// "github.com/a/b/store.(*Store).Get" -> "store.(*Store).Get".
-func shortFunc(fn string) string {
-	if i := strings.LastIndexByte(fn, '/'); i >= 0 {
-		return fn[i+1:]
-	}
-	return fn
 }

@@ -1,33 +1,25 @@
-// Package flightrec keeps the process's execution-trace flight recorder and
-// explains what a trace window says about lock contention.
+// Package flightrec keeps the process's execution-trace flight recorder,
+// in the shape of [trace.FlightRecorder]: [New], then Start, Stop,
+// Enabled and WriteTo on the [Recorder].
 //
-// # Recording
+// Only one flight recorder may be active in a process. If the host program
+// already runs one, [Recorder.Start] returns an error wrapping
+// [ErrUnavailable] and the caller carries on without a trace. A flight
+// recorder can be active at the same time as [trace.Start], so a host that
+// traces on its own does not get in the way. Every user of the process's
+// window, lockdiag's snapshots and a host that writes through the
+// Recorder alike, shares one write of it: the runtime refuses overlapping
+// writes.
 //
-// A [Recorder] owns the one process-wide [trace.FlightRecorder]. Only one
-// flight recorder may be active in a process: if the host program already
-// runs one, [Recorder.Start] returns an error wrapping [ErrUnavailable] and
-// the caller is expected to carry on without a trace. A flight recorder can
-// be active at the same time as [trace.Start], so a host that traces on its
-// own does not get in the way.
-//
-// [Recorder.Snapshot] returns the recent window. Concurrent callers share one
-// write of the window (the runtime refuses overlapping writes).
-//
-// # Analysis
-//
-// [Analyze] reads any Go execution trace (a flight-recorder window,
-// runtime/trace.Start output, `go test -trace`, /debug/pprof/trace) and
-// reports, for every lock call site, who waited, for how long, and which
-// critical sections made them wait.
+// The analysis of a window is package lockreport.
 //
 // # Cost
 //
-// Recording costs about 110 ns per trace event; a service with little
-// parking sees no measurable change, a parking-heavy one a few percent
-// (see BENCHMARKS.md). A snapshot forces a trace generation switch, whose
-// cost grows with the goroutine count (about 1 ms at 1k goroutines, tens of
-// ms at 10k). Analysis reads about 20-30 MB/s of trace, at about 1.6 times
-// the CPU of bare parsing with golang.org/x/exp/trace.
+// Recording costs about 110 ns per trace event: a service that rarely
+// parks goroutines sees no change, one that parks them hundreds of
+// thousands of times a second 10-20 % (see BENCHMARKS.md). A write forces a
+// trace generation switch, whose cost grows with the goroutine count (about
+// 1 ms at 1k goroutines, tens of ms at 10k).
 package flightrec
 
 import (
@@ -39,14 +31,16 @@ import (
 	"runtime/trace"
 	"sync"
 	"time"
+
+	"github.com/lockdiag/lockdiag/internal/coalesce"
 )
 
 // ErrUnavailable is wrapped by the error [Recorder.Start] returns when the
 // process's flight recorder is already owned by someone else.
 var ErrUnavailable = errors.New("flight recorder unavailable")
 
-// ErrNotRecording is returned by [Recorder.Snapshot] when the recorder is
-// not running.
+// ErrNotRecording is returned by [Recorder.WriteTo] and [Recorder.Window]
+// when the recorder is not running.
 var ErrNotRecording = errors.New("flightrec: not recording")
 
 // Config configures a [Recorder]. The zero value is ready to use.
@@ -75,28 +69,17 @@ func (c Config) withDefaults() Config {
 // A Recorder owns the process's flight recorder. Its methods are safe for
 // concurrent use.
 type Recorder struct {
-	cfg Config
+	cfg    Config
+	writes coalesce.Group[[]byte]
 
-	mu      sync.Mutex
-	fr      *trace.FlightRecorder
-	pending *snapshotCall
-}
-
-// snapshotCall is one write of the window, shared by every caller that
-// arrives while it is in flight.
-type snapshotCall struct {
-	done chan struct{}
-	data []byte
-	err  error
+	mu sync.Mutex
+	fr *trace.FlightRecorder
 }
 
 // New returns a Recorder for cfg. It does not start recording.
 func New(cfg Config) *Recorder {
 	return &Recorder{cfg: cfg.withDefaults()}
 }
-
-// Config returns the configuration in effect, defaults filled in.
-func (r *Recorder) Config() Config { return r.cfg }
 
 // Start starts recording. It returns an error if r is already recording,
 // and an error wrapping [ErrUnavailable] if another flight recorder is
@@ -118,23 +101,20 @@ func (r *Recorder) Start() error {
 	return nil
 }
 
-// Stop stops recording. It waits for a snapshot in flight to finish. Stop
-// is idempotent.
+// Stop stops recording. It waits for a write in flight to finish. Stop
+// is idempotent; a stopped Recorder can be started again.
 func (r *Recorder) Stop() {
 	r.mu.Lock()
-	fr, pending := r.fr, r.pending
-	r.fr = nil
-	r.mu.Unlock()
-	if fr == nil {
+	defer r.mu.Unlock()
+	if r.fr == nil {
 		return
 	}
 	// The runtime's FlightRecorder.Stop resets state that a WriteTo in
 	// progress reads, without waiting for it (Go 1.26): let the write end
-	// first.
-	if pending != nil {
-		<-pending.done
-	}
-	fr.Stop()
+	// first. Holding mu keeps a new one from starting.
+	r.writes.Wait()
+	r.fr.Stop()
+	r.fr = nil
 }
 
 // Enabled reports whether r is recording.
@@ -144,57 +124,37 @@ func (r *Recorder) Enabled() bool {
 	return r.fr != nil
 }
 
-// Snapshot returns the current window as a trace file that `go tool trace`
-// opens. Callers that arrive while a snapshot is being written wait for it
-// and share its result, so the returned bytes must not be modified. If ctx
-// ends first, Snapshot returns ctx's error; the write itself goes on for the
-// callers still waiting.
-func (r *Recorder) Snapshot(ctx context.Context) ([]byte, error) {
-	r.mu.Lock()
-	if r.fr == nil {
-		r.mu.Unlock()
-		return nil, ErrNotRecording
-	}
-	c := r.pending
-	if c == nil {
-		c = &snapshotCall{done: make(chan struct{})}
-		r.pending = c
-		go r.write(r.fr, c)
-	}
-	r.mu.Unlock()
-
-	select {
-	case <-c.done:
-		return c.data, c.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-// write runs in its own goroutine so that a caller whose context ends
-// does not abandon the callers sharing the result. It cannot outlive Stop,
-// which waits for it.
-func (r *Recorder) write(fr *trace.FlightRecorder, c *snapshotCall) {
-	var buf bytes.Buffer
-	buf.Grow(int(min(r.cfg.MaxBytes, 64<<20)) / 4)
-	_, err := fr.WriteTo(&buf)
-	if err != nil {
-		c.err = fmt.Errorf("flightrec: writing window: %w", err)
-	} else {
-		c.data = buf.Bytes()
-	}
-	r.mu.Lock()
-	r.pending = nil
-	r.mu.Unlock()
-	close(c.done)
-}
-
-// WriteTo writes the current window to w, as [Recorder.Snapshot] does.
+// WriteTo writes the current window to w as a trace file that `go tool
+// trace` opens. Concurrent callers share one write of the window.
 func (r *Recorder) WriteTo(w io.Writer) (int64, error) {
-	data, err := r.Snapshot(context.Background())
+	data, err := r.Window(context.Background())
 	if err != nil {
 		return 0, err
 	}
 	n, err := w.Write(data)
 	return int64(n), err
+}
+
+// Window returns the current window as a trace file. Callers that arrive
+// while the window is being written wait for that write and share its
+// result, so the returned bytes must not be modified. If ctx ends first,
+// Window returns ctx's error; the write goes on for the callers still
+// waiting.
+func (r *Recorder) Window(ctx context.Context) ([]byte, error) {
+	r.mu.Lock()
+	fr := r.fr
+	if fr == nil {
+		r.mu.Unlock()
+		return nil, ErrNotRecording
+	}
+	c, _ := r.writes.Do(func() ([]byte, error) {
+		var buf bytes.Buffer
+		buf.Grow(int(min(r.cfg.MaxBytes, 64<<20)) / 4)
+		if _, err := fr.WriteTo(&buf); err != nil {
+			return nil, fmt.Errorf("flightrec: writing window: %w", err)
+		}
+		return buf.Bytes(), nil
+	})
+	r.mu.Unlock()
+	return c.Wait(ctx)
 }

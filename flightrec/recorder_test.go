@@ -20,10 +20,10 @@ func skipIfTraced(t *testing.T) {
 func TestRecorderLifecycle(t *testing.T) {
 	skipIfTraced(t)
 	r := New(Config{})
-	if c := r.Config(); c.MinAge == 0 || c.MaxBytes != 10<<20 {
+	if c := r.cfg; c.MinAge == 0 || c.MaxBytes != 10<<20 {
 		t.Errorf("defaults = %+v", c)
 	}
-	if _, err := r.Snapshot(context.Background()); !errors.Is(err, ErrNotRecording) {
+	if _, err := r.Window(context.Background()); !errors.Is(err, ErrNotRecording) {
 		t.Errorf("Snapshot before Start: %v", err)
 	}
 	if err := r.Start(); err != nil {
@@ -89,7 +89,7 @@ func TestRecorderSharedSnapshots(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			data, err := r.Snapshot(context.Background())
+			data, err := r.Window(context.Background())
 			if err == nil && len(data) == 0 {
 				err = errors.New("empty window")
 			}
@@ -107,7 +107,7 @@ func TestRecorderSharedSnapshots(t *testing.T) {
 	// A caller whose context ends gets its error; the write goes on.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := r.Snapshot(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	if _, err := r.Window(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled Snapshot: %v", err)
 	}
 }

@@ -9,7 +9,7 @@
 //	GET  /debug/locks/snapshots/{id}.zip     the whole bundle
 //	GET  /debug/locks/snapshots/{id}/{file}  one file of the bundle (trace.out, mutex.pb.gz, ...)
 //	GET  /debug/locks/metrics                the signals in the Prometheus text format
-//	GET  /debug/locks/stream                 websocket: live samples, breaches and snapshots (see [Frame])
+//	GET  /debug/locks/stream                 websocket: live samples, breaches and snapshots (see [Message])
 //	GET  /debug/locks/ui                     live page: plots, breaches, snapshots and reports
 //
 // # Query parameters
@@ -48,6 +48,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockdiag/lockdiag/bundle"
 	"github.com/lockdiag/lockdiag/diag"
 )
 
@@ -400,9 +401,9 @@ func (h *handler) snapshot(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	name := "report.txt"
+	name := bundle.ReportTextFile
 	if asJSON {
-		name = "report.json"
+		name = bundle.ReportJSONFile
 	}
 	h.serveFile(w, id, name)
 }
@@ -412,19 +413,14 @@ func (h *handler) snapshotZip(w http.ResponseWriter, r *http.Request, id string)
 		serveError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	resolved, err := h.m.ResolveID(id)
-	if err != nil {
-		serveLookupError(w, err)
-		return
-	}
-	data, err := h.m.SnapshotZip(resolved)
+	b, err := h.m.Bundle(id)
 	if err != nil {
 		serveLookupError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/zip")
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "lockdiag-"+resolved+".zip"))
-	w.Write(data)
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "lockdiag-"+b.Meta().ID+".zip"))
+	w.Write(b.Bytes())
 }
 
 func (h *handler) snapshotFile(w http.ResponseWriter, r *http.Request) {
@@ -442,12 +438,12 @@ func (h *handler) serveFile(w http.ResponseWriter, id, name string) {
 		serveError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a file name", name))
 		return
 	}
-	resolved, err := h.m.ResolveID(id)
+	b, err := h.m.Bundle(id)
 	if err != nil {
 		serveLookupError(w, err)
 		return
 	}
-	data, err := h.m.SnapshotFile(resolved, name)
+	data, err := b.File(name)
 	if err != nil {
 		serveLookupError(w, err)
 		return
@@ -461,7 +457,7 @@ func (h *handler) serveFile(w http.ResponseWriter, id, name string) {
 }
 
 func serveLookupError(w http.ResponseWriter, err error) {
-	if errors.Is(err, diag.ErrNotFound) {
+	if errors.Is(err, diag.ErrNotFound) || errors.Is(err, bundle.ErrNoFile) {
 		serveError(w, http.StatusNotFound, err.Error())
 		return
 	}

@@ -105,7 +105,7 @@ func TestHandlerRoutes(t *testing.T) {
 		{"GET", "/debug/locks/snapshots/" + id + "/meta.json", nil, 200, "application/json", `"pid"`},
 		{"GET", "/debug/locks/snapshots/" + id + "/trace.out", nil, 200, "application/octet-stream", "go 1."},
 		{"GET", "/debug/locks/snapshots/" + id + "/mutex.pb.gz", nil, 200, "application/gzip", ""},
-		{"GET", "/debug/locks/snapshots/" + id + "/nope.txt", nil, 404, "text/plain", `file "nope.txt"`},
+		{"GET", "/debug/locks/snapshots/" + id + "/nope.txt", nil, 404, "text/plain", `no such file in the bundle: "nope.txt"`},
 		{"GET", "/debug/locks/snapshots/20200101-000000-000", nil, 404, "text/plain", "not found"},
 		{"GET", "/debug/locks/snapshots/..%2f..%2fetc%2fpasswd", nil, 404, "text/plain", "not a snapshot id"},
 		{"GET", "/debug/locks/snapshots/" + id + "/..%2fmeta.json", nil, 400, "text/plain", "not a file name"},
@@ -312,12 +312,12 @@ func TestEndToEnd(t *testing.T) {
 	}
 	var rep struct {
 		Headline string          `json:"headline"`
-		Analysis json.RawMessage `json:"analysis"`
+		Sites    json.RawMessage `json:"sites"`
 	}
 	if err := getJSON(srv.URL+"/debug/locks/snapshots/latest?format=json", &rep); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(rep.Headline, "HotLockWorker") || !strings.Contains(string(rep.Analysis), "HotLockWorker") {
+	if !strings.Contains(rep.Headline, "HotLockWorker") || !strings.Contains(string(rep.Sites), "HotLockWorker") {
 		t.Errorf("report does not name HotLockWorker: headline %q", rep.Headline)
 	}
 }

@@ -33,7 +33,7 @@ const (
 	maxHelloSamples = 3000
 )
 
-// A Frame is one message of the stream, as JSON. Type says which fields
+// A Message is one frame of the stream, as JSON. Type says which fields
 // are set:
 //
 //	hello      Version, Interval, Every, Signals, Rules, Timeline, Snapshots, Trace
@@ -45,7 +45,7 @@ const (
 //
 // Every frame carries Dropped: how many frames this client has lost so far
 // because it read too slowly.
-type Frame struct {
+type Message struct {
 	Type    string    `json:"type"`
 	Time    time.Time `json:"time"`
 	Dropped uint64    `json:"dropped"`
@@ -216,7 +216,7 @@ type streamWriter struct {
 	sub  *diag.Subscription
 }
 
-func (s *streamWriter) write(f Frame) error {
+func (s *streamWriter) write(f Message) error {
 	f.Dropped = s.sub.Dropped()
 	data, err := json.Marshal(f)
 	if err != nil {
@@ -226,8 +226,8 @@ func (s *streamWriter) write(f Frame) error {
 	return s.conn.WriteMessage(websocket.TextMessage, data)
 }
 
-func frameOf(ev diag.Event) Frame {
-	f := Frame{Type: string(ev.Type), Time: ev.Time, Sample: ev.Sample, Breach: ev.Breach, Reason: ev.Reason}
+func frameOf(ev diag.Event) Message {
+	f := Message{Type: string(ev.Type), Time: ev.Time, Sample: ev.Sample, Breach: ev.Breach, Reason: ev.Reason}
 	if ev.Snapshot != nil {
 		l := linkFor(*ev.Snapshot)
 		f.Snapshot = &l
@@ -237,10 +237,10 @@ func frameOf(ev diag.Event) Frame {
 
 // hello is the first frame: what the client needs to draw history and
 // make sense of what follows.
-func (h *handler) hello(every int) Frame {
+func (h *handler) hello(every int) Message {
 	cfg := h.m.Config()
 	st := h.m.Status()
-	f := Frame{
+	f := Message{
 		Type:     "hello",
 		Time:     st.Time,
 		Version:  StreamVersion,

@@ -60,10 +60,10 @@ func dial(t *testing.T, url string, hdr http.Header) *websocket.Conn {
 	return c
 }
 
-func readFrame(t *testing.T, c *websocket.Conn) Frame {
+func readFrame(t *testing.T, c *websocket.Conn) Message {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	var f Frame
+	var f Message
 	if err := c.ReadJSON(&f); err != nil {
 		t.Fatalf("reading a frame: %v", err)
 	}
@@ -71,7 +71,7 @@ func readFrame(t *testing.T, c *websocket.Conn) Frame {
 }
 
 // readUntil reads frames until one of type ty arrives.
-func readUntil(t *testing.T, c *websocket.Conn, ty string) Frame {
+func readUntil(t *testing.T, c *websocket.Conn, ty string) Message {
 	t.Helper()
 	for {
 		if f := readFrame(t, c); f.Type == ty {
@@ -98,7 +98,7 @@ func TestStreamFrames(t *testing.T) {
 	// Samples arrive in order; the rule breaches at once and its snapshot
 	// follows with links.
 	var last time.Time
-	var breach, snap *Frame
+	var breach, snap *Message
 	for breach == nil || snap == nil {
 		f := readFrame(t, c)
 		switch f.Type {
@@ -228,7 +228,7 @@ func TestStreamSlowClientDoesNotBlockOthers(t *testing.T) {
 		t.Errorf("sampler is behind: last sample %v ago", time.Since(s.Time))
 	}
 	// Now the slow client reads: it is told what it lost.
-	var f Frame
+	var f Message
 	for n := 0; f.Dropped == 0; n++ {
 		f = readFrame(t, slow)
 		if n > 2000 {

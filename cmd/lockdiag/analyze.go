@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/zip"
 	"bufio"
 	"bytes"
 	"compress/gzip"
@@ -11,13 +10,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"time"
 
 	"github.com/google/pprof/profile"
 
-	"github.com/lockdiag/lockdiag/diag"
-	"github.com/lockdiag/lockdiag/flightrec"
+	"github.com/lockdiag/lockdiag/bundle"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 const analyzeAbout = `
@@ -36,7 +34,7 @@ trace, and replace a bundle's own profiles.`
 // Bounds on what is read into memory from an input.
 const (
 	maxProfileBytes = 256 << 20
-	maxMetaBytes    = 4 << 20
+	maxBundleBytes  = 4 << 30
 )
 
 func (c *cli) analyze(ctx context.Context, args []string) int {
@@ -61,44 +59,38 @@ func (c *cli) analyze(ctx context.Context, args []string) int {
 		return c.usageError(fs, "-mutex-fraction and -block-rate cannot be negative")
 	}
 	name := pos[0]
-	opts := flightrec.AnalyzeOptions{Top: *top, Budget: *budget}
-
 	in, err := c.openInput(name)
 	if err != nil {
 		return c.fail("analyze", err)
 	}
 	defer in.Close()
 
-	var header string // what the bundle is, for the text report
-	var trace io.Reader
-	if in.zip != nil {
-		b, err := readBundle(in.zip, name)
-		if err != nil {
-			return c.fail("analyze", err)
+	var opts lockreport.Options
+	var header bytes.Buffer // what the bundle is, for the text report
+	trace := in.r
+	if b := in.bundle; b != nil {
+		if opts, err = b.Options(); err != nil {
+			return c.fail("analyze", fmt.Errorf("%s: %v", displayName(name), err))
 		}
-		defer b.close()
-		opts.Mutex, opts.Block = b.mutex, b.block
-		opts.MutexFraction, opts.BlockRate = b.meta.MutexProfileFraction, b.meta.BlockProfileRate
-		if b.trace != nil {
-			trace = b.trace
-		} else {
-			opts.TraceUnavailable = "the bundle has no trace.out"
-			if b.meta.Trace != "" {
-				opts.TraceUnavailable += " (" + b.meta.Trace + ")"
+		fmt.Fprintf(&header, "lockdiag bundle %s\n", displayName(name))
+		bundle.WriteHeader(&header, b.Meta())
+		if b.Has(bundle.TraceFile) {
+			rc, err := b.Open(bundle.TraceFile)
+			if err != nil {
+				return c.fail("analyze", fmt.Errorf("%s: trace.out: %v", displayName(name), err))
 			}
+			defer rc.Close()
+			trace = bufio.NewReaderSize(rc, 1<<20)
 		}
-		header = b.header(name)
-	} else {
-		trace = in.r
 	}
-
+	opts.Top = *top
 	if *mutexFile != "" {
-		if opts.Mutex, err = readProfileFile(*mutexFile); err != nil {
+		if opts.MutexProfile, err = readProfileFile(*mutexFile); err != nil {
 			return c.fail("analyze", err)
 		}
 	}
 	if *blockFile != "" {
-		if opts.Block, err = readProfileFile(*blockFile); err != nil {
+		if opts.BlockProfile, err = readProfileFile(*blockFile); err != nil {
 			return c.fail("analyze", err)
 		}
 	}
@@ -109,34 +101,19 @@ func (c *cli) analyze(ctx context.Context, args []string) int {
 		opts.BlockRate = *blockRate
 	}
 
-	// Analyze cannot be canceled: on an interrupt, stop waiting for it
-	// (closing the input makes it return soon).
-	type result struct {
-		rep *flightrec.Report
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				done <- result{nil, fmt.Errorf("the analysis failed: %v", r)}
-			}
-		}()
-		rep, err := flightrec.Analyze(trace, opts)
-		done <- result{rep, err}
-	}()
-	var rep *flightrec.Report
-	select {
-	case <-ctx.Done():
+	// An interrupt cancels ctx, and the time limit ends the analysis
+	// early: either way the report says how far it got.
+	actx, cancel := context.WithTimeout(ctx, *budget)
+	defer cancel()
+	rep, err := analyzeSafely(actx, trace, opts)
+	if ctx.Err() != nil {
 		return c.fail("analyze", errors.New("interrupted"))
-	case r := <-done:
-		rep, err = r.rep, r.err
 	}
 	if err != nil {
-		if errors.Is(err, flightrec.ErrUnreadableTrace) {
+		if errors.Is(err, lockreport.ErrUnreadableTrace) {
 			what := "not a Go execution trace or a lockdiag bundle"
 			switch {
-			case in.zip != nil:
+			case in.bundle != nil:
 				what = "its trace.out is not a readable Go execution trace"
 			case bytes.HasPrefix(in.head, []byte("go 1.")):
 				what = "a Go execution trace that cannot be read (corrupt, or from a Go version this build does not know)"
@@ -155,8 +132,8 @@ func (c *cli) analyze(ctx context.Context, args []string) int {
 		out.Write(data)
 		out.WriteByte('\n')
 	} else {
-		if header != "" {
-			fmt.Fprintf(out, "%s\n\n", header)
+		if header.Len() > 0 {
+			fmt.Fprintf(out, "%s\n", header.Bytes())
 		}
 		if err := rep.WriteText(out); err != nil {
 			return c.fail("analyze", err)
@@ -175,10 +152,10 @@ func displayName(name string) string {
 	return name
 }
 
-// input is an opened FILE argument: either a zip (a bundle) or a stream
-// (a trace, decompressed if it was gzipped).
+// input is an opened FILE argument: either a bundle or a stream (a
+// trace, decompressed if it was gzipped).
 type input struct {
-	zip    *zip.Reader
+	bundle *bundle.Bundle
 	r      io.Reader
 	head   []byte // the first bytes of the (decompressed) trace
 	closer io.Closer
@@ -207,11 +184,11 @@ func (c *cli) openInput(name string) (*input, error) {
 			return nil, errors.New("standard input is empty: give a Go execution trace or a lockdiag bundle")
 		}
 		if bytes.HasPrefix(data, zipMagic) {
-			zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+			b, err := bundle.Open(data)
 			if err != nil {
-				return nil, fmt.Errorf("standard input: not a readable zip file: %v", err)
+				return nil, fmt.Errorf("standard input: %v", err)
 			}
-			return &input{zip: zr}, nil
+			return &input{bundle: b}, nil
 		}
 		return unzipped(name, bytes.NewReader(data), nil)
 	}
@@ -236,12 +213,18 @@ func (c *cli) openInput(name string) (*input, error) {
 		return nil, fmt.Errorf("%s is empty: give a Go execution trace or a lockdiag bundle", name)
 	}
 	if bytes.HasPrefix(head, zipMagic) {
-		zr, err := zip.NewReader(f, st.Size())
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s: not a readable zip file: %v", name, err)
+		defer f.Close()
+		if st.Size() > maxBundleBytes {
+			return nil, fmt.Errorf("%s: larger than %d MiB, not a lockdiag bundle", name, maxBundleBytes>>20)
 		}
-		return &input{zip: zr, closer: f}, nil
+		data, err := os.ReadFile(name)
+		if err == nil {
+			var b *bundle.Bundle
+			if b, err = bundle.Open(data); err == nil {
+				return &input{bundle: b}, nil
+			}
+		}
+		return nil, fmt.Errorf("%s: %v", name, err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		f.Close()
@@ -274,114 +257,8 @@ func unzipped(name string, r io.Reader, closer io.Closer) (*input, error) {
 	return &input{r: unzipped, head: bytes.Clone(head), closer: closer}, nil
 }
 
-// bundleMeta is the part of a bundle's meta.json that analyze uses.
-type bundleMeta struct {
-	ID                   string       `json:"id"`
-	Time                 time.Time    `json:"time"`
-	Trigger              diag.Trigger `json:"trigger"`
-	Trace                string       `json:"trace"`
-	MutexProfileFraction int          `json:"mutex_profile_fraction"`
-	BlockProfileRate     int          `json:"block_profile_rate"`
-}
-
-// bundle is what analyze takes from a snapshot bundle.
-type bundle struct {
-	meta         bundleMeta
-	haveMeta     bool
-	trace        io.Reader
-	traceCloser  io.Closer
-	mutex, block *profile.Profile
-}
-
-func (b *bundle) close() {
-	if b.traceCloser != nil {
-		b.traceCloser.Close()
-	}
-}
-
-func (b *bundle) header(name string) string {
-	if !b.haveMeta || b.meta.ID == "" {
-		return "lockdiag bundle " + displayName(name)
-	}
-	s := fmt.Sprintf("lockdiag bundle %s: snapshot %s", displayName(name), b.meta.ID)
-	if !b.meta.Time.IsZero() {
-		s += ", " + b.meta.Time.UTC().Format("2006-01-02 15:04:05.000 UTC")
-	}
-	if b.meta.Trigger.Kind != "" {
-		s += "\ntrigger: " + b.meta.Trigger.String()
-	}
-	return s
-}
-
-// readBundle finds trace.out, mutex.pb.gz, block.pb.gz and meta.json in a
-// bundle. Files are matched by their base name, so a bundle that was
-// unpacked into a folder and zipped again still works.
-func readBundle(zr *zip.Reader, name string) (*bundle, error) {
-	files := map[string]*zip.File{}
-	for _, f := range zr.File {
-		base := path.Base(f.Name)
-		if _, dup := files[base]; !dup && !f.FileInfo().IsDir() {
-			files[base] = f
-		}
-	}
-	name = displayName(name)
-	if files["trace.out"] == nil && files["mutex.pb.gz"] == nil && files["block.pb.gz"] == nil {
-		return nil, fmt.Errorf("%s: a zip file, but not a lockdiag bundle: it has no trace.out, mutex.pb.gz or block.pb.gz", name)
-	}
-	b := &bundle{}
-	if f := files["meta.json"]; f != nil {
-		data, err := readZipFile(f, maxMetaBytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: meta.json: %v", name, err)
-		}
-		if err := json.Unmarshal(data, &b.meta); err != nil {
-			return nil, fmt.Errorf("%s: meta.json: %v", name, err)
-		}
-		b.haveMeta = true
-	}
-	for _, p := range []struct {
-		file string
-		dst  **profile.Profile
-	}{{"mutex.pb.gz", &b.mutex}, {"block.pb.gz", &b.block}} {
-		f := files[p.file]
-		if f == nil {
-			continue
-		}
-		data, err := readZipFile(f, maxProfileBytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %v", name, p.file, err)
-		}
-		if *p.dst, err = profile.ParseData(data); err != nil {
-			return nil, fmt.Errorf("%s: %s is not a pprof profile: %v", name, p.file, err)
-		}
-	}
-	if f := files["trace.out"]; f != nil {
-		rc, err := f.Open()
-		if err != nil {
-			return nil, fmt.Errorf("%s: trace.out: %v", name, err)
-		}
-		b.trace, b.traceCloser = bufio.NewReaderSize(rc, 1<<20), rc
-	}
-	return b, nil
-}
-
-func readZipFile(f *zip.File, limit int64) ([]byte, error) {
-	rc, err := f.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("larger than %d MiB", limit>>20)
-	}
-	return data, nil
-}
-
-func readProfileFile(name string) (*profile.Profile, error) {
+// readProfileFile reads a pprof profile file; lockreport parses it.
+func readProfileFile(name string) ([]byte, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
@@ -394,9 +271,18 @@ func readProfileFile(name string) (*profile.Profile, error) {
 	if len(data) > maxProfileBytes {
 		return nil, fmt.Errorf("%s: larger than %d MiB", name, maxProfileBytes>>20)
 	}
-	p, err := profile.ParseData(data)
-	if err != nil {
+	if _, err := profile.ParseData(data); err != nil {
 		return nil, fmt.Errorf("%s is not a pprof profile: %v", name, err)
 	}
-	return p, nil
+	return data, nil
+}
+
+// analyzeSafely runs the analysis, turning a panic in it into an error.
+func analyzeSafely(ctx context.Context, trace io.Reader, opts lockreport.Options) (rep *lockreport.Report, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			rep, err = nil, fmt.Errorf("the analysis failed: %v", r)
+		}
+	}()
+	return lockreport.Analyze(ctx, trace, opts)
 }

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/diag"
-	"github.com/lockdiag/lockdiag/flightrec"
 	"github.com/lockdiag/lockdiag/internal/contention"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 // contend runs contention.Mutex (waiters and holders in
@@ -53,19 +53,19 @@ func writeTemp(t *testing.T, name string, data []byte) string {
 	return p
 }
 
-func decodeReport(t *testing.T, r result) *flightrec.Report {
+func decodeReport(t *testing.T, r result) *lockreport.Report {
 	t.Helper()
 	if r.code != exitOK {
 		t.Fatalf("got %v", r)
 	}
-	var rep flightrec.Report
+	var rep lockreport.Report
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("-json output does not parse: %v\n%s", err, r.stdout)
 	}
 	return &rep
 }
 
-func hasHotLockSite(rep *flightrec.Report) bool {
+func hasHotLockSite(rep *lockreport.Report) bool {
 	for _, s := range rep.Sites {
 		if strings.HasSuffix(s.Func, "contention.HotLockWorker") && s.Kind == "Mutex.Lock" && s.Total > 0 {
 			return true
@@ -135,11 +135,11 @@ func snapshotBundle(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := m.SnapshotZip(info.ID)
+	b, err := m.Bundle(info.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return data
+	return b.Bytes()
 }
 
 // rezip copies a zip, leaving out the named files.
@@ -186,7 +186,7 @@ func TestAnalyzeBundle(t *testing.T) {
 	file := writeTemp(t, "bundle.zip", data)
 
 	r := runCLI(t, nil, nil, "analyze", file)
-	for _, want := range []string{"lockdiag bundle " + file + ": snapshot ", "trigger: manual", "HotLockWorker", "PROFILES (mutex fraction 1/1, block rate 1ns)"} {
+	for _, want := range []string{"lockdiag bundle " + file + "\nlockdiag snapshot ", "trigger: manual", "HotLockWorker", "PROFILES (mutex fraction 1/1, block rate 1ns)"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("analyze %s: no %q in the output; got %v", file, want, r)
 		}

@@ -23,7 +23,7 @@ import (
 // (runtime/sema.go: t0 and releasetime), so a waiter that is woken, finds
 // the semaphore taken and parks again inside the same call is one wait
 // that includes the moment in between. The trace merges such re-parks
-// (within 5µs of running, flightrec's mergeWindow) the same way. A waiter
+// (within 5µs of running, lockreport.s mergeWindow) the same way. A waiter
 // that gets the semaphore but loses the lock and spins before calling
 // semacquire again makes a new wait in both. With a 20µs merge window
 // those retries were merged too, and the trace read 5-41 % more than the

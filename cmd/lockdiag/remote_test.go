@@ -15,6 +15,7 @@ import (
 
 	"github.com/lockdiag/lockdiag/diag"
 	"github.com/lockdiag/lockdiag/httpdiag"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 // newServer serves a running diag.Monitor with httpdiag on a loopback
@@ -90,12 +91,12 @@ func TestRemote(t *testing.T) {
 		t.Errorf("snapshot URL %s: want its report; got %v", id, r)
 	}
 	r = runCLI(t, nil, nil, "snapshot", srv.URL, id, "-json")
-	var rep diag.Report
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.ID != id || rep.Analysis == nil {
+	var rep lockreport.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Headline == "" || rep.Window == nil {
 		t.Errorf("snapshot -json: want report.json of %s; got %v (%v)", id, r, err)
 	}
 	r = runCLI(t, nil, nil, "snapshot", srv.URL, "20000101-000000-000")
-	if r.code != exitFailure || !strings.Contains(r.stderr, "404 Not Found: diag: not found") {
+	if r.code != exitFailure || !strings.Contains(r.stderr, "404 Not Found: not found") {
 		t.Errorf("snapshot of an unknown id: want exit 1 and the server's text; got %v", r)
 	}
 

@@ -234,7 +234,7 @@ func (w *watcher) session(ctx context.Context, conn *websocket.Conn, reconnected
 	}()
 
 	for {
-		var f httpdiag.Frame
+		var f httpdiag.Message
 		if err := conn.ReadJSON(&f); err != nil {
 			if closing.Load() {
 				// Our close was answered, or the answer did not come in time.
@@ -288,7 +288,7 @@ func describeReadError(err error) error {
 	return err
 }
 
-func (w *watcher) hello(f *httpdiag.Frame, reconnected bool) {
+func (w *watcher) hello(f *httpdiag.Message, reconnected bool) {
 	verb := "connected to"
 	if reconnected {
 		verb = "reconnected to"
@@ -306,7 +306,7 @@ func (w *watcher) hello(f *httpdiag.Frame, reconnected bool) {
 	w.ruleOrder = w.ruleOrder[:0]
 	var rules []string
 	for _, r := range f.Rules {
-		w.rules[r.Rule] = r.State
+		w.rules[r.Rule] = string(r.State)
 		w.ruleOrder = append(w.ruleOrder, r.Rule)
 		rules = append(rules, fmt.Sprintf("%s (%s)", r.Rule, r.State))
 	}
@@ -340,7 +340,7 @@ func (w *watcher) remember(s *diag.Sample) {
 // sampleLine is one sample, e.g.
 //
 //	04:37:41  mutex_wait 9.53 s/s  lock_waiters 12  sched p99 1.2ms  goroutines 92 (75 waiting)  futex 0  [rule ...: breached]
-func (w *watcher) sampleLine(f *httpdiag.Frame) string {
+func (w *watcher) sampleLine(f *httpdiag.Message) string {
 	w.remember(f.Sample)
 	val := func(s diag.Signal, format func(float64) string) string {
 		v, ok := w.latest[s]
@@ -371,7 +371,7 @@ func (w *watcher) sampleLine(f *httpdiag.Frame) string {
 }
 
 // event prints a breach, recovery or snapshot on its own line(s).
-func (w *watcher) event(f *httpdiag.Frame) {
+func (w *watcher) event(f *httpdiag.Message) {
 	at := f.Time.Local().Format("15:04:05")
 	line := func(tag, s string) string { return fmt.Sprintf("%s  %-10s %s", at, tag, s) }
 	indent := strings.Repeat(" ", len(at)+2+11)
@@ -408,7 +408,7 @@ func (w *watcher) event(f *httpdiag.Frame) {
 		}
 	case "snapshot":
 		if s := f.Snapshot; s != nil {
-			head := s.ID + " (" + s.Trigger.Kind
+			head := s.ID + " (" + string(s.Trigger.Kind)
 			if s.Trigger.Breach != nil {
 				head += " " + s.Trigger.Breach.Rule
 			}

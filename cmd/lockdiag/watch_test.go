@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/lockdiag/lockdiag/bundle"
 	"github.com/lockdiag/lockdiag/diag"
 	"github.com/lockdiag/lockdiag/httpdiag"
 )
@@ -116,7 +117,7 @@ func TestWatchBadURL(t *testing.T) {
 type fakeStream struct {
 	t       *testing.T
 	mu      sync.Mutex
-	scripts [][]httpdiag.Frame
+	scripts [][]httpdiag.Message
 	drop    []bool
 	conns   int
 	wg      sync.WaitGroup
@@ -181,19 +182,19 @@ func sample(t time.Time, mutexWait, waiters, goroutines, waiting float64) *diag.
 func TestWatchReconnectAndEvents(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 4, 37, 41, 0, time.Local)
 	rule := "mutex_wait > 4x baseline min 1 for 100ms"
-	breach := &diag.Breach{Rule: rule, Signal: "mutex_wait", Value: 9.53, Threshold: 1, Baseline: 0.00125, Snapshot: true}
-	recovered := &diag.Breach{Rule: rule, Signal: "mutex_wait", Peak: 22.7, Duration: 20 * time.Second}
+	breach := &diag.Breach{Breach: bundle.Breach{Rule: rule, Signal: "mutex_wait", Value: 9.53, Threshold: 1, Baseline: 0.00125}, Snapshot: true}
+	recovered := &diag.Breach{Breach: bundle.Breach{Rule: rule, Signal: "mutex_wait"}, Peak: 22.7, Duration: 20 * time.Second}
 	snap := &httpdiag.SnapshotLink{
-		SnapshotInfo: diag.SnapshotInfo{ID: "20261122-043741-859", Trigger: diag.Trigger{Kind: "rule", Breach: breach}, Headline: "16 goroutines waited 2.62s on the Mutex", Took: 1028 * time.Millisecond},
+		SnapshotInfo: diag.SnapshotInfo{ID: "20261122-043741-859", Trigger: bundle.Trigger{Kind: bundle.TriggerRule, Breach: &breach.Breach}, Headline: "16 goroutines waited 2.62s on the Mutex", Took: 1028 * time.Millisecond},
 		Report:       "/debug/locks/snapshots/20261122-043741-859",
 		Zip:          "/debug/locks/snapshots/20261122-043741-859.zip",
 	}
-	hello := httpdiag.Frame{Type: "hello", Time: t0, Interval: "100ms", Every: 1, Trace: "recording",
+	hello := httpdiag.Message{Type: "hello", Time: t0, Interval: "100ms", Every: 1, Trace: "recording",
 		Rules:    []diag.RuleStatus{{Rule: rule, State: "ok"}},
 		Timeline: []diag.Sample{*sample(t0.Add(-time.Second), 0, 3, 90, 70)}}
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	fs := &fakeStream{t: t,
-		scripts: [][]httpdiag.Frame{
+		scripts: [][]httpdiag.Message{
 			{hello,
 				{Type: "sample", Time: at(0), Sample: sample(at(0), 0.01, math.NaN(), 92, 75)},
 				{Type: "sample", Time: at(100 * time.Millisecond), Sample: sample(at(100*time.Millisecond), 0.02, 4, 92, 75)}},
@@ -276,7 +277,7 @@ func TestWatchRetries(t *testing.T) {
 	// After a drop, watch retries with growing delays until interrupted.
 	t0 := time.Now()
 	fs := &fakeStream{t: t,
-		scripts: [][]httpdiag.Frame{{{Type: "hello", Time: t0, Interval: "20ms"}, {Type: "sample", Time: t0, Sample: sample(t0, 0, 0, 1, 0)}}},
+		scripts: [][]httpdiag.Message{{{Type: "hello", Time: t0, Interval: "20ms"}, {Type: "sample", Time: t0, Sample: sample(t0, 0, 0, 1, 0)}}},
 		drop:    []bool{true},
 	}
 	srv := httptest.NewServer(fs)

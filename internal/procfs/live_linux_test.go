@@ -4,6 +4,7 @@ package procfs
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -102,10 +103,9 @@ func TestLiveSelf(t *testing.T) {
 		return sc.Counts[ClassRunning] >= 1 && before == after && len(sc.Threads) == before
 	})
 	if !ok {
-		var buf bytes.Buffer
-		sc.WriteText(&buf)
+		buf, _ := json.MarshalIndent(sc, "", " ")
 		t.Fatalf("locked idle threads %v, >= 1 running thread and the thread count (status says %d) were not all seen:\n%s",
-			idle, before, buf.String())
+			idle, before, string(buf))
 	}
 	// The scanning thread is running (or runnable) itself.
 	if r, ok := rowsByTID(sc)[syscall.Gettid()]; ok && r.Class != ClassRunning {

@@ -120,9 +120,6 @@ func TestClassNames(t *testing.T) {
 			t.Errorf("class %d: bad or duplicate name %q", c, name)
 		}
 		seen[name] = true
-		if d := c.Description(); !strings.HasSuffix(d, ".") || len(d) < 20 {
-			t.Errorf("class %v: description %q", c, d)
-		}
 		b, err := json.Marshal(c)
 		if err != nil {
 			t.Fatal(err)
@@ -131,9 +128,6 @@ func TestClassNames(t *testing.T) {
 		if err := json.Unmarshal(b, &back); err != nil || back != c {
 			t.Errorf("class %v: JSON %s decodes to %v, %v", c, b, back, err)
 		}
-	}
-	if len(classOrder) != int(numClasses) {
-		t.Errorf("classOrder has %d classes, want %d", len(classOrder), numClasses)
 	}
 	if got := Class(200).String(); got != "class(200)" {
 		t.Errorf("Class(200).String() = %q", got)
@@ -216,12 +210,4 @@ func FuzzParsers(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestPrintable(t *testing.T) {
-	for in, want := range map[string]string{"app": "app", "my (weird) name": "my (weird) name", "a\tb\x00\xff": "a?b??", "é": "é"} {
-		if got := printable(in); got != want {
-			t.Errorf("printable(%q) = %q, want %q", in, got, want)
-		}
-	}
 }

@@ -44,12 +44,6 @@ const (
 	numClasses
 )
 
-// classOrder is the order in which reports list classes.
-var classOrder = [numClasses]Class{
-	ClassRunning, ClassRuntimeLock, ClassPthreadMutex, ClassIdle,
-	ClassNetpoller, ClassSleeping, ClassSyscall, ClassOther,
-}
-
 var classNames = [numClasses]string{
 	ClassOther:        "other",
 	ClassRunning:      "running",
@@ -61,32 +55,12 @@ var classNames = [numClasses]string{
 	ClassSyscall:      "syscall",
 }
 
-var classDescriptions = [numClasses]string{
-	ClassOther:        "not in a system call, or /proc did not say what it waits for (page fault, unknown architecture).",
-	ClassRunning:      "on a CPU or runnable, waiting for one; running Go or C code.",
-	ClassRuntimeLock:  "an M blocked on a contended Go runtime-internal lock (futex value 0xffffffff); the mutex profile has the lock's stack.",
-	ClassPthreadMutex: "waiting on a lock word outside the Go runtime: a cgo/C pthread mutex, condition variable or semaphore (shared futex word, or a value the runtime never uses).",
-	ClassIdle:         "an idle M parked until the scheduler needs it (futex value 0); normal.",
-	ClassNetpoller:    "the network poller waiting for I/O in epoll; normal.",
-	ClassSleeping:     "sleeping in nanosleep, usually the runtime's sysmon; normal.",
-	ClassSyscall:      "blocked in another system call (file or network I/O, wait4, ...).",
-}
-
 // String returns the class's short name, such as "runtime-lock".
 func (c Class) String() string {
 	if c < numClasses {
 		return classNames[c]
 	}
 	return fmt.Sprintf("class(%d)", uint8(c))
-}
-
-// Description returns one sentence saying what a thread of this class is
-// doing, for reports.
-func (c Class) Description() string {
-	if c < numClasses {
-		return classDescriptions[c]
-	}
-	return "unknown class."
 }
 
 // MarshalText encodes the class as its name, so JSON shows "idle", not 4.

@@ -4,7 +4,6 @@ package demo
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,7 +12,7 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/diag"
-	"github.com/lockdiag/lockdiag/flightrec"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 // Context is context.Context, so that examples need not import it for a
@@ -42,7 +41,7 @@ type Result struct {
 	Ops      int64
 	Elapsed  time.Duration
 	Snapshot diag.SnapshotInfo
-	Report   *flightrec.Report
+	Report   *lockreport.Report
 	// LockWait and Waits are the totals of the phase's own lock sites.
 	LockWait time.Duration
 	Waits    int
@@ -87,17 +86,11 @@ func Run(m *diag.Monitor, p Phase, d time.Duration) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("demo: snapshot: %w", err)
 	}
-	data, err := m.SnapshotFile(info.ID, "report.json")
+	rep, err := m.Report(info.ID)
 	if err != nil {
-		return Result{}, err
+		return Result{}, fmt.Errorf("demo: %w", err)
 	}
-	var rep struct {
-		Analysis *flightrec.Report `json:"analysis"`
-	}
-	if err := json.Unmarshal(data, &rep); err != nil {
-		return Result{}, fmt.Errorf("demo: report.json: %w", err)
-	}
-	r := Result{Phase: p, Ops: ops.Load(), Elapsed: elapsed, Snapshot: info, Report: rep.Analysis}
+	r := Result{Phase: p, Ops: ops.Load(), Elapsed: elapsed, Snapshot: info, Report: rep}
 	for _, s := range r.Sites() {
 		r.LockWait += s.Total
 		r.Waits += s.Waits
@@ -106,8 +99,8 @@ func Run(m *diag.Monitor, p Phase, d time.Duration) (Result, error) {
 }
 
 // Sites returns the phase's own lock sites in the report.
-func (r Result) Sites() []flightrec.Site {
-	var out []flightrec.Site
+func (r Result) Sites() []lockreport.Site {
+	var out []lockreport.Site
 	if r.Report == nil {
 		return nil
 	}
@@ -124,8 +117,8 @@ func (r Result) Sites() []flightrec.Site {
 
 // Findings returns the report's findings about the phase's sites, and the
 // findings without a site.
-func (r Result) Findings() []flightrec.Finding {
-	var out []flightrec.Finding
+func (r Result) Findings() []lockreport.Finding {
+	var out []lockreport.Finding
 	if r.Report == nil {
 		return nil
 	}

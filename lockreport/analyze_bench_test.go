@@ -1,7 +1,8 @@
-package flightrec
+package lockreport
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"runtime"
@@ -113,7 +114,7 @@ func BenchmarkAnalyze(b *testing.B) {
 	var rep *Report
 	for b.Loop() {
 		var err error
-		rep, err = Analyze(bytes.NewReader(data), AnalyzeOptions{Budget: time.Minute})
+		rep, err = Analyze(context.Background(), bytes.NewReader(data), Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -151,7 +152,7 @@ func BenchmarkAnalyzeVsRead(b *testing.B) {
 		c0, t0 := processCPU(), time.Now()
 		readAll(b, data)
 		c1, t1 := processCPU(), time.Now()
-		if _, err := Analyze(bytes.NewReader(data), AnalyzeOptions{Budget: time.Minute}); err != nil {
+		if _, err := Analyze(context.Background(), bytes.NewReader(data), Options{}); err != nil {
 			b.Fatal(err)
 		}
 		read += t1.Sub(t0)

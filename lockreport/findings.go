@@ -1,10 +1,14 @@
-package flightrec
+package lockreport
 
 import (
 	"fmt"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/lockdiag/lockdiag/internal/textfmt"
+
+	"github.com/lockdiag/lockdiag/internal/stacks"
 )
 
 // Thresholds of the findings.
@@ -41,13 +45,13 @@ func holderAt(h Holder) string { return funcAt(Frame{Func: h.Func, File: h.File,
 func stackLine(fs []Frame) string {
 	parts := make([]string, len(fs))
 	for i, f := range fs {
-		parts[i] = fmt.Sprintf("%s (%s:%d)", shortFunc(f.Func), path.Base(f.File), f.Line)
+		parts[i] = fmt.Sprintf("%s (%s:%d)", stacks.Short(f.Func), path.Base(f.File), f.Line)
 	}
 	return strings.Join(parts, " < ")
 }
 
 // addFindings appends the findings, most important first.
-func addFindings(rep *Report, a *analyzer, opts AnalyzeOptions) {
+func addFindings(rep *Report, a *analyzer, prof profiles, opts Options) {
 	var fs []Finding
 	if a != nil {
 		fs = append(fs, insideFindings(rep)...)
@@ -56,7 +60,7 @@ func addFindings(rep *Report, a *analyzer, opts AnalyzeOptions) {
 		fs = append(fs, longWaitFindings(rep)...)
 		fs = append(fs, hotLockFindings(rep)...)
 	}
-	fs = append(fs, runtimeLockFindings(rep, profileWindow(rep, opts))...)
+	fs = append(fs, runtimeLockFindings(rep, profileWindow(rep, prof))...)
 	rep.Findings = append(rep.Findings, fs...)
 	if len(rep.Sites) > opts.Top {
 		rep.Sites = rep.Sites[:opts.Top]
@@ -84,12 +88,12 @@ func insideFindings(rep *Report) []Finding {
 			f := Finding{Kind: "held-across-blocking", Site: siteOf(s)}
 			f.Summary = fmt.Sprintf("Lock held across %s: %s kept the %s at %s while it blocked there, "+
 				"%s for %s in all; %s of the waiters' time (%s of the wait at that site) is blamed on it.",
-				blockedPhrase(bi), holderAt(h), kindNoun(s.Kind), siteOf(s), plural(bi.Times, "time", "times"),
-				fmtDur(bi.Blocked), fmtDur(bi.Wait), pct(float64(bi.Wait)/float64(max(siteBlamed, 1))))
+				blockedPhrase(bi), holderAt(h), kindNoun(s.Kind), siteOf(s), textfmt.Plural(bi.Times, "time", "times"),
+				textfmt.Dur(bi.Blocked), textfmt.Dur(bi.Wait), textfmt.Pct(float64(bi.Wait)/float64(max(siteBlamed, 1))))
 			f.Evidence = append(f.Evidence,
 				fmt.Sprintf("holder's stack when it blocked (%s): %s", bi.Reason, stackLine(bi.Stack)),
 				fmt.Sprintf("up to %s waiting at once when it unlocked; %s by %s at the site, %s in total, max %s",
-					plural(bi.MaxQueued, "goroutine was", "goroutines were"), plural(s.Waits, "wait", "waits"), plural(s.Waiters, "goroutine", "goroutines"), fmtDur(s.Total), fmtDur(s.Max)),
+					textfmt.Plural(bi.MaxQueued, "goroutine was", "goroutines were"), textfmt.Plural(s.Waits, "wait", "waits"), textfmt.Plural(s.Waiters, "goroutine", "goroutines"), textfmt.Dur(s.Total), textfmt.Dur(s.Max)),
 				"fix: do the blocking call before taking the lock or after releasing it, or hold a copy instead of the lock")
 			fs = append(fs, f)
 		}
@@ -120,12 +124,12 @@ func starvationFindings(rep *Report) []Finding {
 		f := Finding{Kind: "writer-starvation", Site: siteOf(s)}
 		f.Summary = fmt.Sprintf("RWMutex writer starvation: writers at %s waited for readers to leave: %s, median %s, max %s, "+
 			"%s in total; %s of it while readers held the lock, mostly %s (RUnlock).",
-			siteOf(s), plural(s.Waits, "wait", "waits"), fmtDur(s.P50), fmtDur(s.Max), fmtDur(s.Total),
-			pct(float64(readers)/float64(all)), holderAt(*top))
+			siteOf(s), textfmt.Plural(s.Waits, "wait", "waits"), textfmt.Dur(s.P50), textfmt.Dur(s.Max), textfmt.Dur(s.Total),
+			textfmt.Pct(float64(readers)/float64(all)), holderAt(*top))
 		for _, h := range s.Holders {
 			if h.Op == "RWMutex.RUnlock" {
 				f.Evidence = append(f.Evidence, fmt.Sprintf("read section %s: %s of the writers' wait, %s by %s",
-					holderAt(h), pct(h.Share), plural(h.Wakeups, "last RUnlock", "last RUnlocks"), plural(h.Goroutines, "goroutine", "goroutines")))
+					holderAt(h), textfmt.Pct(h.Share), textfmt.Plural(h.Wakeups, "last RUnlock", "last RUnlocks"), textfmt.Plural(h.Goroutines, "goroutine", "goroutines")))
 			}
 		}
 		f.Evidence = append(f.Evidence, "while a writer waits, new readers queue behind it: long read sections stall readers and writers alike; "+
@@ -141,7 +145,7 @@ func convoyFindings(rep *Report, a *analyzer) []Finding {
 		if s.Kind != "RWMutex.RLock" {
 			continue
 		}
-		agg := a.sites[siteKey{kind: kindRLock, fn: s.Func, file: s.File, line: s.Line}]
+		agg := a.sites.byKey[siteKey{kind: kindRLock, fn: s.Func, file: s.File, line: s.Line}]
 		if agg == nil || agg.bursts < convoyBursts {
 			continue
 		}
@@ -159,10 +163,10 @@ func convoyFindings(rep *Report, a *analyzer) []Finding {
 		f := Finding{Kind: "reader-convoy", Site: siteOf(s)}
 		f.Summary = fmt.Sprintf("Reader convoy at %s: %d times, %s woke %.1f readers at once on average (up to %d); "+
 			"readers waited %s in total, max %s.", siteOf(s), agg.bursts, who,
-			float64(agg.burstReaders)/float64(agg.bursts), agg.burstMax, fmtDur(s.Total), fmtDur(s.Max))
+			float64(agg.burstReaders)/float64(agg.bursts), agg.burstMax, textfmt.Dur(s.Total), textfmt.Dur(s.Max))
 		if writer != nil {
 			f.Evidence = append(f.Evidence, fmt.Sprintf("the writer's critical section %s has %s of the readers' wait (%s)",
-				holderAt(*writer), pct(writer.Share), fmtDur(writer.Wait)))
+				holderAt(*writer), textfmt.Pct(writer.Share), textfmt.Dur(writer.Wait)))
 		}
 		f.Evidence = append(f.Evidence, "each write stops every reader, then wakes them together; they contend for the CPU and the next writer waits for all of them: "+
 			"write less often (batch updates) or publish immutable snapshots (atomic.Pointer) instead")
@@ -184,14 +188,14 @@ func longWaitFindings(rep *Report) []Finding {
 	w := long[0]
 	f := Finding{Kind: "long-wait", Site: w.Site}
 	f.Summary = fmt.Sprintf("Long lock wait: %s waited longer than %s; the longest, goroutine %d, %s%s on the %s at %s, %s.",
-		plural(len(long), "lock wait", "lock waits"), fmtDur(longWait), w.Goroutine, atLeastWord(w.AtLeast), fmtDur(w.Duration),
+		textfmt.Plural(len(long), "lock wait", "lock waits"), textfmt.Dur(longWait), w.Goroutine, atLeastWord(w.AtLeast), textfmt.Dur(w.Duration),
 		kindNoun(w.Kind), w.Site, wokenBy(w))
 	for i, x := range long {
 		if i == 3 {
 			break
 		}
 		f.Evidence = append(f.Evidence, fmt.Sprintf("goroutine %d: %s%s at %s from +%s, %s", x.Goroutine, atLeastWord(x.AtLeast),
-			fmtDur(x.Duration), x.Site, fmtDur(x.Start), wokenBy(x)))
+			textfmt.Dur(x.Duration), x.Site, textfmt.Dur(x.Start), wokenBy(x)))
 	}
 	return []Finding{f}
 }
@@ -209,7 +213,7 @@ func wokenBy(w Wait) string {
 	}
 	// The first frame outside the runtime and sync is the critical section.
 	for _, f := range w.UnblockerStack {
-		if !internalFunc(f.Func) {
+		if !stacks.Internal(f.Func) {
 			return fmt.Sprintf("released by goroutine %d in %s", w.Unblocker, funcAt(f))
 		}
 	}
@@ -274,16 +278,16 @@ func hotLockFindings(rep *Report) []Finding {
 	s := rep.Sites[0]
 	f := Finding{Kind: "hot-lock", Site: siteOf(s)}
 	f.Summary = fmt.Sprintf("One lock dominates: the %s at %s has %s of all lock wait (%s of %s, across %d contended sites).",
-		kindNoun(s.Kind), siteOf(s), pct(float64(top)/float64(rep.LockWait)), fmtDur(top), fmtDur(rep.LockWait), rep.SitesTotal)
+		kindNoun(s.Kind), siteOf(s), textfmt.Pct(float64(top)/float64(rep.LockWait)), textfmt.Dur(top), textfmt.Dur(rep.LockWait), rep.SitesTotal)
 
 	if len(s.Holders) > 0 {
 		h := s.Holders[0]
-		f.Evidence = append(f.Evidence, fmt.Sprintf("its main holder is %s (%s of its wait)", holderAt(h), pct(h.Share)))
+		f.Evidence = append(f.Evidence, fmt.Sprintf("its main holder is %s (%s of its wait)", holderAt(h), textfmt.Pct(h.Share)))
 	}
 	for i, x := range rep.Sites {
 		if i > 0 && group[i] == group[0] {
 			f.Evidence = append(f.Evidence, fmt.Sprintf("counted with it, as it looks like the same lock: the %s at %s (%s)",
-				kindNoun(x.Kind), siteOf(x), fmtDur(x.Total)))
+				kindNoun(x.Kind), siteOf(x), textfmt.Dur(x.Total)))
 		}
 	}
 	f.Evidence = append(f.Evidence, "shorten the critical sections there, or split the lock (shard by key)")
@@ -292,9 +296,9 @@ func hotLockFindings(rep *Report) []Finding {
 
 // profileWindow is the span the mutex profile delta covers, or the trace
 // window; 0 if neither is known.
-func profileWindow(rep *Report, opts AnalyzeOptions) time.Duration {
-	if opts.Mutex != nil && opts.Mutex.DurationNanos > 0 {
-		return time.Duration(opts.Mutex.DurationNanos)
+func profileWindow(rep *Report, prof profiles) time.Duration {
+	if prof.mutex != nil && prof.mutex.DurationNanos > 0 {
+		return time.Duration(prof.mutex.DurationNanos)
 	}
 	if rep.Window != nil {
 		return rep.Window.Duration
@@ -317,12 +321,12 @@ func runtimeLockFindings(rep *Report, window time.Duration) []Finding {
 	top := p.RuntimeLocks[0]
 	f := Finding{Kind: "runtime-lock"}
 	f.Summary = fmt.Sprintf("Runtime-internal lock contention: the mutex profile has %s of delay on runtime locks, most under %s.",
-		fmtDur(total), funcAt(Frame{Func: top.Func, File: top.File, Line: top.Line}))
+		textfmt.Dur(total), funcAt(Frame{Func: top.Func, File: top.File, Line: top.Line}))
 	for i, r := range p.RuntimeLocks {
 		if i == 3 {
 			break
 		}
-		f.Evidence = append(f.Evidence, fmt.Sprintf("%s (%d contentions): %s", fmtDur(r.Delay), r.Count, stackLine(r.Stack)))
+		f.Evidence = append(f.Evidence, fmt.Sprintf("%s (%d contentions): %s", textfmt.Dur(r.Delay), r.Count, stackLine(r.Stack)))
 	}
 	f.Evidence = append(f.Evidence, "runtime locks guard channels, timers, the scheduler and the heap: look for one channel shared by many goroutines, "+
 		"or GOMAXPROCS above the CPUs available")

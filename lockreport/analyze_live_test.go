@@ -1,4 +1,4 @@
-package flightrec
+package lockreport
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/lockdiag/lockdiag/flightrec"
 )
 
 type liveStore struct {
@@ -74,9 +76,9 @@ func TestAnalyzeLive(t *testing.T) {
 	if trace.IsEnabled() {
 		t.Skip("tracing is already enabled (go test -trace?)")
 	}
-	rec := New(Config{MinAge: time.Second})
+	rec := flightrec.New(flightrec.Config{MinAge: time.Second})
 	if err := rec.Start(); err != nil {
-		if errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, flightrec.ErrUnavailable) {
 			t.Skipf("flight recorder unavailable: %v", err)
 		}
 		t.Fatal(err)
@@ -125,12 +127,12 @@ func TestAnalyzeLive(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	data, err := rec.Snapshot(context.Background())
+	data, err := rec.Window(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	mutex, block := profileDelta(t, mutex0, readProfile(t, "mutex")), profileDelta(t, block0, readProfile(t, "block"))
-	rep, err := Analyze(bytes.NewReader(data), AnalyzeOptions{Mutex: mutex, Block: block, MutexFraction: 1, BlockRate: 1})
+	rep, err := Analyze(context.Background(), bytes.NewReader(data), Options{MutexProfile: encode(mutex), BlockProfile: encode(block), MutexFraction: 1, BlockRate: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

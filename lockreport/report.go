@@ -1,11 +1,18 @@
-package flightrec
+package lockreport
 
-import "time"
+import (
+	"path"
+	"strconv"
+	"time"
 
-// Report is what [Analyze] found in a trace window and in the profiles that
-// came with it. Its JSON form (json.Marshal) is report.json of a snapshot;
-// [Report.WriteText] writes report.txt. Durations are in nanoseconds in
-// JSON. Lists are sorted with the worst first and are bounded.
+	"github.com/lockdiag/lockdiag/internal/stacks"
+)
+
+// Report is what [Analyze] found in a trace window and in the profiles and
+// scans that came with it. Its JSON form (json.Marshal) is report.json of a
+// lockdiag snapshot; [Report.WriteText] writes the text form. Durations are
+// in nanoseconds in JSON. Lists are sorted with the worst first and are
+// bounded.
 type Report struct {
 	// Headline is one sentence naming the culprit, or saying that nothing
 	// contended.
@@ -18,7 +25,7 @@ type Report struct {
 	PartialReason string `json:"partial_reason,omitempty"`
 
 	// TraceUnavailable says why there is no trace (from
-	// [AnalyzeOptions.TraceUnavailable]); TraceError why the trace that
+	// [Options.TraceUnavailable]); TraceError why the trace that
 	// was given could not be read at all. In both cases the report is
 	// built from the profiles alone.
 	TraceUnavailable string `json:"trace_unavailable,omitempty"`
@@ -37,8 +44,7 @@ type Report struct {
 	LockWaits int           `json:"lock_waits"`
 
 	// Sites are the lock call sites (Mutex.Lock, RWMutex.RLock,
-	// RWMutex.Lock) with the most total wait, at most
-	// [AnalyzeOptions.Top]. SitesTotal is how many contended lock sites
+	// RWMutex.Lock) with the most total wait, at most [Options.Top]. SitesTotal is how many contended lock sites
 	// there were in all.
 	Sites      []Site `json:"sites"`
 	SitesTotal int    `json:"sites_total"`
@@ -64,6 +70,15 @@ type Report struct {
 	// that ran on it last and what that goroutine was doing at the end of
 	// the window.
 	Threads []ThreadActivity `json:"threads,omitempty"`
+
+	// Parked are the places where goroutines were parked on locks when
+	// the window ended ([Options.Parked]), most waiters first; nil when
+	// there was no goroutine scan.
+	Parked []ParkedSite `json:"parked"`
+
+	// OSThreads is the OS view of the threads when the window ended
+	// ([Options.Threads]), joined with the trace's view of them.
+	OSThreads *OSThreads `json:"os_threads,omitempty"`
 
 	// Caveats say what the data at hand cannot show.
 	Caveats []string `json:"caveats,omitempty"`
@@ -290,4 +305,96 @@ type ThreadActivity struct {
 	// LastRun is when, as an offset from the window's start, the
 	// goroutine last started running on the thread.
 	LastRun time.Duration `json:"last_run"`
+}
+
+// ParkedSite is a place in the program where goroutines were parked on a
+// lock at one moment, from a goroutine scan.
+type ParkedSite struct {
+	// Kind is "Mutex.Lock", "RWMutex.RLock" or "RWMutex.Lock".
+	Kind string `json:"kind"`
+	// Func, File and Line name the caller of the lock method.
+	Func string `json:"func"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+	// Waiters is how many goroutines were parked there.
+	Waiters int `json:"waiters"`
+}
+
+// Where returns "file.go:88 (pkg.Func)".
+func (p ParkedSite) Where() string {
+	return path.Base(p.File) + ":" + strconv.Itoa(p.Line) + " (" + stacks.Short(p.Func) + ")"
+}
+
+// Threads is the OS view of a process's threads at one moment (Linux:
+// /proc/self/task), an input of [Analyze].
+type Threads struct {
+	Time    time.Time `json:"time"`
+	Threads []Thread  `json:"threads"`
+	// FutexWaiters is the number of threads blocked on a lock word
+	// (classes "runtime-lock" and "pthread-mutex").
+	FutexWaiters int `json:"futex_waiters"`
+	// RatesValid says whether RunDelay, CtxSwitches and the threads'
+	// rates are known: they need an earlier scan IntervalSeconds before.
+	RatesValid      bool    `json:"rates_valid"`
+	IntervalSeconds float64 `json:"interval_seconds,omitempty"`
+	// RunDelay is seconds per second that threads waited for a CPU,
+	// summed over threads; CtxSwitches context switches per second.
+	RunDelay    float64 `json:"run_delay"`
+	CtxSwitches float64 `json:"ctx_switches"`
+	// Vanished counts threads that exited while being read.
+	Vanished int `json:"vanished,omitempty"`
+	// Notes say what limited the scan.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Thread is one OS thread at the moment of a scan.
+type Thread struct {
+	TID  int    `json:"tid"`
+	Name string `json:"name"`
+	// State is the scheduler's one-letter state (R, S, D, ...).
+	State string `json:"state"`
+	// Class says what the thread does: "running", "runtime-lock",
+	// "pthread-mutex", "idle", "netpoller", "sleeping", "syscall" or
+	// "other" (the text report explains each).
+	Class string `json:"class"`
+	// Syscall names the system call the thread is blocked in, if any.
+	Syscall string `json:"syscall,omitempty"`
+	// FutexAddr is the futex word a thread blocked in a futex wait waits
+	// on (for a pthread mutex, the mutex's address), FutexVal the value
+	// it expected, FutexWaiters how many threads wait on the same word.
+	FutexAddr    uint64 `json:"futex_addr,omitempty"`
+	FutexVal     uint32 `json:"futex_val,omitempty"`
+	FutexWaiters int    `json:"futex_waiters,omitempty"`
+	// RunDelay is seconds per second the thread waited for a CPU;
+	// Voluntary and Involuntary its context switches per second. Valid
+	// when RatesValid.
+	RatesValid  bool    `json:"rates_valid,omitempty"`
+	RunDelay    float64 `json:"run_delay,omitempty"`
+	Voluntary   float64 `json:"voluntary_per_sec,omitempty"`
+	Involuntary float64 `json:"involuntary_per_sec,omitempty"`
+	// Err says what could not be read for this thread.
+	Err string `json:"error,omitempty"`
+}
+
+// OSThreads is the report's section on the OS threads.
+type OSThreads struct {
+	Threads
+	// OnLockWord are the threads blocked on a lock word (runtime-internal
+	// or cgo), with what the trace last saw running on them.
+	OnLockWord []ThreadOnLock `json:"on_lock_word,omitempty"`
+	// TraceMatched is how many of the threads the trace window knows by
+	// their thread id.
+	TraceMatched int `json:"trace_matched"`
+}
+
+// ThreadOnLock is an OS thread blocked on a lock word.
+type ThreadOnLock struct {
+	TID   int    `json:"tid"`
+	Class string `json:"class"`
+	Futex uint64 `json:"futex_addr"`
+	// Goroutine, State and Stack come from the trace: the goroutine that
+	// ran on this thread last, and what it was doing.
+	Goroutine int64   `json:"goroutine,omitempty"`
+	State     string  `json:"state,omitempty"`
+	Stack     []Frame `json:"stack,omitempty"`
 }

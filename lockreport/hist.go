@@ -1,4 +1,4 @@
-package flightrec
+package lockreport
 
 import (
 	"math/bits"

@@ -1,7 +1,8 @@
-package flightrec
+package lockreport
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -19,19 +20,19 @@ func readFixture(t testing.TB, name string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name+".trace"))
 	if err != nil {
-		t.Fatalf("reading fixture (regenerate with go generate ./flightrec): %v", err)
+		t.Fatalf("reading fixture (regenerate with go generate ./lockreport): %v", err)
 	}
 	return data
 }
 
-func analyzeFixture(t *testing.T, name string, opts AnalyzeOptions) *Report {
+func analyzeFixture(t *testing.T, name string, opts Options) *Report {
 	t.Helper()
-	rep, err := Analyze(bytes.NewReader(readFixture(t, name)), opts)
+	rep, err := Analyze(context.Background(), bytes.NewReader(readFixture(t, name)), opts)
 	if err != nil {
-		t.Fatalf("Analyze(%s): %v", name, err)
+		t.Fatalf("Analyze(context.Background(), %s): %v", name, err)
 	}
 	if rep.Partial {
-		t.Fatalf("Analyze(%s): partial: %s", name, rep.PartialReason)
+		t.Fatalf("Analyze(context.Background(), %s): partial: %s", name, rep.PartialReason)
 	}
 	var text bytes.Buffer
 	if err := rep.WriteText(&text); err != nil {
@@ -68,7 +69,7 @@ func findFinding(rep *Report, kind string) *Finding {
 }
 
 func TestAnalyzeMutex(t *testing.T) {
-	rep := analyzeFixture(t, "mutex", AnalyzeOptions{})
+	rep := analyzeFixture(t, "mutex", Options{})
 	if len(rep.Sites) == 0 {
 		t.Fatal("no lock sites")
 	}
@@ -103,7 +104,7 @@ func TestAnalyzeMutex(t *testing.T) {
 }
 
 func TestAnalyzeRWMutex(t *testing.T) {
-	rep := analyzeFixture(t, "rwmutex", AnalyzeOptions{})
+	rep := analyzeFixture(t, "rwmutex", Options{})
 	r := findSite(rep, "RWMutex.RLock", "main.rwReaderLookup")
 	if r == nil {
 		t.Fatal("no RWMutex.RLock site at rwReaderLookup")
@@ -127,7 +128,7 @@ func TestAnalyzeRWMutex(t *testing.T) {
 }
 
 func TestAnalyzeWriterStarvation(t *testing.T) {
-	rep := analyzeFixture(t, "starvation", AnalyzeOptions{})
+	rep := analyzeFixture(t, "starvation", Options{})
 	f := findFinding(rep, "writer-starvation")
 	if f == nil {
 		t.Fatalf("no writer-starvation finding; findings: %+v", rep.Findings)
@@ -138,7 +139,7 @@ func TestAnalyzeWriterStarvation(t *testing.T) {
 }
 
 func TestAnalyzeReaderConvoy(t *testing.T) {
-	rep := analyzeFixture(t, "convoy", AnalyzeOptions{})
+	rep := analyzeFixture(t, "convoy", Options{})
 	f := findFinding(rep, "reader-convoy")
 	if f == nil {
 		t.Fatalf("no reader-convoy finding; findings: %+v", rep.Findings)
@@ -152,7 +153,7 @@ func TestAnalyzeReaderConvoy(t *testing.T) {
 }
 
 func TestAnalyzeHeldAcrossIO(t *testing.T) {
-	rep := analyzeFixture(t, "io", AnalyzeOptions{})
+	rep := analyzeFixture(t, "io", Options{})
 	f := findFinding(rep, "held-across-blocking")
 	if f == nil {
 		t.Fatalf("no held-across-blocking finding; findings: %+v", rep.Findings)
@@ -178,7 +179,7 @@ func TestAnalyzeHeldAcrossIO(t *testing.T) {
 }
 
 func TestAnalyzeHeldAcrossSyscall(t *testing.T) {
-	rep := analyzeFixture(t, "syscall", AnalyzeOptions{})
+	rep := analyzeFixture(t, "syscall", Options{})
 	s := findSite(rep, "Mutex.Lock", "main.syscallWaiterAppend")
 	if s == nil || s.Holders[0].Func != "main.syscallHolderFlush" {
 		t.Fatalf("syscallWaiterAppend site with holder syscallHolderFlush not found: %+v", rep.Sites)
@@ -194,7 +195,7 @@ func TestAnalyzeHeldAcrossSyscall(t *testing.T) {
 }
 
 func TestAnalyzeNoContention(t *testing.T) {
-	rep := analyzeFixture(t, "nocontention", AnalyzeOptions{})
+	rep := analyzeFixture(t, "nocontention", Options{})
 	if len(rep.Sites) != 0 || rep.LockWaits != 0 || rep.LockWait != 0 {
 		t.Errorf("lock sites in a workload without locks: %+v", rep.Sites)
 	}
@@ -223,7 +224,7 @@ func hasReason(rep *Report, reason string) bool {
 }
 
 func TestAnalyzeReasonSplit(t *testing.T) {
-	rep := analyzeFixture(t, "mixed", AnalyzeOptions{Top: 50})
+	rep := analyzeFixture(t, "mixed", Options{Top: 50})
 	for _, c := range []struct{ kind, site, waker string }{
 		{"chan send", "main.chanSender", "main.chanSlowReceiver"},
 		{"chan receive", "main.chanIdleReceiver", "main.chanProducer"},
@@ -259,7 +260,7 @@ func TestAnalyzeReasonSplit(t *testing.T) {
 }
 
 func TestAnalyzePreblocked(t *testing.T) {
-	rep := analyzeFixture(t, "preblocked", AnalyzeOptions{})
+	rep := analyzeFixture(t, "preblocked", Options{})
 	stuck := findSite(rep, "Mutex.Lock", "main.stuckWaiter")
 	if stuck == nil || stuck.AtLeast != 1 {
 		t.Fatalf("stuckWaiter (blocked before and after the window) not an at-least wait: %+v", stuck)
@@ -289,7 +290,7 @@ func TestAnalyzePreblocked(t *testing.T) {
 func TestAnalyzeMergesLostRace(t *testing.T) {
 	// Lost races happen in the mutex fixture under its load; when one
 	// was merged, the wait records how many parks it took.
-	rep := analyzeFixture(t, "mutex", AnalyzeOptions{KeepWaits: 1000})
+	rep := analyzeFixture(t, "mutex", Options{KeepWaits: 1000})
 	s := rep.Sites[0]
 	var parks int
 	for _, w := range rep.Waits {
@@ -308,11 +309,14 @@ func TestAnalyzeMergesLostRace(t *testing.T) {
 }
 
 func TestAnalyzeBudget(t *testing.T) {
-	rep, err := Analyze(bytes.NewReader(readFixture(t, "mutex")), AnalyzeOptions{Budget: time.Nanosecond})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	rep, err := Analyze(ctx, bytes.NewReader(readFixture(t, "mutex")), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Partial || !strings.Contains(rep.PartialReason, "budget") {
+	if !rep.Partial || !strings.Contains(rep.PartialReason, "time limit") {
 		t.Errorf("Partial = %v (%q), want partial by budget", rep.Partial, rep.PartialReason)
 	}
 	var b bytes.Buffer
@@ -333,7 +337,7 @@ func TestAnalyzeBadTrace(t *testing.T) {
 		"header only": good[:16],
 	} {
 		t.Run(name, func(t *testing.T) {
-			rep, err := Analyze(bytes.NewReader(data), AnalyzeOptions{Mutex: testMutexProfile(), MutexFraction: 10})
+			rep, err := Analyze(context.Background(), bytes.NewReader(data), Options{MutexProfile: encode(testMutexProfile()), MutexFraction: 10})
 			if !errors.Is(err, ErrUnreadableTrace) {
 				t.Errorf("err = %v, want ErrUnreadableTrace", err)
 			}
@@ -355,7 +359,7 @@ func TestAnalyzeTruncated(t *testing.T) {
 		data := readFixture(t, name)
 		for _, frac := range []float64{0.1, 0.5, 0.9, 0.999} {
 			cut := data[:int(float64(len(data))*frac)]
-			rep, err := Analyze(bytes.NewReader(cut), AnalyzeOptions{})
+			rep, err := Analyze(context.Background(), bytes.NewReader(cut), Options{})
 			if rep == nil {
 				t.Fatalf("%s cut at %.0f%%: nil report", name, frac*100)
 			}
@@ -417,9 +421,9 @@ func testBlockProfile() *profile.Profile {
 }
 
 func TestAnalyzeProfilesOnly(t *testing.T) {
-	opts := AnalyzeOptions{Mutex: testMutexProfile(), Block: testBlockProfile(), MutexFraction: 100, BlockRate: 10000,
+	opts := Options{MutexProfile: encode(testMutexProfile()), BlockProfile: encode(testBlockProfile()), MutexFraction: 100, BlockRate: 10000,
 		TraceUnavailable: "the host program owns the flight recorder"}
-	rep, err := Analyze(nil, opts)
+	rep, err := Analyze(context.Background(), nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,15 +457,15 @@ func TestAnalyzeProfilesOnly(t *testing.T) {
 }
 
 func TestAnalyzeProfilesMissing(t *testing.T) {
-	rep, err := Analyze(nil, AnalyzeOptions{Mutex: testMutexProfile(), MutexFraction: 100, TraceUnavailable: "off"})
+	rep, err := Analyze(context.Background(), nil, Options{MutexProfile: encode(testMutexProfile()), MutexFraction: 100, TraceUnavailable: "off"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	missing := strings.Join(rep.Profiles.Missing, "\n")
-	if !strings.Contains(missing, "block profile off: set LOCKDIAG_BLOCK_RATE") || !strings.Contains(missing, "trace unavailable: off") {
+	if !strings.Contains(missing, "no block profile: it would show where goroutines waited") || !strings.Contains(missing, "trace unavailable: off") {
 		t.Errorf("missing = %q", missing)
 	}
-	rep, _ = Analyze(nil, AnalyzeOptions{})
+	rep, _ = Analyze(context.Background(), nil, Options{})
 	if !strings.Contains(rep.Headline, "nothing to analyze") {
 		t.Errorf("headline with nothing at all = %q", rep.Headline)
 	}
@@ -472,13 +476,13 @@ func TestAnalyzeJoinsProfiles(t *testing.T) {
 	// to the trace's site.
 	p := testBlockProfile()
 	p.Sample[0].Location[1].Line[0].Function.Name = "main.mutexWaiterGet"
-	rep := analyzeFixture(t, "mutex", AnalyzeOptions{Block: p, BlockRate: 1})
+	rep := analyzeFixture(t, "mutex", Options{BlockProfile: encode(p), BlockRate: 1})
 	s := rep.Sites[0]
-	rep2 := analyzeFixture(t, "mutex", AnalyzeOptions{})
+	rep2 := analyzeFixture(t, "mutex", Options{})
 	file, line := rep2.Sites[0].File, rep2.Sites[0].Line
 	p.Sample[0].Location[1].Line[0].Function.Filename = file
 	p.Sample[0].Location[1].Line[0].Line = int64(line)
-	rep = analyzeFixture(t, "mutex", AnalyzeOptions{Block: p, BlockRate: 1})
+	rep = analyzeFixture(t, "mutex", Options{BlockProfile: encode(p), BlockRate: 1})
 	s = rep.Sites[0]
 	if s.BlockProfile == nil || !rep.Profiles.Waiters[0].InTrace {
 		t.Errorf("block profile entry at %s:%d not joined: site %+v, waiters %+v", file, line, s.BlockProfile, rep.Profiles.Waiters)
@@ -486,7 +490,7 @@ func TestAnalyzeJoinsProfiles(t *testing.T) {
 }
 
 func TestReportJSON(t *testing.T) {
-	rep := analyzeFixture(t, "io", AnalyzeOptions{Mutex: testMutexProfile(), MutexFraction: 5})
+	rep := analyzeFixture(t, "io", Options{MutexProfile: encode(testMutexProfile()), MutexFraction: 5})
 	b, err := json.Marshal(rep)
 	if err != nil {
 		t.Fatal(err)
@@ -504,7 +508,7 @@ func TestReportJSON(t *testing.T) {
 
 func TestWriteTextWidth(t *testing.T) {
 	for _, name := range []string{"mutex", "io", "mixed", "preblocked", "convoy"} {
-		rep := analyzeFixture(t, name, AnalyzeOptions{Mutex: testMutexProfile(), Block: testBlockProfile(), MutexFraction: 10, BlockRate: 1000})
+		rep := analyzeFixture(t, name, Options{MutexProfile: encode(testMutexProfile()), BlockProfile: encode(testBlockProfile()), MutexFraction: 10, BlockRate: 1000})
 		var b bytes.Buffer
 		if err := rep.WriteText(&b); err != nil {
 			t.Fatal(err)
@@ -521,27 +525,13 @@ func TestWriteTextWidth(t *testing.T) {
 }
 
 func TestThreadsAreOSThreads(t *testing.T) {
-	rep := analyzeFixture(t, "mutex", AnalyzeOptions{})
+	rep := analyzeFixture(t, "mutex", Options{})
 	if len(rep.Threads) == 0 {
 		t.Fatal("no threads")
 	}
 	for _, th := range rep.Threads {
 		if th.Thread <= 0 || th.Goroutine <= 0 || th.State == "" {
 			t.Errorf("thread %+v", th)
-		}
-	}
-}
-
-func TestFmtDur(t *testing.T) {
-	for _, c := range []struct {
-		d    time.Duration
-		want string
-	}{
-		{640, "640ns"}, {12300, "12.3µs"}, {20 * time.Microsecond, "20µs"}, {4100 * time.Microsecond, "4.1ms"},
-		{120 * time.Millisecond, "120ms"}, {4120 * time.Millisecond, "4.12s"}, {123 * time.Second, "2m3s"},
-	} {
-		if got := fmtDur(c.d); got != c.want {
-			t.Errorf("fmtDur(%v) = %q, want %q", c.d, got, c.want)
 		}
 	}
 }
@@ -650,7 +640,7 @@ func TestClassifyFrames(t *testing.T) {
 func TestRuntimeLockFindingIsRelative(t *testing.T) {
 	p := testMutexProfile()
 	p.DurationNanos = int64(10 * time.Second)
-	rep, err := Analyze(nil, AnalyzeOptions{Mutex: p, MutexFraction: 100})
+	rep, err := Analyze(context.Background(), nil, Options{MutexProfile: encode(p), MutexFraction: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -661,7 +651,7 @@ func TestRuntimeLockFindingIsRelative(t *testing.T) {
 		t.Error("the runtime locks are no longer listed in the profile section")
 	}
 	p.DurationNanos = int64(100 * time.Millisecond)
-	rep, _ = Analyze(nil, AnalyzeOptions{Mutex: p, MutexFraction: 100})
+	rep, _ = Analyze(context.Background(), nil, Options{MutexProfile: encode(p), MutexFraction: 100})
 	if findFinding(rep, "runtime-lock") == nil {
 		t.Error("5ms of runtime lock delay in 100ms is no finding")
 	}
@@ -672,9 +662,9 @@ func TestAnalyzeCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cancel := make(chan struct{})
-	close(cancel)
-	rep, err := Analyze(bytes.NewReader(data), AnalyzeOptions{Cancel: cancel})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rep, err := Analyze(ctx, bytes.NewReader(data), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -684,7 +674,7 @@ func TestAnalyzeCancel(t *testing.T) {
 }
 
 func TestProfileRateUnknown(t *testing.T) {
-	rep, _ := Analyze(nil, AnalyzeOptions{Mutex: testMutexProfile()})
+	rep, _ := Analyze(context.Background(), nil, Options{MutexProfile: encode(testMutexProfile())})
 	var buf bytes.Buffer
 	if err := rep.WriteText(&buf); err != nil {
 		t.Fatal(err)
@@ -692,4 +682,13 @@ func TestProfileRateUnknown(t *testing.T) {
 	if !strings.Contains(buf.String(), "PROFILES (mutex fraction unknown, block rate off)") {
 		t.Errorf("a mutex profile without its rate is reported as:\n%s", buf.String())
 	}
+}
+
+// encode writes p as runtime/pprof does.
+func encode(p *profile.Profile) []byte {
+	var b bytes.Buffer
+	if err := p.Write(&b); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
 }

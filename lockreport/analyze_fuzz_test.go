@@ -1,7 +1,8 @@
-package flightrec
+package lockreport
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"os"
@@ -26,7 +27,7 @@ func FuzzAnalyze(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		start := time.Now()
-		rep, err := Analyze(bytes.NewReader(data), AnalyzeOptions{Budget: 200 * time.Millisecond, Mutex: testMutexProfile()})
+		rep, err := Analyze(context.Background(), bytes.NewReader(data), Options{MutexProfile: encode(testMutexProfile())})
 		if rep == nil {
 			t.Fatalf("nil report (err %v)", err)
 		}

@@ -1,4 +1,4 @@
-package flightrec
+package lockreport
 
 import (
 	"cmp"
@@ -116,9 +116,27 @@ func profileSites(p *profile.Profile, waiters bool) (sites, runtime []ProfileSit
 	return sites, runtime, total
 }
 
+// profiles are the parsed profiles of [Options].
+type profiles struct {
+	mutex, block       *profile.Profile
+	mutexErr, blockErr error
+}
+
+// readProfiles parses the profiles given in opts.
+func readProfiles(opts Options) profiles {
+	var p profiles
+	if opts.MutexProfile != nil {
+		p.mutex, p.mutexErr = profile.ParseData(opts.MutexProfile)
+	}
+	if opts.BlockProfile != nil {
+		p.block, p.blockErr = profile.ParseData(opts.BlockProfile)
+	}
+	return p
+}
+
 // joinProfiles builds the profile section and attaches profile entries to
 // the trace's sites and holders with the same function, file and line.
-func joinProfiles(rep *Report, opts AnalyzeOptions) *ProfileSection {
+func joinProfiles(rep *Report, prof profiles, opts Options) *ProfileSection {
 	ps := &ProfileSection{MutexFraction: opts.MutexFraction, BlockRate: opts.BlockRate}
 	if rep.Window == nil {
 		switch {
@@ -131,18 +149,24 @@ func joinProfiles(rep *Report, opts AnalyzeOptions) *ProfileSection {
 		}
 	}
 	switch {
-	case opts.Mutex == nil && opts.MutexFraction == 0:
-		ps.Missing = append(ps.Missing, "mutex profile off: set LOCKDIAG_MUTEX_FRACTION (runtime.SetMutexProfileFraction) to see which Unlock sites make others wait")
-	case opts.Mutex == nil:
+	case prof.mutexErr != nil:
+		ps.Missing = append(ps.Missing, "mutex profile unreadable: "+prof.mutexErr.Error())
+	case prof.mutex == nil && opts.MutexFraction == 0:
+		ps.Missing = append(ps.Missing, "no mutex profile: it would show which Unlock sites make others wait "+
+			"(runtime.SetMutexProfileFraction; LOCKDIAG_MUTEX_FRACTION in a lockdiag service)")
+	case prof.mutex == nil:
 		ps.Missing = append(ps.Missing, "mutex profile not collected for this window")
 	}
 	switch {
-	case opts.Block == nil && opts.BlockRate == 0:
-		ps.Missing = append(ps.Missing, "block profile off: set LOCKDIAG_BLOCK_RATE (runtime.SetBlockProfileRate) to see waiter sites")
-	case opts.Block == nil:
+	case prof.blockErr != nil:
+		ps.Missing = append(ps.Missing, "block profile unreadable: "+prof.blockErr.Error())
+	case prof.block == nil && opts.BlockRate == 0:
+		ps.Missing = append(ps.Missing, "no block profile: it would show where goroutines waited "+
+			"(runtime.SetBlockProfileRate; LOCKDIAG_BLOCK_RATE in a lockdiag service)")
+	case prof.block == nil:
 		ps.Missing = append(ps.Missing, "block profile not collected for this window")
 	}
-	if opts.Mutex == nil && opts.Block == nil {
+	if prof.mutex == nil && prof.block == nil {
 		if rep.Window != nil {
 			return &ProfileSection{MutexFraction: opts.MutexFraction, BlockRate: opts.BlockRate, Missing: ps.Missing}
 		}
@@ -150,8 +174,8 @@ func joinProfiles(rep *Report, opts AnalyzeOptions) *ProfileSection {
 	}
 
 	var mt, bt int64
-	ps.Holders, ps.RuntimeLocks, mt = profileSites(opts.Mutex, false)
-	ps.Waiters, _, bt = profileSites(opts.Block, true)
+	ps.Holders, ps.RuntimeLocks, mt = profileSites(prof.mutex, false)
+	ps.Waiters, _, bt = profileSites(prof.block, true)
 	ps.MutexTotal, ps.BlockTotal = time.Duration(mt), time.Duration(bt)
 
 	same := func(f1, file1 string, l1 int, f2, file2 string, l2 int) bool {

@@ -1,4 +1,4 @@
-package flightrec_test
+package lockreport_test
 
 import (
 	"bytes"
@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/lockdiag/lockdiag/flightrec"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 // Analyze a trace file, as written by runtime/trace.Start, `go test -trace`
@@ -19,7 +21,7 @@ func ExampleAnalyze() {
 		return
 	}
 	defer f.Close()
-	rep, err := flightrec.Analyze(f, flightrec.AnalyzeOptions{})
+	rep, err := lockreport.Analyze(context.Background(), f, lockreport.Options{})
 	if err != nil {
 		// The trace could not be read; rep still says so, and holds
 		// whatever the profiles in the options showed.
@@ -40,12 +42,15 @@ func ExampleAnalyze_recorder() {
 	defer rec.Stop()
 
 	// ... later, when something looks wrong:
-	w, err := rec.Snapshot(context.Background())
+	w, err := rec.Window(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return
 	}
-	rep, err := flightrec.Analyze(bytes.NewReader(w), flightrec.AnalyzeOptions{})
+	// Bound the analysis' time: the report says how far it got.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rep, err := lockreport.Analyze(ctx, bytes.NewReader(w), lockreport.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package flightrec
+package lockreport
 
 import "time"
 

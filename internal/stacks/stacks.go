@@ -1,0 +1,218 @@
+// Package stacks is lockdiag's one vocabulary of stack frames: which frames
+// are the runtime's and the sync package's (never a program's call site),
+// which frame says what a blocked goroutine waits on and which one says
+// what a waking goroutine did, and how function names are shortened for
+// people. The trace analysis (lockreport) and the goroutine scans (diag)
+// both use it, so that they agree on every Go version lockdiag supports.
+//
+// Frame names differ between Go versions: since Go 1.24 sync.Mutex is a
+// wrapper around internal/sync.Mutex, whose lockSlow parks in
+// internal/sync.runtime_SemacquireMutex; before, sync.(*Mutex).lockSlow
+// parked in sync.runtime_SemacquireMutex. Both spellings are listed.
+package stacks
+
+import "strings"
+
+// Prim is the synchronization primitive a blocked goroutine waits on, as
+// its stack shows it.
+type Prim uint8
+
+// The primitives. PrimNone is the zero value: no frame says.
+const (
+	PrimNone Prim = iota
+	PrimMutex
+	PrimRLock // RWMutex.RLock
+	PrimWLock // RWMutex.Lock
+	PrimWaitGroup
+	PrimCond
+	PrimChanSend
+	PrimChanRecv
+	PrimSelect
+	PrimSleep
+	PrimNetwork
+	PrimBlock // runtime.block: select{} or a nil channel, forever
+)
+
+var primNames = [...]string{
+	PrimNone:      "",
+	PrimMutex:     "Mutex.Lock",
+	PrimRLock:     "RWMutex.RLock",
+	PrimWLock:     "RWMutex.Lock",
+	PrimWaitGroup: "WaitGroup.Wait",
+	PrimCond:      "Cond.Wait",
+	PrimChanSend:  "chan send",
+	PrimChanRecv:  "chan receive",
+	PrimSelect:    "select",
+	PrimSleep:     "sleep",
+	PrimNetwork:   "network",
+	PrimBlock:     "block",
+}
+
+// String names the primitive the way reports do: "Mutex.Lock",
+// "RWMutex.RLock", "chan receive", ...
+func (p Prim) String() string {
+	if int(p) < len(primNames) {
+		return primNames[p]
+	}
+	return ""
+}
+
+// IsLock reports whether p is a wait on sync.Mutex or sync.RWMutex.
+func (p Prim) IsLock() bool { return p == PrimMutex || p == PrimRLock || p == PrimWLock }
+
+// Rank orders primitives found on one stack: the outermost sync primitive
+// wins (RWMutex.Lock calls Mutex.Lock for the writers' mutex), and a sync
+// primitive wins over the runtime frames it is built on.
+func (p Prim) Rank() int {
+	switch p {
+	case PrimMutex:
+		return 1
+	case PrimRLock, PrimWLock, PrimWaitGroup, PrimCond:
+		return 2
+	}
+	return 0
+}
+
+// Waiter returns the primitive that frame fn of a blocked goroutine's
+// stack waits on, or PrimNone.
+func Waiter(fn string) Prim {
+	switch fn {
+	case "sync.(*Mutex).Lock", "sync.(*Mutex).lockSlow",
+		"internal/sync.(*Mutex).Lock", "internal/sync.(*Mutex).lockSlow":
+		return PrimMutex
+	case "sync.(*RWMutex).RLock":
+		return PrimRLock
+	case "sync.(*RWMutex).Lock":
+		return PrimWLock
+	case "sync.(*WaitGroup).Wait":
+		return PrimWaitGroup
+	case "sync.(*Cond).Wait":
+		return PrimCond
+	case "runtime.chansend1", "runtime.chansend":
+		return PrimChanSend
+	case "runtime.chanrecv1", "runtime.chanrecv2", "runtime.chanrecv":
+		return PrimChanRecv
+	case "runtime.selectgo":
+		return PrimSelect
+	case "runtime.block":
+		return PrimBlock
+	case "time.Sleep":
+		return PrimSleep
+	case "runtime.netpollblock", "internal/poll.runtime_pollWait":
+		return PrimNetwork
+	}
+	return PrimNone
+}
+
+// LockMethod returns the lock primitive that a sync frame is the method
+// of, or PrimNone: the frame a report names as "the Lock call".
+func LockMethod(fn string) Prim {
+	switch fn {
+	case "sync.(*Mutex).Lock", "sync.(*Mutex).TryLock":
+		return PrimMutex
+	case "sync.(*RWMutex).RLock":
+		return PrimRLock
+	case "sync.(*RWMutex).Lock":
+		return PrimWLock
+	}
+	return PrimNone
+}
+
+// MutexPark reports whether fn is the frame through which a goroutine
+// parks in sync.Mutex.Lock (also the writers' mutex of RWMutex.Lock),
+// where a woken waiter can lose the race and park again in the same call.
+func MutexPark(fn string) bool {
+	return fn == "sync.(*Mutex).Lock" || fn == "internal/sync.(*Mutex).Lock"
+}
+
+// IsLockAcquire reports whether fn is the runtime's semaphore acquire of a
+// sync.Mutex or sync.RWMutex: a goroutine whose stack starts (after
+// runtime.gopark) with one of these is parked on a lock.
+func IsLockAcquire(fn string) bool {
+	switch fn {
+	case "sync.runtime_SemacquireMutex", // Go <= 1.23
+		"internal/sync.runtime_SemacquireMutex", // Go >= 1.24: Mutex, and RWMutex's writers' mutex
+		"sync.runtime_SemacquireRWMutexR",       // RWMutex.RLock waiting for a writer
+		"sync.runtime_SemacquireRWMutex":        // RWMutex.Lock waiting for readers
+		return true
+	}
+	return false
+}
+
+// Waker returns the wake-up call that frame fn of a waking goroutine's
+// stack is ("Mutex.Unlock", "RWMutex.RUnlock", "chan send", ...) and its
+// rank (the outermost sync call wins), or "" and 0.
+func Waker(fn string) (op string, rank int) {
+	switch fn {
+	case "sync.(*Mutex).Unlock", "sync.(*Mutex).unlockSlow",
+		"internal/sync.(*Mutex).Unlock", "internal/sync.(*Mutex).unlockSlow":
+		return "Mutex.Unlock", 1
+	case "sync.(*RWMutex).Unlock":
+		return "RWMutex.Unlock", 2
+	case "sync.(*RWMutex).RUnlock", "sync.(*RWMutex).rUnlockSlow":
+		return "RWMutex.RUnlock", 2
+	case "sync.(*Cond).Signal":
+		return "Cond.Signal", 2
+	case "sync.(*Cond).Broadcast":
+		return "Cond.Broadcast", 2
+	case "sync.(*WaitGroup).Add", "sync.(*WaitGroup).Done":
+		return "WaitGroup.Done", 2
+	case "runtime.chansend1", "runtime.chansend", "runtime.selectnbsend":
+		return "chan send", 1
+	case "runtime.chanrecv1", "runtime.chanrecv2", "runtime.chanrecv", "runtime.selectnbrecv":
+		return "chan receive", 1
+	case "runtime.closechan":
+		return "close", 1
+	case "runtime.selectgo":
+		return "select", 1
+	}
+	return "", 0
+}
+
+// Internal reports whether fn belongs to the runtime, the sync packages or
+// an internal package of the standard library: frames that are never the
+// program's call site.
+func Internal(fn string) bool {
+	return strings.HasPrefix(fn, "runtime.") || strings.HasPrefix(fn, "sync.") ||
+		strings.HasPrefix(fn, "internal/") || strings.HasPrefix(fn, "sync/atomic.")
+}
+
+// Short drops the import path: "net/http.(*Client).Do" becomes
+// "http.(*Client).Do".
+func Short(fn string) string {
+	// The path ends at the last '/' before the package name; a '/' can
+	// also appear inside a generic type's brackets, which come later.
+	end := len(fn)
+	if i := strings.IndexByte(fn, '['); i >= 0 {
+		end = i
+	}
+	if i := strings.LastIndexByte(fn[:end], '/'); i >= 0 {
+		return fn[i+1:]
+	}
+	return fn
+}
+
+// Bare drops the package as well: "main.(*Store).Get" becomes
+// "(*Store).Get". Use it only next to the file name that says where.
+func Bare(fn string) string {
+	fn = Short(fn)
+	// The package name ends at the first '.' (package names have none).
+	if i := strings.IndexByte(fn, '.'); i >= 0 && i+1 < len(fn) {
+		return fn[i+1:]
+	}
+	return fn
+}
+
+// Package returns the import path of fn's package: "net/http" for
+// "net/http.(*Client).Do", "main" for "main.main".
+func Package(fn string) string {
+	end := len(fn)
+	if i := strings.IndexByte(fn, '['); i >= 0 {
+		end = i
+	}
+	slash := strings.LastIndexByte(fn[:end], '/')
+	if i := strings.IndexByte(fn[slash+1:end], '.'); i >= 0 {
+		return fn[:slash+1+i]
+	}
+	return fn[:end]
+}

@@ -1,0 +1,203 @@
+package lockreport
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/lockdiag/lockdiag/internal/textfmt"
+
+	"golang.org/x/exp/trace"
+)
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// evBatch carries events from the parser to the analysis.
+type evBatch struct {
+	evs   []trace.Event
+	bytes int64 // trace bytes read when the batch was filled
+	err   error // on the last batch: io.EOF, a read error, or a parser panic
+}
+
+const (
+	batchEvents = 1024 // about 130 KB of events
+	batches     = 3
+)
+
+// run reads the trace. It returns an error only when nothing of the trace
+// could be read.
+//
+// With GOMAXPROCS above 1, parsing (x/exp/trace, about two thirds of the
+// cost) runs in a goroutine of its own, one batch of events ahead of the
+// analysis, so that the two overlap when a second CPU is free. Measured on
+// a busy 2-vCPU VM, it costs the same CPU as doing both in one goroutine
+// (about 1.5x bare parsing). run waits for that goroutine before it
+// returns.
+func (a *analyzer) run(ctx context.Context, src io.Reader) error {
+	began := time.Now()
+	cr := &countingReader{r: src}
+	r, err := newReader(cr)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnreadableTrace, err)
+	}
+
+	var last error
+	stopped := false
+	// consume analyzes one batch; it returns false when ctx ended, or
+	// when x/exp/trace panicked on an event it had let through (a corrupt
+	// trace).
+	consume := func(b *evBatch) (ok bool) {
+		defer func() {
+			if p := recover(); p != nil {
+				if !parserPanic() {
+					panic(p)
+				}
+				a.partial = fmt.Sprintf("the trace is corrupt after %s (%d events): trace parser panic: %v", textfmt.Bytes(b.bytes), a.win.events, p)
+				ok = false
+			}
+		}()
+		for i := range b.evs {
+			if a.win.events%budgetEvery == 0 && a.win.events > 0 && ctx.Err() != nil {
+				a.partial = stopReason(ctx, began, fmt.Sprintf("%s of trace (%d events)", textfmt.Bytes(b.bytes), a.win.events))
+				return false
+			}
+			a.event(&b.evs[i])
+		}
+		a.win.bytes = b.bytes
+		last = b.err
+		b.evs = b.evs[:0]
+		return true
+	}
+
+	if runtime.GOMAXPROCS(0) < 2 {
+		b := &evBatch{evs: make([]trace.Event, 0, batchEvents)}
+		for last == nil && !stopped {
+			fill(r, cr, b)
+			stopped = !consume(b)
+		}
+	} else {
+		full := make(chan *evBatch, batches)
+		free := make(chan *evBatch, batches)
+		stop := make(chan struct{})
+		for range batches {
+			free <- &evBatch{evs: make([]trace.Event, 0, batchEvents)}
+		}
+		go produce(r, cr, full, free, stop)
+		for b := range full {
+			if stopped {
+				continue // drain until the parser has exited
+			}
+			if !consume(b) {
+				stopped = true
+				close(stop)
+			}
+			free <- b
+		}
+	}
+
+	switch {
+	case stopped || last == nil:
+	case last == io.EOF:
+		a.win.eof = true
+	case a.win.events == 0:
+		return fmt.Errorf("%w: %v", ErrUnreadableTrace, last)
+	default:
+		a.partial = fmt.Sprintf("the trace is cut short or corrupt after %s (%d events): %v", textfmt.Bytes(a.win.bytes), a.win.events, last)
+	}
+	if a.win.events <= 1 && a.partial == "" {
+		// Only the opening Sync: a header without a generation.
+		return fmt.Errorf("%w: the trace has no events", ErrUnreadableTrace)
+	}
+	a.endGeneration()
+	a.finish()
+	return nil
+}
+
+// newReader turns a panic in the trace parser into an error: a corrupt
+// trace must not take the host process down.
+func newReader(r io.Reader) (tr *trace.Reader, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("trace parser panic: %v", p)
+		}
+	}()
+	return trace.NewReader(r)
+}
+
+// parserPanic reports, from a deferred function, whether the panic going
+// on was raised in golang.org/x/exp/trace: its accessors (StateTransition,
+// Sync, ...) can panic on a corrupt trace that the reader let through.
+func parserPanic() bool {
+	st := string(debug.Stack())
+	i := strings.Index(st, "\npanic(")
+	if i < 0 {
+		return false
+	}
+	// After panic( come its file line, then the frames that panicked:
+	// skip the runtime's own (goPanicIndex and such).
+	lines := strings.Split(st[i+1:], "\n")
+	for j := 2; j < len(lines); j += 2 {
+		fn := lines[j]
+		if strings.HasPrefix(fn, "runtime.") {
+			continue
+		}
+		return strings.HasPrefix(fn, "golang.org/x/exp/trace.")
+	}
+	return false
+}
+
+// fill reads events into b until it is full or the trace ends (b.err is
+// then set). A panic in the parser ends the trace with an error.
+func fill(r *trace.Reader, cr *countingReader, b *evBatch) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.err = fmt.Errorf("trace parser panic: %v", p)
+		}
+		b.bytes = cr.n
+	}()
+	for len(b.evs) < batchEvents {
+		ev, err := r.ReadEvent()
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.evs = append(b.evs, ev)
+	}
+}
+
+// produce fills batches until the trace ends or stop is closed, and
+// closes full when it returns.
+func produce(r *trace.Reader, cr *countingReader, full, free chan *evBatch, stop chan struct{}) {
+	defer close(full)
+	for {
+		var b *evBatch
+		select {
+		case b = <-free:
+		case <-stop:
+			return
+		}
+		fill(r, cr, b)
+		select {
+		case full <- b:
+		case <-stop:
+			return
+		}
+		if b.err != nil {
+			return
+		}
+	}
+}
