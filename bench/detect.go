@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/diag"
-	"github.com/lockdiag/lockdiag/internal/contention"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 )
 
 func init() {

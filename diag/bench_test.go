@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockdiag/lockdiag/internal/contention"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 )
 
 // benchMonitor returns a monitor whose sampler state is ready but whose

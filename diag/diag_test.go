@@ -21,8 +21,8 @@ import (
 	xtrace "golang.org/x/exp/trace"
 
 	"github.com/lockdiag/lockdiag/bundle"
-	"github.com/lockdiag/lockdiag/internal/contention"
-	"github.com/lockdiag/lockdiag/internal/testutil"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
+	"github.com/lockdiag/lockdiag/internal/testkit"
 	"github.com/lockdiag/lockdiag/lockreport"
 )
 
@@ -69,7 +69,7 @@ func TestSnapshotEndToEnd(t *testing.T) {
 	wait := contention.Mutex(ctx, 8, 200*time.Microsecond)
 	defer func() { cancel(); wait() }()
 
-	testutil.WaitFor(t, 10*time.Second, "mutex_wait > 0", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "mutex_wait > 0", func() bool {
 		s, ok := m.Latest()
 		v, measured := s.Get(MutexWait)
 		return ok && measured && v > 0
@@ -176,7 +176,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := time.Now()
-	testutil.WaitFor(t, 5*time.Second, "a sample after restart", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a sample after restart", func() bool {
 		s, ok := m.Latest()
 		return ok && s.Time.After(before)
 	})
@@ -260,14 +260,14 @@ func TestSnapshotCanceledContextStillStores(t *testing.T) {
 		// outcomes are allowed, the stored snapshot is what matters.
 		t.Logf("Snapshot with a canceled context: %v", err)
 	}
-	testutil.WaitFor(t, 10*time.Second, "the snapshot to be stored", func() bool { return len(m.Snapshots()) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the snapshot to be stored", func() bool { return len(m.Snapshots()) == 1 })
 }
 
 func TestLockWaitersSignal(t *testing.T) {
 	m := startMonitor(t, testConfig(t))
 	_, release := contention.Stuck(12)
 	defer release()
-	testutil.WaitFor(t, 10*time.Second, "lock_waiters >= 12", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "lock_waiters >= 12", func() bool {
 		s, ok := m.Latest()
 		v, measured := s.Get(LockWaiters)
 		return ok && measured && v >= 12
@@ -284,7 +284,7 @@ func TestGoroutineGuardSkipsWaiterScan(t *testing.T) {
 	cfg.GoroutineGuard = 1 // every test process has more
 	m := startMonitor(t, cfg)
 	var s Sample
-	testutil.WaitFor(t, 5*time.Second, "a waiter note and a sample", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a waiter note and a sample", func() bool {
 		var ok bool
 		s, ok = m.Latest()
 		return ok && strings.Contains(m.Status().WaitSitesNote, "above the guard")
@@ -324,7 +324,7 @@ func TestBlockProfileRateOwned(t *testing.T) {
 	m := startMonitor(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := contention.Mutex(ctx, 4, 100*time.Microsecond)
-	testutil.WaitFor(t, 10*time.Second, "two profile reads", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "two profile reads", func() bool {
 		m.stateMu.Lock()
 		defer m.stateMu.Unlock()
 		return len(m.baselines) >= 1
@@ -351,7 +351,7 @@ func TestBlockProfileRateOwned(t *testing.T) {
 	// profile must not grow after Stop set it back to 0.
 	before := blockCount(t)
 	_, release := contention.Stuck(4)
-	testutil.WaitFor(t, 5*time.Second, "4 parked waiters", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "4 parked waiters", func() bool {
 		n, _ := newWaiterScanner().scan()
 		return n >= 4
 	})
@@ -483,7 +483,7 @@ func TestThreadSignalsAndSection(t *testing.T) {
 		t.Skip("needs /proc")
 	}
 	m := startMonitor(t, testConfig(t))
-	testutil.WaitFor(t, 10*time.Second, "thread signals", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "thread signals", func() bool {
 		s, ok := m.Latest()
 		_, a := s.Get(FutexWaiters)
 		_, b := s.Get(RunDelay)
@@ -536,7 +536,7 @@ func TestStatusHolders(t *testing.T) {
 	wait := contention.Mutex(ctx, 8, 200*time.Microsecond)
 	defer func() { cancel(); wait() }()
 	// Holders need two mutex profile reads, 5s apart.
-	testutil.WaitFor(t, 15*time.Second, "holders in the status", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "holders in the status", func() bool {
 		st := m.Status()
 		for _, h := range st.Holders {
 			if strings.HasSuffix(h.Func, "contention.HotLockWorker") && st.HoldersWindow > 0 {

@@ -42,14 +42,16 @@
 //
 // # Snapshots
 //
-// A snapshot is a bundle (a zip; [SnapshotInfo.Files] lists its files):
-// the execution trace of the window before the trigger (from the flight
-// recorder), mutex and block profile deltas over the same window, goroutine
-// dumps, a wall-clock profile after an automatic trigger, the threads from
-// /proc, the signal timeline, meta.json and the analysis report
-// ([Report]). One snapshot is taken at a time; requests that arrive
-// meanwhile share it. Snapshots are kept in a bounded ring in memory and in
-// a bounded directory on disk; a failing disk keeps the memory copy.
+// A snapshot is a bundle (package bundle: a zip; [SnapshotInfo.Files]
+// lists its files): the execution trace of the window before the trigger
+// (from the flight recorder, package flightrec), mutex and block profile
+// deltas over the same window, goroutine dumps, a wall-clock profile after
+// an automatic trigger, the threads from /proc, the signal timeline,
+// meta.json and the analysis (package lockreport), which
+// [Monitor.Report] returns. One snapshot is taken at a time; requests that
+// arrive meanwhile share it. Snapshots are kept in a bounded ring in memory
+// and in a bounded directory on disk; a failing disk keeps the memory copy.
+// [Monitor.Bundle] opens a stored one.
 //
 // # Cost
 //

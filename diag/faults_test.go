@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockdiag/lockdiag/internal/testutil"
+	"github.com/lockdiag/lockdiag/internal/testkit"
 )
 
 func TestPanicInSamplerIsRecovered(t *testing.T) {
@@ -30,13 +30,13 @@ func TestPanicInSamplerIsRecovered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Stop()
-	testutil.WaitFor(t, 10*time.Second, "ticks after the panic", func() bool { return ticks.Load() > 10 })
+	testkit.WaitFor(t, 10*time.Second, "ticks after the panic", func() bool { return ticks.Load() > 10 })
 	st := m.Status()
 	if !strings.Contains(st.Errors["sampler"], "collector exploded") {
 		t.Errorf("status errors = %v, want the panic", st.Errors)
 	}
 	before := st.Now.Time
-	testutil.WaitFor(t, 10*time.Second, "new samples after the panic", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "new samples after the panic", func() bool {
 		s, _ := m.Latest()
 		return s.Time.After(before)
 	})
@@ -111,7 +111,7 @@ func TestStopDuringSnapshot(t *testing.T) {
 		_, err := m.Snapshot(context.Background(), SnapshotOptions{Wall: 30 * time.Second})
 		done <- err
 	}()
-	testutil.WaitFor(t, 5*time.Second, "the snapshot to be in flight", func() bool { return m.Status().SnapshotInFlight })
+	testkit.WaitFor(t, 5*time.Second, "the snapshot to be in flight", func() bool { return m.Status().SnapshotInFlight })
 	stopped := make(chan struct{})
 	go func() {
 		m.Stop()

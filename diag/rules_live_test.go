@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/bundle"
-	"github.com/lockdiag/lockdiag/internal/contention"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 	"github.com/lockdiag/lockdiag/lockreport"
 )
 

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockdiag/lockdiag/internal/contention"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 	"github.com/lockdiag/lockdiag/internal/stacks"
-	"github.com/lockdiag/lockdiag/internal/testutil"
+	"github.com/lockdiag/lockdiag/internal/testkit"
 	"github.com/lockdiag/lockdiag/lockreport"
 )
 
@@ -150,7 +150,7 @@ func TestWaiterScanner(t *testing.T) {
 	defer releaseRW()
 	w := newWaiterScanner()
 	var sites []lockreport.ParkedSite
-	testutil.WaitFor(t, 5*time.Second, "9 parked goroutines", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "9 parked goroutines", func() bool {
 		var n int
 		n, sites = w.scan()
 		return n >= 9

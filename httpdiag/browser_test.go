@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/diag"
-	"github.com/lockdiag/lockdiag/httpdiag/internal/chromium"
-	"github.com/lockdiag/lockdiag/internal/contention"
+	"github.com/lockdiag/lockdiag/internal/testkit/chromium"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 )
 
 // TestUIInBrowser loads the live page in headless Chromium from a server

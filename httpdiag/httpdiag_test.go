@@ -18,8 +18,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lockdiag/lockdiag/diag"
-	"github.com/lockdiag/lockdiag/internal/contention"
-	"github.com/lockdiag/lockdiag/internal/testutil"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
+	"github.com/lockdiag/lockdiag/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -262,7 +262,7 @@ func TestEndToEnd(t *testing.T) {
 	wait := contention.Mutex(ctx, 8, 200*time.Microsecond)
 	defer func() { cancel(); wait() }()
 
-	testutil.WaitFor(t, 10*time.Second, "status to show mutex_wait > 0", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "status to show mutex_wait > 0", func() bool {
 		var st diag.Status
 		if err := getJSON(srv.URL+"/debug/locks?format=json", &st); err != nil {
 			t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/lockdiag/lockdiag/diag"
-	"github.com/lockdiag/lockdiag/internal/contention"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 )
 
 // TestStress runs everything at once for a while: thousands of contending

@@ -5,12 +5,12 @@ import (
 	"context"
 	"io"
 	"os"
-	"runtime"
 	"runtime/trace"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 	xtrace "golang.org/x/exp/trace"
 )
 
@@ -19,19 +19,6 @@ var (
 	benchTrace []byte
 	benchErr   string
 )
-
-type benchLock struct {
-	mu sync.Mutex
-	n  int
-}
-
-//go:noinline
-func benchCritical(l *benchLock) {
-	l.mu.Lock()
-	l.n++
-	runtime.Gosched() // every waiter parks: the densest lock trace
-	l.mu.Unlock()
-}
 
 // benchData returns a trace of several MB: $LOCKDIAG_BENCH_TRACE if set,
 // else 32 goroutines on one Mutex yielding inside the critical section,
@@ -55,26 +42,9 @@ func benchData(b *testing.B) []byte {
 			benchErr = err.Error()
 			return
 		}
-		l := &benchLock{}
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := 0; i < 32; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					benchCritical(l)
-				}
-			}()
-		}
-		time.Sleep(400 * time.Millisecond)
-		close(stop)
-		wg.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+		contention.Yielding(ctx, 32)()
+		cancel()
 		trace.Stop()
 		benchTrace = buf.Bytes()
 	})

@@ -37,6 +37,13 @@
 // plus the variables of [diag.ConfigFromEnv] (LOCKDIAG_SLO, LOCKDIAG_DIR,
 // LOCKDIAG_INTERVAL, ...), listed by [diag.EnvVars].
 //
+// # Lifetime
+//
+// The monitor and the own listener run for the life of the process. [Stop]
+// stops both, for a program that wants to end them before it exits (or a
+// test): it closes the listener, waits for its connections to finish (up to
+// a few seconds) and stops the monitor. A stopped runtime is not restarted.
+//
 // # Security
 //
 // Without a token the handlers answer loopback clients only, wherever they
@@ -46,6 +53,7 @@
 package auto
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,32 +61,60 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lockdiag/lockdiag/diag"
 	"github.com/lockdiag/lockdiag/httpdiag"
+	"github.com/lockdiag/lockdiag/internal/knobs"
 )
 
 // DefaultAddr is the own listener's address when LOCKDIAG_ADDR is unset.
 const DefaultAddr = "127.0.0.1:6061"
 
 // The process-wide runtime that the import starts.
-var (
-	monitor *diag.Monitor
-	addr    string
-)
+var std *runtime
 
 func init() {
-	monitor, addr = start(os.LookupEnv, http.DefaultServeMux)
+	std = start(os.LookupEnv, http.DefaultServeMux)
 }
 
 // Monitor returns the monitor the import started, or nil if it is
 // disabled (LOCKDIAG=off) or could not start.
-func Monitor() *diag.Monitor { return monitor }
+func Monitor() *diag.Monitor { return std.monitor }
 
 // Addr returns the address the own listener is bound to, or "" if there
 // is none.
-func Addr() string { return addr }
+func Addr() string { return std.addr }
+
+// Stop stops the own listener (waiting up to 5s for its requests to end)
+// and the monitor. It is safe to call more than once.
+func Stop() { std.stop() }
+
+// runtime is what the import started.
+type runtime struct {
+	monitor *diag.Monitor
+	addr    string
+	srv     *http.Server
+	done    chan struct{} // closed when the server's goroutine has exited
+	once    sync.Once
+}
+
+func (r *runtime) stop() {
+	r.once.Do(func() {
+		if r.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if r.srv.Shutdown(ctx) != nil {
+				r.srv.Close()
+			}
+			<-r.done
+		}
+		if r.monitor != nil {
+			r.monitor.Stop()
+		}
+	})
+}
 
 // settings are the variables of this package, beside diag's.
 type settings struct {
@@ -89,53 +125,57 @@ type settings struct {
 	allowOrigins []string
 }
 
-func readSettings(lookup func(string) (string, bool)) (settings, error) {
-	s := settings{addr: DefaultAddr, defaultMux: true}
-	var errs []error
-	get := func(name string) string {
-		v, _ := lookup(name)
-		return strings.TrimSpace(v)
-	}
-	switch v := strings.ToLower(get("LOCKDIAG")); v {
-	case "", "on", "1", "true":
-	case "off", "0", "false":
-		s.off = true
-	default:
-		errs = append(errs, fmt.Errorf("diag: LOCKDIAG=%q: must be on or off; using on", v))
-	}
-	if v := get("LOCKDIAG_ADDR"); v != "" {
-		if v == "off" {
-			s.addr = ""
-		} else if _, _, err := net.SplitHostPort(v); err != nil {
-			errs = append(errs, fmt.Errorf("diag: LOCKDIAG_ADDR=%q: must be host:port or off (%v); using %s", v, err, DefaultAddr))
-		} else {
-			s.addr = v
-		}
-	}
-	switch v := strings.ToLower(get("LOCKDIAG_DEFAULT_MUX")); v {
-	case "", "on", "1", "true":
-	case "off", "0", "false":
-		s.defaultMux = false
-	default:
-		errs = append(errs, fmt.Errorf("diag: LOCKDIAG_DEFAULT_MUX=%q: must be on or off; using on", v))
-	}
-	s.token = get("LOCKDIAG_TOKEN")
-	if v := get("LOCKDIAG_ALLOW_ORIGINS"); v != "" {
-		for _, o := range strings.Split(v, ",") {
-			if o = strings.TrimSpace(o); o != "" {
-				s.allowOrigins = append(s.allowOrigins, o)
+// table is the one description of this package's variables.
+var table = knobs.Table[settings]{
+	knobs.Custom("LOCKDIAG", "", "on", "off disables lockdiag entirely",
+		func(s *settings, v string) error {
+			on, err := knobs.ParseSwitch(v)
+			s.off = !on
+			return err
+		}, nil, nil, nil),
+	knobs.Custom("LOCKDIAG_ADDR", "", DefaultAddr, "lockdiag's own listener; off disables it (a busy port is logged, never fatal)",
+		func(s *settings, v string) error {
+			if v == knobs.Off {
+				s.addr = ""
+				return nil
 			}
-		}
-	}
-	return s, errors.Join(errs...)
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("must be host:port or off (%v)", err)
+			}
+			s.addr = v
+			return nil
+		}, nil, nil, nil),
+	knobs.Custom("LOCKDIAG_DEFAULT_MUX", "", "on", "also register on http.DefaultServeMux, as net/http/pprof does",
+		func(s *settings, v string) error {
+			on, err := knobs.ParseSwitch(v)
+			s.defaultMux = on
+			return err
+		}, nil, nil, nil),
+	knobs.Custom("LOCKDIAG_TOKEN", "", "", "require Authorization: Bearer TOKEN; lets non-loopback clients in",
+		func(s *settings, v string) error { s.token = v; return nil }, nil, nil, nil),
+	knobs.Custom("LOCKDIAG_ALLOW_ORIGINS", "", "", "extra origins whose pages may POST and open the stream",
+		func(s *settings, v string) error {
+			s.allowOrigins = nil
+			for _, o := range strings.Split(v, ",") {
+				if o = strings.TrimSpace(o); o != "" {
+					s.allowOrigins = append(s.allowOrigins, o)
+				}
+			}
+			return nil
+		}, nil, nil, nil),
 }
 
-// start does the work of init; it never fails the program. It returns the
-// running monitor and the own listener's address.
-func start(lookup func(string) (string, bool), mux *http.ServeMux) (*diag.Monitor, string) {
+func readSettings(lookup func(string) (string, bool)) (settings, error) {
+	s := settings{addr: DefaultAddr, defaultMux: true}
+	err := table.FromEnv(&s, lookup, "diag: ")
+	return s, err
+}
+
+// start does the work of init; it never fails the program.
+func start(lookup func(string) (string, bool), mux *http.ServeMux) *runtime {
 	s, serr := readSettings(lookup)
 	if s.off {
-		return nil, ""
+		return &runtime{}
 	}
 	cfg, cerr := diag.ConfigFromEnv()
 	log := cfg.Logger
@@ -152,32 +192,34 @@ func start(lookup func(string) (string, bool), mux *http.ServeMux) (*diag.Monito
 	m, err := diag.New(cfg)
 	if err != nil {
 		log.Error("diag: not started", "err", err)
-		return nil, ""
+		return &runtime{}
 	}
 	if err := m.Start(); err != nil {
 		log.Error("diag: not started", "err", err)
-		return nil, ""
+		return &runtime{}
 	}
+	rt := &runtime{monitor: m}
 	opts := httpdiag.Options{Token: s.token, AllowOrigins: s.allowOrigins}
-	where := []string{}
-	bound := ""
+	var where []string
 	if s.addr != "" {
 		ln, err := net.Listen("tcp", s.addr)
 		if err != nil {
 			log.Error("diag: own listener not started; /debug/locks is only on the program's own server", "addr", s.addr, "err", err)
 		} else {
-			bound = ln.Addr().String()
-			srv := &http.Server{
+			rt.addr = ln.Addr().String()
+			rt.srv = &http.Server{
 				Handler:           ownMux(m, opts),
 				ReadHeaderTimeout: 10 * time.Second,
 				IdleTimeout:       2 * time.Minute,
 			}
-			go func() {
+			rt.done = make(chan struct{})
+			go func(srv *http.Server, done chan struct{}) {
+				defer close(done)
 				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 					log.Error("diag: own listener stopped", "err", err)
 				}
-			}()
-			where = append(where, "http://"+bound+httpdiag.Prefix)
+			}(rt.srv, rt.done)
+			where = append(where, "http://"+rt.addr+httpdiag.Prefix)
 		}
 	}
 	if s.defaultMux && mux != nil {
@@ -191,7 +233,7 @@ func start(lookup func(string) (string, bool), mux *http.ServeMux) (*diag.Monito
 		where = append(where, "no HTTP endpoint (LOCKDIAG_ADDR=off and LOCKDIAG_DEFAULT_MUX=off)")
 	}
 	log.Info("lockdiag: watching lock contention; status at " + strings.Join(where, " and "))
-	return m, bound
+	return rt
 }
 
 func ownMux(m *diag.Monitor, opts httpdiag.Options) http.Handler {

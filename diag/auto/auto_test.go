@@ -1,15 +1,15 @@
 package auto
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
+	"html"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -36,6 +36,9 @@ type childReport struct {
 	DefaultMux int    `json:"default_mux"` // status of GET /debug/locks on http.DefaultServeMux
 	Own        int    `json:"own"`         // status of GET /debug/locks on the own listener
 	Config     string `json:"config"`
+	// Stopped says that after Stop the listener refused connections and
+	// the monitor was not running (with LOCKDIAG_TEST_STOP=1).
+	Stopped bool `json:"stopped"`
 }
 
 // child runs in a subprocess: init has run with the environment the
@@ -57,8 +60,14 @@ func child() {
 	if m := Monitor(); m != nil {
 		c := m.Config()
 		rep.Config = fmt.Sprintf("interval=%v rules=%q", c.Interval, c.Rules)
-		m.Stop()
 	}
+	if os.Getenv("LOCKDIAG_TEST_STOP") == "1" && rep.Addr != "" {
+		Stop()
+		Stop()
+		_, err := net.Dial("tcp", rep.Addr)
+		rep.Stopped = err != nil && !Monitor().Enabled()
+	}
+	Stop()
 	json.NewEncoder(os.Stdout).Encode(rep)
 	os.Exit(0)
 }
@@ -187,25 +196,49 @@ func TestReadSettings(t *testing.T) {
 	}
 }
 
-// TestREADMEListsEveryVariable keeps the README's configuration table in
-// step with the code.
-func TestREADMEListsEveryVariable(t *testing.T) {
-	f, err := os.Open("../../README.md")
+// TestREADMEConfigurationTable keeps the README's configuration table in
+// step with the settings tables: the same variables, with the same
+// defaults.
+func TestREADMEConfigurationTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	readme, err := io.ReadAll(bufio.NewReader(f))
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := []string{"LOCKDIAG", "LOCKDIAG_ADDR", "LOCKDIAG_DEFAULT_MUX", "LOCKDIAG_TOKEN", "LOCKDIAG_ALLOW_ORIGINS"}
-	for _, ev := range diag.EnvVars() {
-		names = append(names, ev.Name)
-	}
-	for _, n := range names {
-		if !strings.Contains(string(readme), "`"+n+"`") {
-			t.Errorf("README.md does not list %s", n)
+	inREADME := map[string]string{} // variable -> default, as the README shows them
+	row := regexp.MustCompile("^\\|\\s*`(LOCKDIAG[A-Z_]*)`\\s*\\|([^|]*)\\|")
+	for _, line := range strings.Split(string(readme), "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			inREADME[m[1]] = html.UnescapeString(strings.Trim(strings.TrimSpace(m[2]), "`"))
 		}
+	}
+	inCode := map[string]string{}
+	for _, k := range table {
+		inCode[k.Env] = k.Default
+	}
+	for _, v := range diag.EnvVars() {
+		inCode[v.Name] = v.Default
+	}
+	for name, def := range inCode {
+		got, ok := inREADME[name]
+		switch {
+		case !ok:
+			t.Errorf("README.md's configuration table does not list %s", name)
+		case got != def:
+			t.Errorf("README.md says %s defaults to %q; the code says %q", name, got, def)
+		}
+	}
+	for name := range inREADME {
+		if _, ok := inCode[name]; !ok {
+			t.Errorf("README.md lists %s, which nothing reads", name)
+		}
+	}
+}
+
+// TestStop stops the runtime of a child: its listener closes and its
+// monitor stops.
+func TestStop(t *testing.T) {
+	rep, stderr := runChild(t, "LOCKDIAG_TEST_STOP=1")
+	if !rep.Stopped {
+		t.Errorf("after Stop: %+v\nstderr:\n%s", rep, stderr)
 	}
 }

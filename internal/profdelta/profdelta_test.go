@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/pprof/profile"
 
-	"github.com/lockdiag/lockdiag/internal/contention"
-	"github.com/lockdiag/lockdiag/internal/testutil"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
+	"github.com/lockdiag/lockdiag/internal/testkit"
 )
 
 func hasFunc(p *profile.Profile, fn string) bool {
@@ -29,7 +29,7 @@ func hasFunc(p *profile.Profile, fn string) bool {
 // them: n contention events whose Unlock is in contention.Stuck's release.
 func stuckContention(t *testing.T, n int) {
 	_, release := contention.Stuck(n)
-	testutil.WaitFor(t, 5*time.Second, "parked waiters", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "parked waiters", func() bool {
 		buf := make([]byte, 1<<20)
 		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "contention.StuckWaiter") >= n
 	})

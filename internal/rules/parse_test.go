@@ -214,3 +214,7 @@ func TestRoundTrip(t *testing.T) {
 		checkRoundTrip(t, rs)
 	}
 }
+
+// DefaultRules are lockdiag's default rules (diag.DefaultRules), which
+// the tests replay.
+const DefaultRules = "mutex_wait > 4x baseline min 1 for 100ms; lock_waiters > 4x baseline min 16 for 2s"

@@ -5,6 +5,7 @@ package contention
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -121,4 +122,32 @@ func RWReader(rw *sync.RWMutex) {
 func RWWriter(rw *sync.RWMutex) {
 	rw.Lock()
 	rw.Unlock()
+}
+
+// Yielding runs n goroutines that take turns on one sync.Mutex and yield
+// the CPU inside the critical section, until ctx ends: every waiter parks,
+// which makes the densest lock trace there is. The returned function waits
+// for them to exit.
+func Yielding(ctx context.Context, n int) (wait func()) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				YieldingWorker(&mu)
+			}
+		}()
+	}
+	return wg.Wait
+}
+
+// YieldingWorker locks mu, yields the CPU and unlocks.
+//
+//go:noinline
+func YieldingWorker(mu *sync.Mutex) {
+	mu.Lock()
+	runtime.Gosched()
+	mu.Unlock()
 }

@@ -1,5 +1,7 @@
-// Package testutil has helpers shared by the tests of several packages.
-package testutil
+// Package testkit is what the tests and benchmarks of several packages share:
+// waiting for a condition (WaitFor), contention made on purpose
+// (testkit/contention) and a headless-Chromium client (testkit/chromium).
+package testkit
 
 import (
 	"testing"
