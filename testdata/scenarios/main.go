@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 )
@@ -57,6 +58,31 @@ var scenarios []*scenario
 
 func register(s *scenario) { scenarios = append(scenarios, s) }
 
+// order is the order scenarios run and are listed in (the brief's
+// numbering, then the additions); registration order depends on file names.
+var order = []string{
+	"logrus", "stdlog", "lru", "lru-expirable", "gocache", "zap", "wrappers", "cgo",
+	"saturated", "ended", "http-sleep", "stuck-sleep", "stuck-io", "deadlock", "chain",
+	"stuck-20k", "ticker", "sync-rwmutex", "bbolt", "sqlite",
+}
+
+func sortScenarios() {
+	rank := map[string]int{}
+	for i, n := range order {
+		rank[n] = i + 1
+	}
+	sort.SliceStable(scenarios, func(i, j int) bool {
+		ri, rj := rank[scenarios[i].name], rank[scenarios[j].name]
+		if ri == 0 {
+			ri = len(order) + 1
+		}
+		if rj == 0 {
+			rj = len(order) + 1
+		}
+		return ri < rj
+	})
+}
+
 func lookup(name string) *scenario {
 	for _, s := range scenarios {
 		if s.name == name {
@@ -73,6 +99,7 @@ func main() {
 	child := flag.String("child", "", "internal: run this one scenario in this process")
 	expectFile := flag.String("expect", "", "internal: where the child writes its ground truth")
 	flag.Parse()
+	sortScenarios()
 
 	if *list {
 		for _, s := range scenarios {

@@ -23,9 +23,9 @@ func init() {
 	register(&scenario{name: "logrus", run: runLogrus,
 		what: "16 main.handleRequest goroutines log with logrus to a sink that waits for a loopback TCP collector's ack (~1.5ms per entry); logrus's MutexWrap is held across the write"})
 	register(&scenario{name: "stdlog", run: runStdlog,
-		what: "a stdlib log.Logger shared by 16 main.handleRequest goroutines writes to a pipe (blocking fd, like a container's stderr) drained slowly; (*Logger).output holds outMu across write(2)"})
+		what: "a stdlib log.Logger shared by 16 main.handleRequestStd goroutines writes to a pipe (blocking fd, like a container's stderr) drained slowly; (*Logger).output holds outMu across write(2)"})
 	register(&scenario{name: "zap", run: runZap,
-		what: "zap with zapcore.Lock around an O_DSYNC file: 16 main.handleRequest goroutines; lockedWriteSyncer's embedded Mutex is held across a synchronous disk write"})
+		what: "zap with zapcore.Lock around an O_DSYNC file: 16 main.handleRequestZap goroutines; lockedWriteSyncer's embedded Mutex is held across a synchronous disk write"})
 }
 
 // ---- logrus ----

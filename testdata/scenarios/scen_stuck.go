@@ -22,7 +22,7 @@ func init() {
 	register(&scenario{name: "chain", run: runChain, window: 3 * time.Second,
 		what: "main.rebuildIndex holds index.mu and waits for journal.mu, which main.flushJournal holds while it sleeps; 10 main.search wait on index.mu, 3 main.appendJournal on journal.mu"})
 	register(&scenario{name: "stuck-20k", run: runStuck20k, window: 3 * time.Second, guard: 30000, timeout: 3 * time.Minute,
-		what: "among 20,000 idle goroutines (chan receive/select, like idle connections) main.reloadRoutes holds (*Router).mu's write lock 25s; 200 main.routeRequest readers park on RLock; snapshot 4s after onset"})
+		what: "among 20,000 idle goroutines (chan receive/select, like idle connections) main.reloadRoutes holds (*Router).mu's write lock 25s; 200 main.routeRequest readers park on RLock; snapshot 3s after onset"})
 }
 
 // ---- stuck-sleep ----
@@ -474,7 +474,7 @@ func runStuck20k(h *H) error {
 	go reloadRoutes(r, 25*time.Second, id)
 	hid := <-id
 	h.markOnset()
-	time.Sleep(4 * time.Second)
+	time.Sleep(3 * time.Second)
 	if err := h.snapshot(); err != nil {
 		return err
 	}
@@ -485,7 +485,7 @@ func runStuck20k(h *H) error {
 	e.Caller = "main.routeRequest"
 	e.Waiters = &Waiters{Function: "main.(*Router).Match", Count: 200, GoroutineIDs: readers.list()}
 	e.Holder = &Holder{Function: "main.reloadRoutes", Caller: "main.reloadRoutes", Did: "sleep", Inside: "time.Sleep in main.reloadRoutes",
-		Hold: "25s (4s in at the snapshot)", GoroutineIDs: []int64{hid}}
+		Hold: "25s (3s in at the snapshot)", GoroutineIDs: []int64{hid}}
 	e.Sleeps = "main.reloadRoutes sleeps 25s holding the write lock (the incident)"
 	e.Extra = map[string]any{"idle_goroutines": 20000, "idle_functions": []string{"main.idleConn (select)", "main.idleReader (chan receive)"}, "goroutine_guard": 30000}
 	e.Notes = []string{"GoroutineGuard is 30000, above the ~20,200 goroutines, so the monitor collects what its guard allows; collection_not_ok lists what it skipped anyway (the full debug=2 dump stops at 1000 goroutines)."}
