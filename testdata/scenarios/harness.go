@@ -82,6 +82,8 @@ type Lock struct {
 	// Site is the function that takes the lock on the waiters' path,
 	// package-qualified, after walking past Wrappers.
 	Site string `json:"site"`
+	// Sites lists every site of the same lock when there are several.
+	Sites []string `json:"sites,omitempty"`
 	// Mode is "write" or "read" for an RWMutex: how the waiters want it.
 	Mode string `json:"mode,omitempty"`
 	// Wrappers are functions that only call Lock/Unlock (or lend a deferred

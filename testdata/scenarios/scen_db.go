@@ -201,7 +201,7 @@ func runSQLite(h *H) error {
 	}
 	e := h.exp
 	e.Finding = "cgo-lock"
-	e.AlsoTrue = []string{"long-critical-section (a write transaction held ~1.5s at a time, then released for 300ms)"}
+	e.AlsoTrue = []string{"long-critical-section (a write transaction held for seconds at a time (holder.hold), then released for 300ms)"}
 	e.Lock = &Lock{Kind: "sqlite-write-lock", Type: "SQLite database write lock (WAL mode: a lock byte in the -shm file)", Module: module("github.com/mattn/go-sqlite3"),
 		Site: "sqlite3_step (via github.com/mattn/go-sqlite3.(*SQLiteConn).exec), called by main.recordVisit through database/sql.(*DB).Exec"}
 	e.Caller = "main.recordVisit"

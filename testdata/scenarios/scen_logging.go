@@ -119,16 +119,19 @@ func runLogrus(h *H) error {
 	e.Finding = "held-across-blocking"
 	e.AlsoTrue = []string{"saturated-lock (the lock is held nearly all the time: one entry at a time, ~1.5ms each)"}
 	e.Lock = &Lock{Kind: "sync.Mutex", Type: "github.com/sirupsen/logrus.MutexWrap", Field: "(*Logger).mu (MutexWrap.lock)",
-		Module: module("github.com/sirupsen/logrus"), Site: "github.com/sirupsen/logrus.(*Entry).write",
+		Module: module("github.com/sirupsen/logrus"), Site: "github.com/sirupsen/logrus.(*Entry).log",
+		Sites: []string{"github.com/sirupsen/logrus.(*Entry).log (reads ReportCaller; the first Lock on the path, where most waits happen)",
+			"github.com/sirupsen/logrus.(*Entry).write (first Lock: reads Formatter)",
+			"github.com/sirupsen/logrus.(*Entry).write (second Lock: held across Out.Write, the critical section that matters)"},
 		Wrappers: []string{"github.com/sirupsen/logrus.(*mutexWrap).Lock", "github.com/sirupsen/logrus.(*mutexWrap).Unlock"}}
 	e.Caller = "main.handleRequest"
 	e.Waiters = &Waiters{Function: "main.handleRequest", Count: 16, GoroutineIDs: workers.list()}
 	e.Holder = &Holder{Function: "github.com/sirupsen/logrus.(*Entry).write", Caller: "main.handleRequest", Did: "network-read",
 		Inside: "net.(*conn).Read (io.ReadFull of the ack) in main.(*ackSink).Write, called by logrus (*Entry).write through Logger.Out",
-		Hold:   "~1.5-2ms per entry", GoroutineIDs: workers.list(), Rotating: true}
+		Hold:   "per entry, the sink's Write (measured): " + sink.times.summary(), GoroutineIDs: workers.list(), Rotating: true}
 	e.Sleeps = "the collector peer (main.logCollector, same process, other goroutine) sleeps 1.5ms before each ack: that is the sink's latency; the holder does not sleep, it blocks on the network read"
 	e.Notes = []string{
-		"The same MutexWrap is also locked briefly at two more sites: (*Entry).log (reads ReportCaller) and the first Lock in (*Entry).write (reads Formatter); waits at all three are waits on one lock, behind the write.",
+		"One MutexWrap, three Lock sites (lock.sites): waiters park mostly at the first one on their path, (*Entry).log, while the lock is held by another goroutine's (*Entry).write across the sink's Write; waits at all three sites are waits behind that write.",
 		"Wrappers: the Lock frame under sync.(*Mutex).Lock is (*mutexWrap).Lock; the library function that takes the lock is (*Entry).write; the program's caller is main.handleRequest (via (*Entry).Info, (*Entry).Log).",
 	}
 	return nil
