@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/exp/trace"
 
+	"github.com/lockdiag/lockdiag/bundle"
 	"github.com/lockdiag/lockdiag/diag"
 )
 
@@ -57,7 +58,7 @@ type Expect struct {
 	Process *Process `json:"process,omitempty"`
 	// Collection lists the parts of the bundle the monitor did not collect
 	// (status other than "ok"), from meta.json.
-	Collection []diag.CollectNote `json:"collection_not_ok,omitempty"`
+	Collection []bundle.Note `json:"collection_not_ok,omitempty"`
 	// Sleeps says where the scenario uses time.Sleep to make something slow
 	// (empty: nowhere on the holder's path).
 	Sleeps string   `json:"sleeps,omitempty"`
@@ -186,7 +187,7 @@ func (h *H) startMonitor() error {
 		Dir:              diag.DirOff,
 		Rules:            diag.RulesOff,
 		TraceWindow:      window,
-		TraceMaxBytes:    maxBytes,
+		TraceMaxBytes:    int64(maxBytes),
 		WallProfile:      -1,
 		GoroutineGuard:   h.s.guard,
 		BlockProfileRate: 10_000, // 10µs: a block profile in the bundle too
@@ -224,10 +225,11 @@ func (h *H) snapshot() error {
 	if err != nil {
 		return err
 	}
-	zipData, err := h.m.SnapshotZip(info.ID)
+	b, err := h.m.Bundle(info.ID)
 	if err != nil {
 		return err
 	}
+	zipData := b.Bytes()
 	h.exp.Bundle = h.s.name + ".zip"
 	if err := os.WriteFile(filepath.Join(h.out, h.exp.Bundle), zipData, 0o644); err != nil {
 		return err
@@ -262,8 +264,8 @@ func (h *H) snapshot() error {
 }
 
 type bundleMeta struct {
-	Window     diag.Window        `json:"window"`
-	Collection []diag.CollectNote `json:"collection"`
+	Window     bundle.Window   `json:"window"`
+	Collection []bundle.Note `json:"collection"`
 }
 
 func readBundle(data []byte) (meta bundleMeta, traceData []byte, err error) {
