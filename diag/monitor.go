@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"runtime"
@@ -367,4 +368,28 @@ func (m *Monitor) noteCollectErr(what, msg string) {
 		m.log.Warn("diag: collection failed", "what", what, "err", msg)
 	}
 	m.collectErrs[what] = msg
+}
+
+// WriteTrace writes the flight recorder's current window to w, as a trace
+// file that `go tool trace` opens: a program that wants the recent
+// execution trace (to dump it on overload, say) writes it through the
+// monitor, which owns the process's one flight recorder, and shares the
+// write with the monitor's own snapshots. It returns an error if the
+// monitor records no trace ([Status].Trace says why).
+func (m *Monitor) WriteTrace(ctx context.Context, w io.Writer) (int64, error) {
+	m.mu.Lock()
+	rec, traceErr, running := m.rec, m.traceErr, m.running
+	m.mu.Unlock()
+	switch {
+	case !running:
+		return 0, ErrNotRunning
+	case traceErr != nil:
+		return 0, fmt.Errorf("diag: no trace: %w", traceErr)
+	}
+	data, err := rec.Window(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := w.Write(data)
+	return int64(n), err
 }
