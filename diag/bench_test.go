@@ -38,13 +38,13 @@ func BenchmarkTick(b *testing.B) {
 		}
 	}
 	b.Run("metrics", func(b *testing.B) {
-		run(b, Config{}, func(m *Monitor) { m.next.waiters, m.next.threads, m.next.profiles = far, far, far })
+		run(b, Config{LockWaitersInterval: -1}, func(m *Monitor) { m.next.threads, m.next.profiles = far, far })
 	})
 	b.Run("metrics+lock_waiters", func(b *testing.B) {
-		run(b, Config{LockWaitersInterval: time.Nanosecond}, func(m *Monitor) { m.next.threads, m.next.profiles = far, far })
+		run(b, Config{LockWaitersInterval: time.Nanosecond, ScanCPU: 0.5}, func(m *Monitor) { m.next.threads, m.next.profiles = far, far })
 	})
 	b.Run("metrics+threads", func(b *testing.B) {
-		run(b, Config{ThreadsInterval: time.Nanosecond}, func(m *Monitor) { m.next.waiters, m.next.profiles = far, far })
+		run(b, Config{ThreadsInterval: time.Nanosecond, LockWaitersInterval: -1}, func(m *Monitor) { m.next.profiles = far })
 	})
 	b.Run("profiles", func(b *testing.B) {
 		m := benchMonitor(b, Config{})
@@ -62,7 +62,7 @@ func BenchmarkTick(b *testing.B) {
 		}
 	})
 	b.Run("metrics+rules", func(b *testing.B) {
-		run(b, Config{Rules: DefaultRules}, func(m *Monitor) { m.next.waiters, m.next.threads, m.next.profiles = far, far, far })
+		run(b, Config{Rules: DefaultRules, LockWaitersInterval: -1}, func(m *Monitor) { m.next.threads, m.next.profiles = far, far })
 	})
 }
 

@@ -99,15 +99,28 @@ type Config struct {
 	// negative, no wall-clock profile is taken.
 	WallProfile time.Duration
 
-	// GoroutineGuard is the goroutine count above which expensive
-	// collections are skipped: the lock_waiters scan, the wall-clock
-	// profile and the goroutine dumps. Each costs a few microseconds per
-	// goroutine. If zero, 5000.
+	// GoroutineGuard is the goroutine count above which the snapshot's
+	// costly collections are skipped: the wall-clock profile (fgprof,
+	// about 1.5µs per goroutine 99 times a second) and the full goroutine
+	// dump (debug=2, which stops the world for about 6µs per goroutine).
+	// If zero, 5000.
 	GoroutineGuard int
 
-	// LockWaitersInterval is how often lock_waiters is counted from a
-	// goroutine profile. If zero, 1s. If negative, never.
+	// LockWaitersInterval is the least time between two goroutine scans
+	// (lock_waiters, stuck_waiters); scans come further apart when
+	// ScanCPU requires it. If zero, 1s. If negative, never.
 	LockWaitersInterval time.Duration
+
+	// ScanCPU is the share of one CPU the goroutine scans may use on
+	// average (about a microsecond per goroutine each): at 100k
+	// goroutines, 0.005 means a scan every 20s in steady state, with
+	// early scans when goroutines start to pile up. If zero, 0.005.
+	ScanCPU float64
+
+	// StuckAfter is how long goroutines must stay parked at a lock site
+	// that makes no progress for them to count in stuck_waiters. If zero,
+	// 2s.
+	StuckAfter time.Duration
 
 	// ThreadsInterval is how often /proc/self/task is scanned for the
 	// thread signals (Linux). If zero, 1s. If negative, never.
@@ -186,10 +199,23 @@ var settings = knobs.Table[Config]{
 		func(c *Config) *int { return &c.Budget }, 10, 1, 3600, true, -1),
 	knobs.Duration("LOCKDIAG_WALL", "wall_profile", "wall-clock profile length after an automatic trigger; off disables",
 		func(c *Config) *time.Duration { return &c.WallProfile }, time.Second, 10*time.Millisecond, 30*time.Second, true),
-	knobs.Int("LOCKDIAG_GOROUTINE_GUARD", "goroutine_guard", "above this many goroutines, costly collections are skipped",
+	knobs.Int("LOCKDIAG_GOROUTINE_GUARD", "goroutine_guard", "above this many goroutines, a snapshot skips the wall-clock profile and the full goroutine dump",
 		func(c *Config) *int { return &c.GoroutineGuard }, 5000, 1, 100_000_000, false, 0),
-	knobs.Duration("LOCKDIAG_WAITERS_INTERVAL", "lock_waiters_interval", "how often lock_waiters is counted; off disables",
+	knobs.Duration("LOCKDIAG_WAITERS_INTERVAL", "lock_waiters_interval", "least time between goroutine scans (lock_waiters, stuck_waiters); off disables them",
 		func(c *Config) *time.Duration { return &c.LockWaitersInterval }, time.Second, 10*time.Millisecond, time.Hour, true),
+	knobs.Custom("LOCKDIAG_SCAN_CPU", "scan_cpu", "0.5%", "share of one CPU the goroutine scans may use, e.g. 0.5% or 0.005",
+		func(c *Config, v string) error {
+			f, err := knobs.ParseShare(v, 0.0001, 0.5)
+			c.ScanCPU = f
+			return err
+		}, func(c *Config) {
+			if c.ScanCPU == 0 {
+				c.ScanCPU = 0.005
+			}
+		}, func(c *Config) any { return c.ScanCPU },
+		func(c *Config, raw []byte) error { return json.Unmarshal(raw, &c.ScanCPU) }),
+	knobs.Duration("LOCKDIAG_STUCK_AFTER", "stuck_after", "how long a lock site may make no progress before its goroutines count as stuck",
+		func(c *Config) *time.Duration { return &c.StuckAfter }, 2*time.Second, 100*time.Millisecond, 10*time.Minute, false),
 	knobs.Duration("LOCKDIAG_THREADS_INTERVAL", "threads_interval", "how often /proc/self/task is scanned (Linux); off disables",
 		func(c *Config) *time.Duration { return &c.ThreadsInterval }, time.Second, 10*time.Millisecond, time.Hour, true),
 	knobs.String("LOCKDIAG_DIR", "dir", "$TMPDIR/lockdiag-<program>", "where snapshots are written; off keeps them in memory only",
@@ -222,6 +248,9 @@ func (c Config) withDefaults() Config {
 
 func (c Config) validate() error {
 	errs := []error{settings.Check(&c, "diag: Config.")}
+	if c.ScanCPU < 0 || c.ScanCPU > 1 {
+		errs = append(errs, fmt.Errorf("diag: Config.ScanCPU: %v is not a share of a CPU (0 to 1)", c.ScanCPU))
+	}
 	if c.BlockProfileRate < 0 {
 		errs = append(errs, fmt.Errorf("diag: Config.BlockProfileRate: negative (%d)", c.BlockProfileRate))
 	}

@@ -49,8 +49,8 @@ type Monitor struct {
 	// State written by the sampling goroutine, read by Status.
 	stateMu     sync.Mutex
 	waitSites   []lockreport.ParkedSite
-	waiterNote  string // why lock_waiters is not measured, if it is not
 	lastWaiters time.Time
+	scanCost    time.Duration // of the last goroutine scan
 	baselines   []rawProfiles // oldest first
 	// The recent holders computed from the baselines, for Status.
 	holders       []lockreport.ProfileSite
@@ -65,10 +65,12 @@ type Monitor struct {
 	}
 
 	// Used by the sampling goroutine only.
-	metrics *metricsReader
-	waiters *waiterScanner
+	metrics  *metricsReader
+	waiters  *waiterScanner
+	schedule *scanSchedule
+	stuck    *stuckTracker
 	threads *threadSampler
-	next    struct{ waiters, threads, profiles time.Time }
+	next    struct{ threads, profiles time.Time }
 	carried [numSignals]float64 // slow signals, carried between their scans
 }
 
@@ -167,8 +169,10 @@ func (m *Monitor) Start() error {
 func (m *Monitor) resetSampler() {
 	m.metrics = newMetricsReader()
 	m.waiters = newWaiterScanner()
+	m.schedule = newScanSchedule(m.cfg.LockWaitersInterval, m.cfg.ScanCPU, uint64(time.Now().UnixNano()))
+	m.stuck = newStuckTracker(m.cfg.StuckAfter)
 	m.threads = newThreadSampler(m.cfg.ThreadsInterval > 0)
-	m.next.waiters, m.next.threads, m.next.profiles = time.Time{}, time.Time{}, time.Time{}
+	m.next.threads, m.next.profiles = time.Time{}, time.Time{}
 	for i := range m.carried {
 		m.carried[i] = math.NaN()
 	}
@@ -267,9 +271,8 @@ func (m *Monitor) tick(now time.Time) {
 	s := emptySample(now)
 	m.metrics.read(&s)
 
-	if m.cfg.LockWaitersInterval > 0 && !now.Before(m.next.waiters) {
-		m.next.waiters = now.Add(m.cfg.LockWaitersInterval)
-		m.scanWaiters(now, s.Values[Goroutines])
+	if m.cfg.LockWaitersInterval > 0 && m.schedule.due(now, s.Values[GoroutinesWaiting], m.stuck.confirmAt()) {
+		m.scanWaiters(now, s.Values[GoroutinesWaiting])
 	}
 	if m.cfg.ThreadsInterval > 0 && !now.Before(m.next.threads) {
 		m.next.threads = now.Add(m.cfg.ThreadsInterval)
@@ -281,7 +284,7 @@ func (m *Monitor) tick(now time.Time) {
 		m.next.profiles = now.Add(profileEvery)
 		m.captureProfiles(now)
 	}
-	for _, sig := range []Signal{LockWaiters, FutexWaiters, RunDelay, CtxSwitches} {
+	for _, sig := range []Signal{LockWaiters, StuckWaiters, FutexWaiters, RunDelay, CtxSwitches} {
 		s.Values[sig] = m.carried[sig]
 	}
 
@@ -293,20 +296,20 @@ func (m *Monitor) tick(now time.Time) {
 	m.evaluate(s)
 }
 
-func (m *Monitor) scanWaiters(now time.Time, goroutines float64) {
-	if !math.IsNaN(goroutines) && goroutines > float64(m.cfg.GoroutineGuard) {
-		m.carried[LockWaiters] = math.NaN()
-		m.stateMu.Lock()
-		m.waiterNote = fmt.Sprintf("skipped: %d goroutines is above the guard of %d", int(goroutines), m.cfg.GoroutineGuard)
-		m.stateMu.Unlock()
-		return
-	}
+// scanWaiters counts the goroutines parked on locks, and which sites make
+// no progress.
+func (m *Monitor) scanWaiters(now time.Time, waiting float64) {
+	t0 := time.Now()
 	n, sites := m.waiters.scan()
+	cost := time.Since(t0)
+	m.schedule.done(now, cost, waiting)
+	stuck, sites := m.stuck.update(now, sites, m.metrics.cumWait)
 	m.carried[LockWaiters] = float64(n)
+	m.carried[StuckWaiters] = float64(stuck)
 	m.stateMu.Lock()
 	m.waitSites = sites
-	m.waiterNote = ""
 	m.lastWaiters = now
+	m.scanCost = cost
 	m.stateMu.Unlock()
 }
 

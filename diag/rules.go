@@ -11,45 +11,35 @@ import (
 
 // DefaultRules are the rules used when [Config.Rules] is empty.
 //
-//   - mutex_wait > 4x baseline min 1 for 100ms: mutex_wait is seconds of
-//     lock wait per second, about the average number of goroutines
-//     blocked on sync.Mutex, sync.RWMutex and runtime locks, sampled every
-//     100ms. A healthy, lightly contended service sits at 0 to 0.1; a
-//     real spike is tens. The floor of 1 (a goroutine blocked all the
-//     time) is far above that noise, and 4x baseline keeps a service that
-//     lives with some contention from firing at its normal level. The
-//     runtime records 1 in 8 waits, scaled by 8, when the waiter wakes,
-//     so the signal comes in lumps: one 12.5ms wait that is recorded
-//     reads as 1.0 in its 100ms sample. "for 100ms" asks for two samples
-//     in a row above the threshold, which filters single lumps and still
-//     breaches at most about 240ms after a spike starts (up to 100ms
-//     until a sample sees it, plus the runtime's delay of up to about
-//     40ms, plus one more sample).
-//   - lock_waiters > 4x baseline min 16 for 2s: lock_waiters counts the
-//     goroutines parked in Mutex or RWMutex acquire at the moment of the
-//     sample, every 1s. It sees a lock that is held and stuck, which
-//     mutex_wait cannot see because a wait is only counted when it ends.
-//     A few waiters at an instant are normal; more than 16 in three
-//     samples in a row (2s) means that a lock holder is not letting go.
+//   - mutex_wait > 4x baseline min 1 max 8 for 100ms: a spike of lock
+//     wait. mutex_wait is seconds of lock wait per second, about the
+//     average number of goroutines blocked on sync.Mutex, sync.RWMutex and
+//     runtime locks, sampled every 100ms; a healthy service sits at 0 to
+//     0.1, a spike is tens. The threshold is four times the service's own
+//     baseline, at least 1 (a goroutine blocked all the time, far above
+//     the noise) and at most 8 (never accepted as normal). The baseline
+//     learns only values below the threshold, from zero: a process that
+//     starts inside contention breaches when its 10s warm-up ends, and a
+//     slow climb breaches at 8 at the latest. "for 100ms" asks for two
+//     samples in a row, which filters the runtime's lumps (it records 1
+//     in 8 waits, scaled by 8, when the waiter wakes) and still breaches
+//     about 200ms after a spike starts.
+//   - stuck_waiters > 0: goroutines parked at a lock site that made no
+//     progress for 2s ([Config.StuckAfter]): a lock held and not let go,
+//     a deadlock, a holder blocked on I/O. It needs no baseline and no
+//     warm-up, and it sees what mutex_wait cannot: a wait is counted there
+//     only when it ends. The goroutine scans behind it come every second
+//     at most, further apart when [Config.ScanCPU] requires it (every 20s
+//     or so at 100k goroutines), earlier when goroutines start to pile
+//     up, and at random moments, so that no ticker-driven holder can hide
+//     from them.
 //
-// Replayed 100ms samples measured on a 2-core VM: a lightly loaded
-// service (16 goroutines, max 0.31 in 30s) never breaches; a spike of 32
-// goroutines on a 1ms critical section breaches within 200ms of its
-// onset; a service that allocates inside a lock shared by 64 goroutines
-// (mean 1.5, bursts of 20 to 85 for one or two samples at each GC)
-// breached twice in 30s, which cooldown and budget turn into at most one
-// snapshot a minute and ten an hour. Not caught: a lock held for less than
-// 2s, whose waiters show in mutex_wait only as one sample at its release.
-//
-// The rule language:
-//
-//	SIGNAL > THRESHOLD [for DURATION]
-//	SIGNAL > FACTORx baseline [min FLOOR] [for DURATION]
-//
-// with >= allowed for >, several rules separated by ';', thresholds as
-// numbers or Go durations (which mean seconds: sched_latency_p99 > 5ms), and
-// SIGNAL one of the names of [Signals].
-const DefaultRules = "mutex_wait > 4x baseline min 1 for 100ms; lock_waiters > 4x baseline min 16 for 2s"
+// Not caught by default: contention below one goroutine blocked on
+// average (a lock held for a long time but rarely); a lock held for less
+// than StuckAfter at a time whose waiters total under the spike floor;
+// lock waits outside sync.Mutex/RWMutex (channels, cgo locks: see the
+// futex_waiters signal).
+const DefaultRules = "mutex_wait > 4x baseline min 1 max 8 for 100ms; stuck_waiters > 0"
 
 // parseRules reads rules in the rule language; "off" is no rules.
 func parseRules(text string) ([]rules.Rule, error) {

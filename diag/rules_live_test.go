@@ -113,14 +113,14 @@ func TestDefaultRulesCatchSpikeAndStuckLock(t *testing.T) {
 	nextEvent(t, sub, 10*time.Second, EventRecovered)
 
 	// A stuck lock: 50 goroutines parked behind a holder that does not
-	// let go. mutex_wait cannot see it until release; lock_waiters can.
+	// let go. mutex_wait cannot see it until release; stuck_waiters can.
 	ready, release := contention.Stuck(50)
 	t.Cleanup(release)
 	<-ready
 	stuckStart := time.Now()
 	ev = nextEvent(t, sub, 15*time.Second, EventBreach)
-	if ev.Breach.Signal != "lock_waiters" || !ev.Breach.Snapshot {
-		t.Errorf("breach = %+v, want lock_waiters with a snapshot", ev.Breach)
+	if ev.Breach.Signal != "stuck_waiters" || !ev.Breach.Snapshot {
+		t.Errorf("breach = %+v, want stuck_waiters with a snapshot", ev.Breach)
 	}
 	t.Logf("stuck-lock breach %v after the holder stopped", ev.Time.Sub(stuckStart))
 	snap = nextEvent(t, sub, 20*time.Second, EventSnapshot, EventSnapshotFailed)

@@ -30,9 +30,15 @@ const (
 	// running.
 	GoroutinesRunnable
 	// LockWaiters is the number of goroutines parked right now in
-	// sync.Mutex or sync.RWMutex acquire, from a goroutine profile. It
-	// sees a lock that is still held; it is sampled less often.
+	// sync.Mutex or sync.RWMutex acquire, from a goroutine scan. It sees
+	// a lock that is still held; it is sampled less often (see
+	// [Config.ScanCPU]).
 	LockWaiters
+	// StuckWaiters is the number of goroutines parked at lock sites that
+	// made no progress for [Config.StuckAfter]: in every goroutine scan
+	// for that long, with no lock wait ending that could have been
+	// theirs. It depends on no baseline: a stuck lock, a deadlock.
+	StuckWaiters
 	// FutexWaiters is the number of OS threads blocked in a futex on a
 	// lock word (runtime-internal or cgo/pthread locks; Linux only).
 	FutexWaiters
@@ -53,6 +59,7 @@ var signalInfo = [numSignals]struct{ name, unit, help string }{
 	GoroutinesWaiting:  {"goroutines_waiting", "", "goroutines blocked on anything"},
 	GoroutinesRunnable: {"goroutines_runnable", "", "goroutines waiting for a CPU"},
 	LockWaiters:        {"lock_waiters", "", "goroutines parked in Mutex/RWMutex acquire now"},
+	StuckWaiters:       {"stuck_waiters", "", "goroutines parked at lock sites that made no progress"},
 	FutexWaiters:       {"futex_waiters", "", "OS threads blocked on a lock word (runtime or cgo locks)"},
 	RunDelay:           {"run_delay", "s/s", "seconds per second threads waited for a CPU"},
 	CtxSwitches:        {"ctx_switches", "1/s", "context switches per second"},
@@ -195,6 +202,9 @@ type metricsReader struct {
 
 	// Cumulative mutex wait readings within the smoothing window.
 	waits []waitPoint
+	// cumWait is the latest cumulative lock wait in seconds (NaN if the
+	// runtime does not have the metric).
+	cumWait float64
 	// Previous cumulative scheduling latency histogram.
 	prevLat []uint64
 }
@@ -234,8 +244,10 @@ func (r *metricsReader) read(s *Sample) {
 	metrics.Read(r.samples)
 	now := s.Time
 
+	r.cumWait = math.NaN()
 	if v, ok := floatValue(r.samples[mWait]); ok {
 		s.Values[MutexWait] = r.waitRate(now, v)
+		r.cumWait = v
 	}
 	if r.samples[mLat].Value.Kind() == metrics.KindFloat64Histogram {
 		s.Values[SchedLatencyP99] = r.latencyP99(r.samples[mLat].Value.Float64Histogram())

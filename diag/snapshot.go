@@ -150,11 +150,10 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 		windowStart = profStart
 	}
 
-	// What is parked on locks right now, and the goroutine dumps.
+	// What is parked on locks right now (with what the sampler knows of
+	// their progress), and the goroutine dumps.
 	goroutines := runtime.NumGoroutine()
-	if goroutines <= m.cfg.GoroutineGuard {
-		_, opts.Parked = newWaiterScanner().scan()
-	}
+	opts.Parked = m.parkedNow()
 	m.goroutineDumps(&b, goroutines)
 
 	// Threads, at the trigger.
@@ -256,19 +255,31 @@ func (m *Monitor) profileDeltas(b *bundle.Builder, now, windowStart time.Time, m
 	return mutex, block, from
 }
 
-// fullDumpMax is the most goroutines for which goroutines-full.txt (the
-// debug=2 form, with wait reasons and durations) is written: it stops the
-// world for the whole dump.
-const fullDumpMax = 1000
+// parkedNow scans the goroutines parked on locks now and marks the sites
+// the sampler has seen make no progress.
+func (m *Monitor) parkedNow() []lockreport.ParkedSite {
+	_, sites := newWaiterScanner().scan()
+	m.stateMu.Lock()
+	known := m.waitSites
+	since := time.Since(m.lastWaiters)
+	m.stateMu.Unlock()
+	for i := range sites {
+		for _, k := range known {
+			if k.NoProgress > 0 && k.Kind == sites[i].Kind && k.Func == sites[i].Func && k.File == sites[i].File && k.Line == sites[i].Line {
+				sites[i].NoProgress = k.NoProgress + since
+			}
+		}
+	}
+	return sites
+}
 
+// goroutineDumps adds goroutines.txt (debug=1: stacks with counts, from a
+// goroutine profile, about 1µs per goroutine without a long pause) and,
+// up to the goroutine guard, goroutines-full.txt (debug=2: every goroutine
+// with its id, wait reason and arguments, which stops the world for about
+// 6µs per goroutine).
 func (m *Monitor) goroutineDumps(b *bundle.Builder, goroutines int) {
 	t0 := time.Now()
-	if goroutines > m.cfg.GoroutineGuard {
-		// About 10µs per goroutine: a second of CPU at 100k.
-		b.Note(bundle.GoroutinesFile, "skipped", fmt.Sprintf("%d goroutines is above the guard of %d (LOCKDIAG_GOROUTINE_GUARD)", goroutines, m.cfg.GoroutineGuard), t0)
-		b.Note(bundle.GoroutinesFullFile, "skipped", "above the guard", t0)
-		return
-	}
 	var buf bytes.Buffer
 	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
 		b.Note(bundle.GoroutinesFile, "failed", err.Error(), t0)
@@ -277,9 +288,8 @@ func (m *Monitor) goroutineDumps(b *bundle.Builder, goroutines int) {
 		b.Note(bundle.GoroutinesFile, "ok", fmt.Sprintf("%d goroutines", goroutines), t0)
 	}
 	t0 = time.Now()
-	limit := min(fullDumpMax, m.cfg.GoroutineGuard)
-	if goroutines > limit {
-		b.Note(bundle.GoroutinesFullFile, "skipped", fmt.Sprintf("%d goroutines is above %d; the full dump stops the world", goroutines, limit), t0)
+	if goroutines > m.cfg.GoroutineGuard {
+		b.Note(bundle.GoroutinesFullFile, "skipped", fmt.Sprintf("%d goroutines is above the guard of %d (LOCKDIAG_GOROUTINE_GUARD); the full dump stops the world", goroutines, m.cfg.GoroutineGuard), t0)
 		return
 	}
 	var full bytes.Buffer

@@ -35,6 +35,8 @@ type Status struct {
 	WaitSitesTime time.Time               `json:"wait_sites_time"`
 	// WaitSitesNote says why there is no scan, if there is none.
 	WaitSitesNote string `json:"wait_sites_note,omitempty"`
+	// ScanCost is what the last goroutine scan took.
+	ScanCost time.Duration `json:"scan_cost,omitempty"`
 	// Holders are the critical sections that made others wait recently:
 	// the top Unlock sites of the mutex profile over HoldersWindow (the
 	// span between its two reads furthest apart in the last 10s or so).
@@ -144,7 +146,7 @@ func (m *Monitor) Status() Status {
 	m.stateMu.Lock()
 	st.WaitSites = m.waitSites
 	st.WaitSitesTime = m.lastWaiters
-	st.WaitSitesNote = m.waiterNote
+	st.ScanCost = m.scanCost
 	if len(m.collectErrs) > 0 {
 		st.Errors = make(map[string]string, len(m.collectErrs))
 		for k, v := range m.collectErrs {
@@ -231,7 +233,11 @@ func (s *Status) WriteText(w io.Writer) error {
 
 	p("\nGOROUTINES PARKED ON LOCKS NOW")
 	if !s.WaitSitesTime.IsZero() {
-		p(" (scanned %v ago)", s.Time.Sub(s.WaitSitesTime).Round(time.Millisecond))
+		p(" (scanned %s ago", textfmt.Dur(s.Time.Sub(s.WaitSitesTime).Round(time.Millisecond)))
+		if s.ScanCost > 0 {
+			p(", %s per scan", textfmt.Dur(s.ScanCost))
+		}
+		p(")")
 	}
 	p("\n")
 	switch {
@@ -245,7 +251,11 @@ func (s *Status) WriteText(w io.Writer) error {
 			p("  ... %d more sites\n", len(s.WaitSites)-i)
 			break
 		}
-		p("  %5d  %-14s %s\n", ws.Waiters, ws.Kind, ws.Where())
+		stuck := ""
+		if ws.NoProgress > 0 {
+			stuck = "  STUCK: no progress for " + textfmt.Dur(ws.NoProgress)
+		}
+		p("  %5d  %-14s %s%s\n", ws.Waiters, ws.Kind, ws.Where(), stuck)
 	}
 
 	if len(s.Holders) > 0 {

@@ -22,6 +22,9 @@ func kindNoun(kind string) string {
 }
 
 func headline(rep *Report) string {
+	if h, ok := stuckHeadline(rep); ok {
+		return h
+	}
 	if len(rep.Sites) > 0 {
 		return traceHeadline(rep)
 	}
@@ -67,6 +70,18 @@ func traceHeadline(rep *Report) string {
 		b.WriteString(" (partial window)")
 	}
 	return b.String()
+}
+
+// stuckHeadline speaks of a lock that makes no progress: it comes first,
+// whatever the trace saw before, because it is still going on.
+func stuckHeadline(rep *Report) (string, bool) {
+	for _, p := range rep.Parked {
+		if p.NoProgress > 0 {
+			return fmt.Sprintf("stuck lock: %s parked on the %s at %s with no progress for %s",
+				textfmt.Plural(p.Waiters, "goroutine", "goroutines"), kindNoun(p.Kind), p.Where(), textfmt.Dur(p.NoProgress)), true
+		}
+	}
+	return "", false
 }
 
 // parkedHeadline speaks of the goroutines parked on locks when the window

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lockdiag/lockdiag/internal/stacks"
+	"github.com/lockdiag/lockdiag/internal/textfmt"
 )
 
 // parkedSites returns the parked sites, most waiters first.
@@ -93,7 +94,11 @@ func writeParked(w io.Writer, parked []ParkedSite) {
 			fmt.Fprintf(w, "  ... %d more sites\n", len(parked)-i)
 			break
 		}
-		fmt.Fprintf(w, "  %5d  %-14s %s\n", s.Waiters, s.Kind, s.Where())
+		stuck := ""
+		if s.NoProgress > 0 {
+			stuck = "  no progress for " + textfmt.Dur(s.NoProgress)
+		}
+		fmt.Fprintf(w, "  %5d  %-14s %s%s\n", s.Waiters, s.Kind, s.Where(), stuck)
 	}
 	fmt.Fprintf(w, "  (A lock that is still held shows here, not in the trace's wait totals.)\n")
 }

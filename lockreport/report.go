@@ -318,6 +318,11 @@ type ParkedSite struct {
 	Line int    `json:"line"`
 	// Waiters is how many goroutines were parked there.
 	Waiters int `json:"waiters"`
+	// NoProgress is how long the site has made no progress when a
+	// monitor watched it: goroutines were parked there at every scan and
+	// the lock wait they would have added by being served did not come.
+	// Zero when the site progressed or was not watched that long.
+	NoProgress time.Duration `json:"no_progress,omitempty"`
 }
 
 // Where returns "file.go:88 (pkg.Func)".

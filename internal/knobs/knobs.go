@@ -360,3 +360,20 @@ func ParseInt(v string, lo, hi int) (int, error) {
 	}
 	return x, nil
 }
+
+// ParseShare reads a share as a percentage (0.5%) or a fraction (0.005),
+// within [lo, hi] as a fraction.
+func ParseShare(v string, lo, hi float64) (float64, error) {
+	num, pct := strings.CutSuffix(v, "%")
+	f, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, errors.New("must be a share like 0.5% or 0.005")
+	}
+	if pct {
+		f /= 100
+	}
+	if f < lo || f > hi {
+		return 0, fmt.Errorf("must be between %g%% and %g%%", lo*100, hi*100)
+	}
+	return f, nil
+}

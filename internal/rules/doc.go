@@ -7,7 +7,7 @@
 //
 //	RULES := RULE { ';' RULE }
 //	RULE  := SIGNAL OP THRESHOLD [ 'for' DURATION ]
-//	       | SIGNAL OP FACTOR 'x' 'baseline' [ 'min' VALUE ] [ 'for' DURATION ]
+//	       | SIGNAL OP FACTOR 'x' 'baseline' [ 'min' VALUE ] [ 'max' VALUE ] [ 'for' DURATION ]
 //	OP    := '>' | '>='
 //
 // SIGNAL is the name of a signal, such as mutex_wait. THRESHOLD and VALUE
@@ -22,9 +22,18 @@
 //
 // A threshold rule compares the signal with the threshold. A baseline
 // rule compares it with FACTOR times the signal's own moving baseline,
-// but at least VALUE (the floor keeps a near-zero baseline from making
-// noise an incident). With "for", the condition must hold for DURATION
-// before the rule breaches; without it the first value above breaches.
+// but at least the min VALUE (the floor keeps a near-zero baseline from
+// making noise an incident) and at most the max VALUE (the ceiling, if
+// given: a value above it always breaches). With "for", the condition must
+// hold for DURATION before the rule breaches; without it the first value
+// above breaches.
+//
+// A baseline never learns an incident: it learns only values at or below
+// the rule's current threshold, while warming up as after. It starts at
+// zero, so the threshold starts at the floor: a process that starts inside
+// an incident, or whose lock gets stuck while it warms up, breaches once
+// the warm-up ends. A slow climb raises the baseline with it, but breaches
+// at the ceiling at the latest, before it becomes the new normal.
 //
 // # Engine
 //
@@ -32,6 +41,8 @@
 // [Engine.Observe] and returns [Event]s. A rule goes through the phases
 // warming_up, ok, pending (condition true, "for" running), breached, and
 // clearing (below the clear level, [Config.Clear] running), back to ok.
+// Only baseline rules warm up: a threshold rule is an absolute SLO from
+// its first value.
 // A Breach event starts an episode and says whether to take a snapshot:
 // at most one per episode, none during the rule's [Config.Cooldown] after
 // its previous snapshot, and at most [Config.Budget] per

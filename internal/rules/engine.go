@@ -9,10 +9,11 @@ import (
 
 // Config tunes an [Engine]. The zero value gives the defaults.
 type Config struct {
-	// Warmup is how long a rule only watches, counted from the first
-	// value of its signal: no rule breaches before it has seen Warmup of
-	// observations. Baseline rules also wait for their baseline (see
-	// BaselineWindow). If zero, 10s is used. If negative, there is none.
+	// Warmup is how long a baseline rule only watches and learns,
+	// counted from the first value of its signal: it breaches only after
+	// Warmup of observations and once its baseline is ready (see
+	// BaselineWindow). Threshold rules do not warm up. If zero, 10s is
+	// used. If negative, there is none.
 	Warmup time.Duration
 
 	// BaselineWindow is the time constant of a baseline rule's baseline:
@@ -139,7 +140,7 @@ type Event struct {
 	// Value is the signal's value at Time.
 	Value float64 `json:"value"`
 	// Threshold is the rule's threshold at Time: the absolute threshold,
-	// or Factor × Baseline but at least Min.
+	// or Factor × Baseline, at least Min and at most the ceiling.
 	Threshold float64 `json:"threshold"`
 	// Baseline is the baseline of a baseline rule (frozen since the
 	// episode started); 0 for a threshold rule.
@@ -294,10 +295,17 @@ func (e *Engine) step(i int, rs *ruleState, t time.Time, v float64) (Event, bool
 
 	switch rs.phase {
 	case WarmingUp:
-		ready := reached(t.Sub(rs.first), e.cfg.Warmup, gap) &&
-			(!r.IsBaseline() || reached(rs.learned+gap, e.cfg.BaselineWindow/6, gap))
+		ready := !r.IsBaseline() || reached(t.Sub(rs.first), e.cfg.Warmup, gap) &&
+			reached(rs.learned+gap, e.cfg.BaselineWindow/6, gap)
 		if !ready {
-			e.learn(rs, v, gap)
+			// Only what would not breach: a process that starts inside
+			// an incident, or whose lock gets stuck while it warms up,
+			// must not learn the incident as normal.
+			if r.Op.holds(v, e.threshold(rs)) {
+				rs.learned += gap
+			} else {
+				e.learn(rs, v, gap)
+			}
 			return Event{}, false
 		}
 		rs.phase, rs.since = OK, t
@@ -386,7 +394,8 @@ func (e *Engine) threshold(rs *ruleState) float64 {
 	if !rs.rule.IsBaseline() {
 		return rs.rule.Threshold
 	}
-	return max(rs.rule.Factor*rs.baseline(), rs.rule.Min)
+	r := &rs.rule
+	return min(max(r.Factor*rs.baseline(), r.Min), r.Ceiling())
 }
 
 func (e *Engine) event(kind EventKind, i int, rs *ruleState, t time.Time, v, thr float64) Event {

@@ -51,16 +51,29 @@ type Rule struct {
 	// signal's unit (seconds for durations). Unused when Factor > 0.
 	Threshold float64
 	// Factor > 0 makes this a baseline rule: its threshold is Factor
-	// times the signal's baseline, but at least Min.
+	// times the signal's baseline, but at least Min and at most Max.
 	Factor float64
 	// Min is the floor of a baseline rule's threshold.
 	Min float64
+	// Max is the ceiling of a baseline rule's threshold: a value above it
+	// always breaches, however high the baseline has grown. Zero means
+	// no ceiling.
+	Max float64
 	// For is how long the condition must hold before the rule breaches.
 	For time.Duration
 }
 
 // IsBaseline reports whether r compares with a baseline.
 func (r Rule) IsBaseline() bool { return r.Factor > 0 }
+
+// Ceiling returns the ceiling of a baseline rule's threshold: Max, or
+// +Inf when there is none.
+func (r Rule) Ceiling() float64 {
+	if r.Max > 0 {
+		return r.Max
+	}
+	return math.Inf(1)
+}
 
 // String returns r in the canonical form of the rule language, which
 // Parse reads back into an equal Rule: numbers in the shortest form that
@@ -79,6 +92,10 @@ func (r Rule) String() string {
 		if r.Min != 0 {
 			b.WriteString(" min ")
 			b.WriteString(formatNumber(r.Min))
+		}
+		if r.Max != 0 {
+			b.WriteString(" max ")
+			b.WriteString(formatNumber(r.Max))
 		}
 	} else {
 		b.WriteString(formatNumber(r.Threshold))
@@ -282,7 +299,7 @@ func (p *parser) rule(first token) (Rule, error) {
 	}
 
 	tok := p.next()
-	sawMin, sawFor := false, false
+	sawMin, sawMax, sawFor := false, false, false
 	if isFactor && tok.kind == tokWord && tok.text == "min" {
 		val := p.next()
 		v, _, err := parseValue(val, false)
@@ -291,6 +308,19 @@ func (p *parser) rule(first token) (Rule, error) {
 		}
 		r.Min = v
 		after, sawMin = val.text, true
+		tok = p.next()
+	}
+	if isFactor && tok.kind == tokWord && tok.text == "max" {
+		val := p.next()
+		v, _, err := parseValue(val, false)
+		if err != nil {
+			return r, p.errorf(val, "expected a number or duration after \"max\", found %s%s", val.found(), err)
+		}
+		if v < r.Min || v == 0 {
+			return r, p.errorf(val, "the ceiling %s must be above 0 and at least the floor (min %s)", quote(val.text), formatNumber(r.Min))
+		}
+		r.Max = v
+		after, sawMax = val.text, true
 		tok = p.next()
 	}
 	if tok.kind == tokWord && tok.text == "for" {
@@ -308,8 +338,10 @@ func (p *parser) rule(first token) (Rule, error) {
 		switch {
 		case sawFor:
 			expect = `";" or end of input`
-		case isFactor && !sawMin:
-			expect = `"min", "for", ";" or end of input`
+		case isFactor && !sawMin && !sawMax:
+			expect = `"min", "max", "for", ";" or end of input`
+		case isFactor && !sawMax:
+			expect = `"max", "for", ";" or end of input`
 		}
 		return r, p.errorf(tok, "expected %s after %s, found %s", expect, quote(after), tok.found())
 	}

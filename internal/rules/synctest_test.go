@@ -155,7 +155,7 @@ func TestScenarios(t *testing.T) {
 		want:  []string{"1s #0 breach snapshot", "3.1s #0 recovered"},
 	}, {
 		name:  "warm-up suppresses breaches until it has passed",
-		rules: "x > 1",
+		rules: "x > 2x baseline min 1",
 		dur:   15 * s,
 		// The first value comes at 0.1s, so the default warm-up of 10s
 		// ends at 10.1s; the value is high from 5s to 11s.
@@ -163,8 +163,8 @@ func TestScenarios(t *testing.T) {
 		want: []string{"10.1s #0 breach snapshot", "13s #0 recovered"},
 	}, {
 		name:  "warm-up counts from the signal's first value",
-		rules: "x > 1",
-		cfg:   Config{Warmup: 2 * s},
+		rules: "x > 2x baseline min 1",
+		cfg:   Config{Warmup: 2 * s, BaselineWindow: 6 * s},
 		dur:   10 * s,
 		sc:    steps([]time.Duration{3 * s, 4 * s}, []float64{0, 5}),
 		want:  []string{"5s #0 breach snapshot"},
@@ -272,8 +272,49 @@ func TestScenarios(t *testing.T) {
 			"33s #0 recovered", "33s #1 recovered",
 		},
 	}, {
+		name:  "threshold rules do not warm up",
+		rules: "x > 1",
+		dur:   5 * s,
+		sc:    between(2*s, 3*s, 5, 0),
+		want:  []string{"2s #0 breach snapshot", "5s #0 recovered"},
+	}, {
+		// A lock stuck 6s after start, with its waiters piling up during
+		// the warm-up (12, then 22, then 32, ... 50): only 12 is below
+		// the threshold (the floor, 16), so the rule breaches once the
+		// warm-up ends.
+		name:     "an incident during the warm-up is not learned",
+		rules:    "lock_waiters > 4x baseline min 16 for 2s",
+		interval: time.Second,
+		dur:      30 * s,
+		sc: func(_ string, el time.Duration) (float64, bool) {
+			if el < 6*s {
+				return 1, true
+			}
+			return min(12+float64(el-6*s)/float64(s)*10, 50), true
+		},
+		want: []string{"13s #0 breach snapshot"},
+	}, {
+		// Restarted into an incident: contention from the first value.
+		name:  "a process that starts inside an incident breaches after its warm-up",
+		rules: "mutex_wait > 4x baseline min 1 for 100ms",
+		dur:   20 * s,
+		sc:    func(string, time.Duration) (float64, bool) { return 16, true },
+		want:  []string{"10.2s #0 breach snapshot"},
+	}, {
+		// A slow climb, 0 to 10 over ten minutes: the baseline follows it
+		// (each value is below four times the lagging baseline), but the
+		// ceiling stops it from becoming normal.
+		name:     "a slow climb breaches at the ceiling",
+		rules:    "mutex_wait > 4x baseline min 1 max 4",
+		interval: time.Second,
+		dur:      600 * s,
+		sc: func(_ string, el time.Duration) (float64, bool) {
+			return el.Seconds() / 60, true
+		},
+		want: []string{"4m1s #0 breach snapshot"},
+	}, {
 		name:     "baseline follows a slow change and fires on a jump",
-		rules:    "x > 2x baseline min 0.5",
+		rules:    "x > 2x baseline min 2 max 100",
 		interval: time.Second,
 		dur:      1300 * s,
 		sc: func(_ string, el time.Duration) (float64, bool) {
@@ -356,7 +397,7 @@ func TestEpisodeDetails(t *testing.T) {
 // what was learned.
 func TestBaselineFrozenDuringEpisode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := NewEngine(mustParse(t, "x > 4x baseline min 1"), Config{Warmup: -1, Clear: -1})
+		e := NewEngine(mustParse(t, "x > 4x baseline min 1 max 20"), Config{Warmup: -1, Clear: -1})
 		sc := func(_ string, el time.Duration) (float64, bool) {
 			switch {
 			case el >= 30*s && el < 150*s:

@@ -1,0 +1,229 @@
+package diag
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/lockdiag/lockdiag/lockreport"
+)
+
+// The goroutine scans behind lock_waiters and stuck_waiters cost about a
+// microsecond per goroutine (runtime.GoroutineProfile): 1 ms at 1k
+// goroutines, 100 ms at 100k. scanSchedule decides when to pay it, under a
+// CPU budget, so that the scans never go blind at any goroutine count and
+// never alias with a program's own periodic work:
+//
+//   - regular scans every max(Config.LockWaitersInterval, cost/budget),
+//     each gap drawn at random between 0.7 and 1.3 of it, so a holder
+//     driven by a ticker cannot stay in phase with them;
+//   - early scans when a cheap hint says one is worth it: goroutines_waiting
+//     (from runtime/metrics, every tick) has risen by hintWaiters since the
+//     last scan and stayed up for hintTicks ticks (goroutines piling up
+//     somewhere), or a site seen with waiters needs a confirming scan;
+//   - early scans spend from a bucket of CPU time that refills at the
+//     budget's rate, so hints cannot push the scans past the budget.
+type scanSchedule struct {
+	interval time.Duration // least gap between regular scans
+	budget   float64       // share of one CPU the scans may use
+	rng      *rand.Rand
+
+	cost   time.Duration // the last scan's cost, smoothed
+	tokens time.Duration // CPU that early scans may still spend
+	last   time.Time     // of the last scan
+	next   time.Time     // of the next regular scan
+	filled time.Time     // when tokens were last refilled
+
+	waitingAtScan float64   // goroutines_waiting at the last scan
+	recentWaiting []float64 // goroutines_waiting at the last ticks
+}
+
+const (
+	// hintWaiters is how many more goroutines must be waiting (on
+	// anything) than at the last scan for an early scan.
+	hintWaiters = 16
+	// hintTicks is how many ticks in a row they must stay.
+	hintTicks = 3
+	// minEarlyGap is the least gap before an early scan.
+	minEarlyGap = 200 * time.Millisecond
+	// tokenHorizon bounds the bucket of early scans: at most this much
+	// of the budget is saved up, and at least enough for a few scans.
+	tokenHorizon = 30 * time.Second
+)
+
+func newScanSchedule(interval time.Duration, budget float64, seed uint64) *scanSchedule {
+	return &scanSchedule{
+		interval: interval,
+		budget:   budget,
+		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+	}
+}
+
+// due reports whether to scan at now. waiting is goroutines_waiting now
+// (NaN if unknown); confirm is the earliest time a confirming scan of a
+// suspected stuck site is useful (zero if none).
+func (s *scanSchedule) due(now time.Time, waiting float64, confirm time.Time) bool {
+	s.refill(now)
+	if s.last.IsZero() || !now.Before(s.next) {
+		return true
+	}
+	if now.Sub(s.last) < minEarlyGap || s.tokens < s.cost {
+		return false
+	}
+	if !confirm.IsZero() && !now.Before(confirm) {
+		return true
+	}
+	if waiting == waiting { // not NaN
+		s.recentWaiting = append(s.recentWaiting, waiting)
+		if len(s.recentWaiting) > hintTicks {
+			s.recentWaiting = s.recentWaiting[len(s.recentWaiting)-hintTicks:]
+		}
+		if len(s.recentWaiting) == hintTicks {
+			low := s.recentWaiting[0]
+			for _, w := range s.recentWaiting[1:] {
+				low = min(low, w)
+			}
+			if low-s.waitingAtScan >= hintWaiters {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *scanSchedule) refill(now time.Time) {
+	if !s.filled.IsZero() && now.After(s.filled) {
+		s.tokens += time.Duration(s.budget * float64(now.Sub(s.filled)))
+		s.tokens = min(s.tokens, max(4*s.cost, time.Duration(s.budget*float64(tokenHorizon))))
+	}
+	s.filled = now
+}
+
+// done records a scan at now that cost cost, and plans the next regular
+// one.
+func (s *scanSchedule) done(now time.Time, cost time.Duration, waiting float64) {
+	early := !s.last.IsZero() && now.Before(s.next)
+	if s.cost == 0 {
+		s.cost = cost
+	} else {
+		s.cost = (3*s.cost + cost) / 4
+	}
+	if early {
+		s.tokens = max(s.tokens-cost, 0)
+	}
+	s.last = now
+	s.waitingAtScan = waiting
+	s.recentWaiting = s.recentWaiting[:0]
+	gap := max(s.interval, time.Duration(float64(s.cost)/s.budget))
+	s.next = now.Add(time.Duration(float64(gap) * (0.7 + 0.6*s.rng.Float64())))
+}
+
+// stuckTracker decides which lock sites make no progress: a site is stuck
+// when goroutines are parked there in every scan for at least bound, and
+// the runtime's cumulative lock wait (/sync/mutex/wait/total:seconds,
+// which counts a wait when it ends) grew by less than those waiters would
+// have added had they been served (Little's law: n waiters served
+// continuously add about n seconds of wait per second), after what the
+// other sites' waiters may have added. A site seen with few waiters needs
+// more scans before it counts as stuck: one goroutine caught at a busy
+// lock a few times in a row is luck, not a stuck lock.
+type stuckTracker struct {
+	bound time.Duration
+	runs  map[siteKey]*stuckRun
+}
+
+// stuckRun is a site's unbroken run of scans with waiters.
+type stuckRun struct {
+	site      lockreport.ParkedSite
+	since     time.Time // first scan of the run
+	sinceWait float64   // cumulative lock wait seconds then
+	scans     int
+	minCount  int
+	otherSum  float64 // other sites' waiters, summed over the run's scans
+	stuck     bool
+}
+
+func newStuckTracker(bound time.Duration) *stuckTracker {
+	return &stuckTracker{bound: bound, runs: make(map[siteKey]*stuckRun)}
+}
+
+// scansNeeded is how many scans a run of at least n waiters needs.
+func scansNeeded(n int) int {
+	switch {
+	case n >= 4:
+		return 2
+	case n >= 2:
+		return 3
+	}
+	return 5
+}
+
+// update takes a scan's sites at now, with cumWait the cumulative lock
+// wait in seconds (NaN if unknown), and returns the goroutines parked at
+// stuck sites and the sites with how long they have made no progress.
+func (t *stuckTracker) update(now time.Time, sites []lockreport.ParkedSite, cumWait float64) (stuck int, out []lockreport.ParkedSite) {
+	total := 0
+	for _, s := range sites {
+		total += s.Waiters
+	}
+	seen := make(map[siteKey]bool, len(sites))
+	for _, s := range sites {
+		k := siteKey{kind: s.Kind, fn: s.Func, file: s.File, line: s.Line}
+		seen[k] = true
+		r := t.runs[k]
+		if r == nil {
+			r = &stuckRun{since: now, sinceWait: cumWait, minCount: s.Waiters}
+			t.runs[k] = r
+		}
+		r.site = s
+		r.scans++
+		r.minCount = min(r.minCount, s.Waiters)
+		r.otherSum += float64(total - s.Waiters)
+		r.stuck = t.judge(r, now, cumWait)
+	}
+	for k := range t.runs {
+		if !seen[k] {
+			delete(t.runs, k)
+		}
+	}
+	out = make([]lockreport.ParkedSite, 0, len(sites))
+	for _, s := range sites {
+		r := t.runs[siteKey{kind: s.Kind, fn: s.Func, file: s.File, line: s.Line}]
+		if r.stuck {
+			s.NoProgress = now.Sub(r.since)
+			stuck += s.Waiters
+		}
+		out = append(out, s)
+	}
+	return stuck, out
+}
+
+func (t *stuckTracker) judge(r *stuckRun, now time.Time, cumWait float64) bool {
+	span := now.Sub(r.since)
+	if span < t.bound || r.scans < scansNeeded(r.minCount) {
+		return false
+	}
+	if cumWait != cumWait || r.sinceWait != r.sinceWait { // NaN: no counter, trust the scans
+		return true
+	}
+	secs := span.Seconds()
+	others := r.otherSum / float64(r.scans) * secs
+	return cumWait-r.sinceWait < others+0.5*float64(r.minCount)*secs
+}
+
+// confirmAt returns when a scan would next move a suspected site toward a
+// verdict, or zero when no site is suspected.
+func (t *stuckTracker) confirmAt() time.Time {
+	var at time.Time
+	for _, r := range t.runs {
+		if r.stuck {
+			continue
+		}
+		// Spread the scans a run needs over the bound.
+		step := t.bound / time.Duration(scansNeeded(r.minCount)-1)
+		next := r.since.Add(step * time.Duration(r.scans))
+		if at.IsZero() || next.Before(at) {
+			at = next
+		}
+	}
+	return at
+}

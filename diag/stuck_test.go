@@ -1,0 +1,159 @@
+package diag
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/lockdiag/lockdiag/lockreport"
+)
+
+func site(fn string, n int) lockreport.ParkedSite {
+	return lockreport.ParkedSite{Kind: "Mutex.Lock", Func: fn, File: "x.go", Line: 1, Waiters: n}
+}
+
+// feedTracker scans every step from t0 for d, with sites(t) parked and
+// the cumulative lock wait growing by rate(t) seconds per second, and
+// returns the first time stuck_waiters was positive (zero if never) and
+// the last stuck count.
+func feedTracker(tr *stuckTracker, d, step time.Duration, sites func(el time.Duration) []lockreport.ParkedSite, rate func(el time.Duration) float64) (first time.Duration, stuck int) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cum := 0.0
+	first = -1
+	for el := time.Duration(0); el <= d; el += step {
+		if el > 0 {
+			cum += rate(el) * step.Seconds()
+		}
+		stuck, _ = tr.update(t0.Add(el), sites(el), cum)
+		if stuck > 0 && first < 0 {
+			first = el
+		}
+	}
+	return first, stuck
+}
+
+func TestStuckTracker(t *testing.T) {
+	s := time.Second
+	tests := []struct {
+		name      string
+		sites     func(el time.Duration) []lockreport.ParkedSite
+		rate      func(el time.Duration) float64
+		wantFirst time.Duration // -1: never stuck
+	}{{
+		name:      "50 waiters, no wait ends: stuck after the bound",
+		sites:     func(time.Duration) []lockreport.ParkedSite { return []lockreport.ParkedSite{site("main.get", 50)} },
+		rate:      func(time.Duration) float64 { return 0 },
+		wantFirst: 2 * s,
+	}, {
+		name:      "a saturated lock: 30 waiters always, served all the time",
+		sites:     func(time.Duration) []lockreport.ParkedSite { return []lockreport.ParkedSite{site("main.hot", 30)} },
+		rate:      func(time.Duration) float64 { return 30 },
+		wantFirst: -1,
+	}, {
+		name: "a stuck lock beside a saturated one",
+		sites: func(time.Duration) []lockreport.ParkedSite {
+			return []lockreport.ParkedSite{site("main.hot", 30), site("main.get", 50)}
+		},
+		rate:      func(time.Duration) float64 { return 30 },
+		wantFirst: 2 * s,
+	}, {
+		name:      "one waiter: stuck only after five scans",
+		sites:     func(time.Duration) []lockreport.ParkedSite { return []lockreport.ParkedSite{site("main.get", 1)} },
+		rate:      func(time.Duration) float64 { return 0 },
+		wantFirst: 4 * s,
+	}, {
+		name: "a waiter caught at a busy lock now and then is never stuck",
+		sites: func(el time.Duration) []lockreport.ParkedSite {
+			if int(el/s)%3 == 2 {
+				return nil
+			}
+			return []lockreport.ParkedSite{site("main.busy", 1)}
+		},
+		rate:      func(time.Duration) float64 { return 0.3 },
+		wantFirst: -1,
+	}, {
+		name: "released after 1.5s: never stuck",
+		sites: func(el time.Duration) []lockreport.ParkedSite {
+			if el < 1500*time.Millisecond {
+				return []lockreport.ParkedSite{site("main.get", 20)}
+			}
+			return nil
+		},
+		rate:      func(el time.Duration) float64 { return 0 },
+		wantFirst: -1,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			first, _ := feedTracker(newStuckTracker(2*s), 10*s, s, tt.sites, tt.rate)
+			if first != tt.wantFirst {
+				t.Errorf("first stuck at %v, want %v", first, tt.wantFirst)
+			}
+		})
+	}
+}
+
+func TestStuckTrackerMarksSites(t *testing.T) {
+	tr := newStuckTracker(time.Second)
+	t0 := time.Now()
+	tr.update(t0, []lockreport.ParkedSite{site("main.get", 8)}, 0)
+	stuck, sites := tr.update(t0.Add(1500*time.Millisecond), []lockreport.ParkedSite{site("main.get", 9), site("main.other", 2)}, 0)
+	if stuck != 9 || len(sites) != 2 || sites[0].NoProgress != 1500*time.Millisecond || sites[1].NoProgress != 0 {
+		t.Errorf("stuck = %d, sites = %+v", stuck, sites)
+	}
+	if at := tr.confirmAt(); !at.Equal(t0.Add(1500 * time.Millisecond).Add(time.Second / 2)) {
+		t.Errorf("confirmAt = %v", at.Sub(t0))
+	}
+	// Without the runtime's counter the scans alone decide.
+	tr = newStuckTracker(time.Second)
+	tr.update(t0, []lockreport.ParkedSite{site("main.get", 8)}, math.NaN())
+	if stuck, _ := tr.update(t0.Add(time.Second), []lockreport.ParkedSite{site("main.get", 8)}, math.NaN()); stuck != 8 {
+		t.Errorf("without the counter: stuck = %d, want 8", stuck)
+	}
+}
+
+// TestScanScheduleBudget: at 100k goroutines (a scan costs 100ms) the
+// regular scans keep to the budget, their gaps vary (no aliasing), and a
+// pile-up of waiting goroutines gets an early scan from the saved budget.
+func TestScanScheduleBudget(t *testing.T) {
+	s := newScanSchedule(time.Second, 0.005, 1)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	var spent time.Duration
+	var gaps []time.Duration
+	last := now
+	for now.Sub(t0) < time.Hour {
+		if s.due(now, 100_000, time.Time{}) {
+			if len(gaps) > 0 || now != t0 {
+				gaps = append(gaps, now.Sub(last))
+			}
+			s.done(now, 100*time.Millisecond, 100_000)
+			spent += 100 * time.Millisecond
+			last = now
+		}
+		now = now.Add(100 * time.Millisecond)
+	}
+	share := spent.Seconds() / time.Hour.Seconds()
+	if share > 0.0055 || share < 0.003 {
+		t.Errorf("steady-state scans used %.4f of a CPU, want about the budget 0.005", share)
+	}
+	lo, hi := gaps[0], gaps[0]
+	for _, g := range gaps {
+		lo, hi = min(lo, g), max(hi, g)
+	}
+	if lo < 14*time.Second || hi > 26*time.Second || hi-lo < 4*time.Second {
+		t.Errorf("gaps from %v to %v, want jittered around 20s", lo, hi)
+	}
+
+	// Goroutines pile up: three ticks with 200 more waiting.
+	early := false
+	for i := range 3 {
+		now = now.Add(100 * time.Millisecond)
+		early = s.due(now, 100_200, time.Time{})
+		if early && i < 2 {
+			t.Fatalf("early scan after %d ticks, want 3", i+1)
+		}
+	}
+	if !early || now.Sub(last) > 20*time.Second && !early {
+		t.Errorf("no early scan for 200 more waiting goroutines")
+	}
+}
