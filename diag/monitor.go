@@ -69,9 +69,9 @@ type Monitor struct {
 	waiters  *waiterScanner
 	schedule *scanSchedule
 	stuck    *stuckTracker
-	threads *threadSampler
-	next    struct{ threads, profiles time.Time }
-	carried [numSignals]float64 // slow signals, carried between their scans
+	threads  *threadSampler
+	next     struct{ threads, profiles time.Time }
+	carried  [numSignals]float64 // slow signals, carried between their scans
 }
 
 // rawProfiles is one read of the cumulative mutex and block profiles, kept
