@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/lockdiag/lockdiag/internal/cputime"
 )
 
 // dist summarizes a sample: its median with a distribution-free
@@ -174,4 +176,11 @@ func sig3(x float64) string {
 	default:
 		return fmt.Sprintf("%.3f", x)
 	}
+}
+
+// selfCPU returns this process's user plus system CPU seconds (0 where the
+// system does not say: the sections say so instead of guessing).
+func selfCPU() float64 {
+	s, _ := cputime.Self()
+	return s
 }

@@ -35,9 +35,19 @@ type Config struct {
 	// is used.
 	TraceMaxBytes int64
 
-	// NoTrace disables the flight recorder: snapshots carry profiles but
-	// no execution trace.
-	NoTrace bool
+	// Trace is the trace mode: TraceAuto (the default, when empty),
+	// TraceOn, TraceArmed or TraceOff. The always-on execution tracer
+	// costs in proportion to the goroutine scheduling it records: nothing
+	// measurable for most services, 10-20% for event-dense ones. Auto
+	// records always when that costs less than TraceBudget, and arms the
+	// recorder otherwise: off in steady state, started at an early
+	// warning, so that a snapshot holds the incident as it goes on.
+	Trace string
+
+	// TraceBudget is the share of this process's CPU that the recorder
+	// may cost in TraceAuto mode, estimated from the scheduling rate. If
+	// zero, 0.01 (1%).
+	TraceBudget float64
 
 	// MutexProfileFraction is the rate passed to
 	// [runtime.SetMutexProfileFraction] while the monitor runs: on
@@ -150,13 +160,20 @@ var settings = knobs.Table[Config]{
 		func(c *Config) *time.Duration { return &c.Interval }, 100*time.Millisecond, 10*time.Millisecond, time.Minute, false),
 	knobs.Duration("LOCKDIAG_HISTORY", "history", "how much signal timeline is kept in memory",
 		func(c *Config) *time.Duration { return &c.History }, 5*time.Minute, time.Second, 24*time.Hour, false),
-	knobs.Custom("LOCKDIAG_TRACE", "no_trace", "on", "off runs without the execution-trace flight recorder",
+	knobs.String("LOCKDIAG_TRACE", "trace", TraceAuto, "trace mode: auto (on when it costs under LOCKDIAG_TRACE_BUDGET, else armed), on, armed (off until an early warning) or off",
+		func(c *Config) *string { return &c.Trace }, func() string { return TraceAuto },
+		func(v string) error { _, err := parseTraceMode(v); return err }),
+	knobs.Custom("LOCKDIAG_TRACE_BUDGET", "trace_budget", "1%", "share of the process's CPU the always-on recorder may cost in auto mode",
 		func(c *Config, v string) error {
-			on, err := knobs.ParseSwitch(v)
-			c.NoTrace = !on
+			f, err := knobs.ParseShare(v, 0.0001, 1)
+			c.TraceBudget = f
 			return err
-		}, nil, func(c *Config) any { return c.NoTrace },
-		func(c *Config, raw []byte) error { return jsonBool(raw, &c.NoTrace) }),
+		}, func(c *Config) {
+			if c.TraceBudget == 0 {
+				c.TraceBudget = 0.01
+			}
+		}, func(c *Config) any { return c.TraceBudget },
+		func(c *Config, raw []byte) error { return json.Unmarshal(raw, &c.TraceBudget) }),
 	knobs.Duration("LOCKDIAG_TRACE_WINDOW", "trace_window", "how far back a snapshot's trace reaches",
 		func(c *Config) *time.Duration { return &c.TraceWindow }, 10*time.Second, time.Second, 10*time.Minute, false),
 	knobs.Size("LOCKDIAG_TRACE_MAX_BYTES", "trace_max_bytes", "bound on the trace window's size (a hint: one more second of trace can be over it)",
@@ -248,6 +265,12 @@ func (c Config) withDefaults() Config {
 
 func (c Config) validate() error {
 	errs := []error{settings.Check(&c, "diag: Config.")}
+	if _, err := parseTraceMode(c.Trace); err != nil {
+		errs = append(errs, fmt.Errorf("diag: Config.Trace: %q %v", c.Trace, err))
+	}
+	if c.TraceBudget < 0 || c.TraceBudget > 1 {
+		errs = append(errs, fmt.Errorf("diag: Config.TraceBudget: %v is not a share of the CPU (0 to 1)", c.TraceBudget))
+	}
 	if c.ScanCPU < 0 || c.ScanCPU > 1 {
 		errs = append(errs, fmt.Errorf("diag: Config.ScanCPU: %v is not a share of a CPU (0 to 1)", c.ScanCPU))
 	}
@@ -333,8 +356,7 @@ func parseLogLevel(v string) (slog.Level, error) {
 	return 0, errors.New("must be debug, info, warn, error or off")
 }
 
-func jsonBool(raw []byte, b *bool) error { return json.Unmarshal(raw, b) }
-func jsonInt(raw []byte, n *int) error   { return json.Unmarshal(raw, n) }
+func jsonInt(raw []byte, n *int) error { return json.Unmarshal(raw, n) }
 
 // defaultDir is $TMPDIR/lockdiag-<program>: snapshots of one program
 // survive its restarts and stay apart from other programs'.

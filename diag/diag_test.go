@@ -39,6 +39,9 @@ func testConfig(t *testing.T) Config {
 		MutexProfileFraction: 1,
 		Rules:                RulesOff,
 		AnalysisBudget:       10 * time.Second,
+		// The trace is the window before each snapshot, as the tests
+		// expect; the trace modes have tests of their own.
+		Trace: TraceOn,
 	}
 }
 

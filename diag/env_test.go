@@ -16,7 +16,8 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("LOCKDIAG_KEEP", "7")
 	t.Setenv("LOCKDIAG_MAX_DISK", "1GiB")
 	t.Setenv("LOCKDIAG_WALL", "off")
-	t.Setenv("LOCKDIAG_TRACE", "off")
+	t.Setenv("LOCKDIAG_TRACE", "armed")
+	t.Setenv("LOCKDIAG_TRACE_BUDGET", "2%")
 	t.Setenv("LOCKDIAG_WAITERS_INTERVAL", "off")
 	t.Setenv("LOCKDIAG_LOG", "off")
 	c, err := ConfigFromEnv()
@@ -33,7 +34,8 @@ func TestConfigFromEnv(t *testing.T) {
 		Keep:                 7,
 		MaxDisk:              1 << 30,
 		WallProfile:          -1,
-		NoTrace:              true,
+		Trace:                TraceArmed,
+		TraceBudget:          0.02,
 		LockWaitersInterval:  -1,
 	}
 	if c != want {
@@ -52,7 +54,7 @@ func TestConfigFromEnvErrors(t *testing.T) {
 		{"LOCKDIAG_KEEP", "many", "must be a whole number"},
 		{"LOCKDIAG_MAX_DISK", "10 parsecs", "must be a size like 10MiB"},
 		{"LOCKDIAG_MAX_DISK", "NaN", "must be a size"},
-		{"LOCKDIAG_TRACE", "maybe", "must be on or off"},
+		{"LOCKDIAG_TRACE", "maybe", "must be auto, on, armed or off"},
 		{"LOCKDIAG_LOG", "loud", "must be debug, info, warn, error or off"},
 		{"LOCKDIAG_BLOCK_RATE", "-5us", "must be between"},
 		{"LOCKDIAG_INTERVAL", strings.Repeat("1", 5000), "longer than 4096 bytes"},

@@ -153,8 +153,8 @@ func TestHostTraceStartCoexists(t *testing.T) {
 	if hostTrace.Len() == 0 {
 		t.Error("the host's trace got nothing")
 	}
-	if !strings.HasPrefix(m.Status().Trace, "recording") {
-		t.Errorf("trace status = %q", m.Status().Trace)
+	if st := m.Status(); !st.TraceRecording || !strings.HasPrefix(st.Trace, "on: recording always") {
+		t.Errorf("trace status = %q, recording %v", st.Trace, st.TraceRecording)
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/lockdiag/lockdiag/flightrec"
 	"github.com/lockdiag/lockdiag/internal/coalesce"
 	"github.com/lockdiag/lockdiag/internal/profdelta"
+	"github.com/lockdiag/lockdiag/internal/rules"
+	"github.com/lockdiag/lockdiag/internal/textfmt"
 	"github.com/lockdiag/lockdiag/lockreport"
 )
 
@@ -39,11 +41,12 @@ type Monitor struct {
 	cancel        context.CancelFunc
 	wg            sync.WaitGroup
 	started       time.Time
-	traceErr      error // why there is no trace, nil when recording
-	mutexRate     int   // the mutex profile fraction in effect
-	prevMutexRate int   // the host's fraction before Start
-	setMutexRate  bool  // whether Start changed the fraction
-	blockRate     int   // the block profile rate in effect (0 = off/unknown)
+	traceErr      error  // why there is no trace at all, nil when there can be one
+	traceMode     string // what the trace controller does, for Status
+	mutexRate     int    // the mutex profile fraction in effect
+	prevMutexRate int    // the host's fraction before Start
+	setMutexRate  bool   // whether Start changed the fraction
+	blockRate     int    // the block profile rate in effect (0 = off/unknown)
 	snaps         coalesce.Group[SnapshotInfo]
 
 	// State written by the sampling goroutine, read by Status.
@@ -65,6 +68,7 @@ type Monitor struct {
 	}
 
 	// Used by the sampling goroutine only.
+	trace    *traceControl
 	metrics  *metricsReader
 	waiters  *waiterScanner
 	schedule *scanSchedule
@@ -105,7 +109,7 @@ func New(cfg Config) (*Monitor, error) {
 		events: newBroadcaster(),
 		rules:  rs,
 	}
-	if !cfg.NoTrace {
+	if cfg.Trace != TraceOff {
 		m.rec = flightrec.New(flightrec.Config{MinAge: cfg.TraceWindow, MaxBytes: uint64(cfg.TraceMaxBytes)})
 	}
 	return m, nil
@@ -145,16 +149,26 @@ func (m *Monitor) Start() error {
 		m.blockRate = m.cfg.BlockProfileRate
 	}
 
+	// The recorder starts at once, in every mode: whether the host owns
+	// the process's one flight recorder is known from the start. Armed
+	// and auto modes stop it again until they want it.
 	m.traceErr = nil
 	switch {
 	case m.rec == nil:
-		m.traceErr = errors.New("trace disabled by configuration")
+		m.traceErr = errors.New("trace disabled by configuration (LOCKDIAG_TRACE=off)")
 	default:
 		if err := m.rec.Start(); err != nil {
 			m.traceErr = err
 			m.log.Warn("diag: running without an execution trace", "err", err)
+		} else if m.cfg.Trace != TraceOn {
+			m.rec.Stop()
 		}
 	}
+	rec := m.rec
+	if m.traceErr != nil {
+		rec = nil
+	}
+	m.trace = newTraceControl(m.cfg.Trace, m.cfg.TraceBudget, rec, m.started)
 
 	m.resetSampler()
 
@@ -294,6 +308,57 @@ func (m *Monitor) tick(now time.Time) {
 		m.events.publish(Event{Type: EventSample, Time: now, Sample: &sc})
 	}
 	m.evaluate(s)
+	m.controlTrace(now, s)
+}
+
+// controlTrace runs the trace controller: it arms the recorder on an
+// early warning, or by the cost estimate in auto mode.
+func (m *Monitor) controlTrace(now time.Time, s Sample) {
+	tc := m.trace
+	tc.mu.Lock()
+	active, armed := tc.rec != nil, tc.armed
+	tc.mu.Unlock()
+	if !active {
+		return
+	}
+	warning := ""
+	if armed {
+		warning = m.earlyWarning()
+	}
+	started, stopped, err := tc.tick(now, warning, m.snaps.InFlight())
+	switch {
+	case err != nil:
+		m.noteCollectErr("trace", err.Error())
+	case started:
+		m.log.Info("diag: flight recorder started", "mode", tc.describe(now))
+	case stopped:
+		m.log.Info("diag: flight recorder stopped", "mode", tc.describe(now))
+	}
+	desc := tc.describe(now)
+	m.mu.Lock()
+	m.traceMode = desc
+	m.mu.Unlock()
+}
+
+// earlyWarning names what makes an incident likely soon, or returns "":
+// a rule pending, breached or at half its threshold, or goroutines parked
+// at one lock site in consecutive scans.
+func (m *Monitor) earlyWarning() string {
+	for _, r := range m.rules.engine().States() {
+		switch {
+		case r.Phase == rules.Pending || r.Phase == rules.Breached || r.Phase == rules.Clearing:
+			return fmt.Sprintf("rule %q %s", r.Text, r.Phase)
+		case r.Phase == rules.OK && r.Threshold > 0 && r.Value >= warnShare*r.Threshold:
+			return fmt.Sprintf("%s at %s, over half its threshold %s", m.rules.rules[r.Rule].Signal,
+				textfmt.Value(r.Value), textfmt.Value(r.Threshold))
+		}
+	}
+	for _, r := range m.stuck.runs {
+		if r.scans >= 2 || r.minCount >= 4 {
+			return fmt.Sprintf("%d goroutines parked at %s in %d scans in a row", r.site.Waiters, r.site.Where(), r.scans)
+		}
+	}
+	return ""
 }
 
 // scanWaiters counts the goroutines parked on locks, and which sites make

@@ -150,7 +150,7 @@ func TestDefaultRulesQuietWhenHealthy(t *testing.T) {
 	}
 	cfg := testConfig(t)
 	cfg.Rules = ""
-	cfg.NoTrace = true
+	cfg.Trace = TraceOff
 	cfg.LockWaitersInterval = 0
 	cfg.MutexProfileFraction = 0
 	m := startMonitor(t, cfg)

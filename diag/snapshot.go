@@ -18,6 +18,7 @@ import (
 	"github.com/lockdiag/lockdiag/bundle"
 	"github.com/lockdiag/lockdiag/internal/coalesce"
 	"github.com/lockdiag/lockdiag/internal/profdelta"
+	"github.com/lockdiag/lockdiag/internal/textfmt"
 	"github.com/lockdiag/lockdiag/lockreport"
 )
 
@@ -120,27 +121,56 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 	traceErr, mutexRate, blockRate := m.traceErr, m.mutexRate, m.blockRate
 	m.mu.Unlock()
 
-	// The trace first: it is the window before the trigger.
+	// The trace: when the recorder has recorded for a window already, the
+	// window before the trigger, taken first; else (armed, or just started)
+	// the incident as it goes on, taken last, after at least minArmed of
+	// recording.
 	opts := lockreport.Options{MutexFraction: mutexRate, BlockRate: blockRate}
-	var traceData []byte
 	windowStart := start.Add(-m.cfg.TraceWindow)
-	t0 := time.Now()
+	var since time.Time
+	traceLater := false
 	if traceErr == nil {
+		since = m.trace.recordingSince()
+		if since.IsZero() {
+			since = m.trace.arm(start, "a snapshot ("+string(trig.Kind)+")")
+		}
+		traceLater = m.cfg.Trace != TraceOn && start.Sub(since) < m.cfg.TraceWindow
+		if since.IsZero() {
+			traceErr = errors.New("the flight recorder could not start")
+		}
+	}
+	var traceData []byte
+	var traceStatus string
+	takeTrace := func() {
+		t0 := time.Now()
+		if traceErr != nil {
+			b.Note(bundle.TraceFile, "off", traceErr.Error(), t0)
+			traceStatus = "unavailable: " + traceErr.Error()
+			opts.TraceUnavailable = traceErr.Error()
+			return
+		}
+		if d := minArmed - time.Since(since); traceLater && d > 0 {
+			timer := time.NewTimer(d)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+			}
+		}
 		var err error
 		if traceData, err = m.rec.Window(ctx); err != nil {
 			traceErr = err
 			b.Note(bundle.TraceFile, "failed", err.Error(), t0)
-		} else {
-			b.Add(bundle.TraceFile, traceData)
-			b.Note(bundle.TraceFile, "ok", fmt.Sprintf("%d bytes", len(traceData)), t0)
+			traceStatus = "unavailable: " + err.Error()
+			opts.TraceUnavailable = err.Error()
+			return
 		}
-	} else {
-		b.Note(bundle.TraceFile, "off", traceErr.Error(), t0)
+		b.Add(bundle.TraceFile, traceData)
+		b.Note(bundle.TraceFile, "ok", fmt.Sprintf("%d bytes", len(traceData)), t0)
+		traceStatus = traceCoverage(len(traceData), since, time.Now(), trig.Time, m.cfg.TraceWindow, m.trace.describe(time.Now()))
 	}
-	traceStatus := fmt.Sprintf("%d bytes, window up to %v", len(traceData), m.cfg.TraceWindow)
-	if traceErr != nil {
-		traceStatus = "unavailable: " + traceErr.Error()
-		opts.TraceUnavailable = traceErr.Error()
+	if !traceLater {
+		takeTrace()
 	}
 
 	// Profile deltas over the same window.
@@ -157,7 +187,7 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 	m.goroutineDumps(&b, goroutines)
 
 	// Threads, at the trigger.
-	t0 = time.Now()
+	t0 := time.Now()
 	if m.cfg.ThreadsInterval < 0 {
 		b.Note(bundle.ThreadsFile, "off", "thread sampling is off", t0)
 	} else {
@@ -178,6 +208,9 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 
 	// The wall-clock profile runs after the trigger.
 	m.wallProfile(ctx, &b, wall, goroutines)
+	if traceLater {
+		takeTrace()
+	}
 
 	end := time.Now()
 	if data, err := timelineJSON(m.cfg.Interval, trig.Time, m.tl.since(windowStart, 0)); err == nil {
@@ -391,6 +424,27 @@ func timelineJSON(interval time.Duration, trigger time.Time, samples []Sample) (
 		out.Signals = append(out.Signals, signal{s.String(), s.Unit(), s.Help()})
 	}
 	return json.Marshal(out)
+}
+
+// minArmed is the least trace an armed recorder gives a snapshot: the
+// incident as it goes on, after the trigger.
+const minArmed = time.Second
+
+// traceCoverage says what a snapshot's trace covers, around its trigger,
+// and in which trace mode it was recorded.
+func traceCoverage(size int, since, taken, trigger time.Time, window time.Duration, mode string) string {
+	from := taken.Add(-window)
+	if since.After(from) {
+		from = since
+	}
+	before, after := trigger.Sub(from), taken.Sub(trigger)
+	cover := fmt.Sprintf("%s covering %s before the trigger and %s after", textfmt.Bytes(int64(size)),
+		textfmt.Dur(max(before, 0).Round(time.Millisecond)), textfmt.Dur(max(after, 0).Round(time.Millisecond)))
+	if before <= 0 {
+		cover = fmt.Sprintf("%s covering only the %s after the trigger (the recorder was armed, and started %s after it)",
+			textfmt.Bytes(int64(size)), textfmt.Dur(taken.Sub(from).Round(time.Millisecond)), textfmt.Dur(-before.Round(time.Millisecond)))
+	}
+	return cover + "; mode " + mode
 }
 
 // snapshotCall is a snapshot being taken, shared by every request that

@@ -42,8 +42,11 @@ type Status struct {
 	// span between its two reads furthest apart in the last 10s or so).
 	Holders       []lockreport.ProfileSite `json:"holders,omitempty"`
 	HoldersWindow time.Duration            `json:"holders_window,omitempty"`
-	// Trace says whether the flight recorder is running.
-	Trace                string         `json:"trace"`
+	// Trace says what the flight recorder does: its mode, whether it
+	// records and why, or why there is no trace.
+	Trace string `json:"trace"`
+	// TraceRecording says whether the recorder is recording now.
+	TraceRecording       bool           `json:"trace_recording"`
 	MutexProfileFraction int            `json:"mutex_profile_fraction"`
 	BlockProfileRate     int            `json:"block_profile_rate"`
 	Disk                 string         `json:"disk"`
@@ -114,7 +117,8 @@ func (m *Monitor) Status() Status {
 	case m.traceErr != nil:
 		st.Trace = "unavailable: " + m.traceErr.Error()
 	default:
-		st.Trace = fmt.Sprintf("recording (window %v, max %d MiB)", m.cfg.TraceWindow, m.cfg.TraceMaxBytes>>20)
+		st.Trace = fmt.Sprintf("%s (window %v, about %s)", m.traceMode, m.cfg.TraceWindow, textfmt.Bytes(m.cfg.TraceMaxBytes))
+		st.TraceRecording = m.rec.Enabled()
 	}
 	m.mu.Unlock()
 

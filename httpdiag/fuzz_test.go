@@ -15,7 +15,7 @@ import (
 // never answers 500, and answers every error in plain text. (POST is left
 // out: a valid one takes a snapshot; its parameters are fuzzed below.)
 func FuzzHandler(f *testing.F) {
-	m, err := diag.New(diag.Config{Dir: diag.DirOff, Rules: diag.RulesOff, Interval: 50 * time.Millisecond, NoTrace: true})
+	m, err := diag.New(diag.Config{Dir: diag.DirOff, Rules: diag.RulesOff, Interval: 50 * time.Millisecond, Trace: diag.TraceOff})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -96,8 +96,11 @@ func Value(v float64) string {
 // Pct prints a share (0 to 1) as a percentage: 97%, 99.4%.
 func Pct(f float64) string {
 	p := f * 100
-	if p > 99 && p < 100 {
-		return fmt.Sprintf("%.1f%%", p)
+	switch {
+	case p > 99 && p < 100, p > 0 && p < 1:
+		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
+	case p > 0 && p < 0.1:
+		return "<0.1%"
 	}
 	return fmt.Sprintf("%.0f%%", p)
 }

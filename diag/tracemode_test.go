@@ -1,0 +1,135 @@
+package diag
+
+import (
+	"context"
+	"runtime/trace"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockdiag/lockdiag/flightrec"
+	"github.com/lockdiag/lockdiag/internal/testkit"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
+)
+
+// TestTraceControlDecides drives the controller with made-up cost
+// estimates: auto arms after armAfter over budget, records again after
+// onAfter under half of it; armed records from a warning until disarmAfter
+// after the last one.
+func TestTraceControlDecides(t *testing.T) {
+	if trace.IsEnabled() {
+		t.Skip("the test binary is being traced")
+	}
+	rec := flightrec.New(flightrec.Config{})
+	defer rec.Stop()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tc := newTraceControl(TraceAuto, 0.01, rec, t0)
+	tc.cost.ready = true
+	tc.cost.cpuRate = 1
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	step := func(d time.Duration, sched float64, warning string) {
+		t.Helper()
+		tc.cost.schedRate = sched
+		tc.nextCost = at(d) // decide now, whatever the clock says
+		if _, _, err := tc.tick(at(d), warning, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Cheap from the start: recording.
+	step(time.Second, 1000, "")
+	if tc.armed || !rec.Enabled() {
+		t.Fatalf("cheap: armed %v, recording %v; want recording", tc.armed, rec.Enabled())
+	}
+	// 1M schedulings a second cost about 38% of a CPU: armed after 10s.
+	for d := 2 * time.Second; d <= 11*time.Second; d += time.Second {
+		step(d, 1e6, "")
+	}
+	if tc.armed || !rec.Enabled() {
+		t.Errorf("armed %v after 9s over budget, want not yet", tc.armed)
+	}
+	step(12*time.Second, 1e6, "")
+	if !tc.armed || rec.Enabled() {
+		t.Fatalf("after 10s over budget: armed %v, recording %v; want armed and off", tc.armed, rec.Enabled())
+	}
+	if d := tc.describe(at(12 * time.Second)); !strings.Contains(d, "armed: the recorder is off") || !strings.Contains(d, "budget 1%") {
+		t.Errorf("describe = %q", d)
+	}
+	// A warning starts it; it stays on disarmAfter after the last one.
+	step(20*time.Second, 1e6, "rule x pending")
+	if !rec.Enabled() {
+		t.Fatal("a warning did not start the recorder")
+	}
+	step(49*time.Second, 1e6, "")
+	if !rec.Enabled() {
+		t.Error("stopped before disarmAfter")
+	}
+	step(51*time.Second, 1e6, "")
+	if rec.Enabled() {
+		t.Error("still recording disarmAfter after the last warning")
+	}
+	// Load drops: recording again after a minute under half the budget.
+	step(60*time.Second, 1000, "")
+	step(119*time.Second, 1000, "")
+	if !tc.armed {
+		t.Error("back to recording before onAfter")
+	}
+	step(121*time.Second, 1000, "")
+	if tc.armed || !rec.Enabled() {
+		t.Errorf("after a minute under budget: armed %v, recording %v", tc.armed, rec.Enabled())
+	}
+}
+
+// TestAutoArmsUnderLoadAndCatchesAnIncident: under auto on an event-dense
+// workload the recorder goes armed; a stuck lock then gets a snapshot
+// whose trace covers the incident, and the report names the lock.
+func TestAutoArmsUnderLoadAndCatchesAnIncident(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an event-dense workload for about 15s")
+	}
+	if trace.IsEnabled() {
+		t.Skip("the test binary is being traced")
+	}
+	cfg := testConfig(t)
+	cfg.Trace = TraceAuto
+	// Under the race detector every scheduling costs far more CPU than
+	// the tracer's share of it: a budget of 0.2% keeps "event-dense" true
+	// there too.
+	cfg.TraceBudget = 0.002
+	cfg.Interval = 100 * time.Millisecond
+	cfg.Rules = "stuck_waiters > 0"
+	cfg.WallProfile = -1
+	m := startMonitor(t, cfg)
+
+	// Every waiter of this lock parks and every holder yields: hundreds of
+	// thousands of schedulings a second, far over 1% of the CPU in trace.
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := contention.Yielding(ctx, 16)
+	testkit.WaitFor(t, 30*time.Second, "auto to arm the recorder", func() bool {
+		st := m.Status()
+		// Armed: recording only on warnings, which this workload (a hot
+		// lock) gives too.
+		return strings.Contains(st.Trace, "auto, armed") && strings.Contains(st.Trace, "would cost")
+	})
+	cancel()
+	wait()
+
+	sub := m.Subscribe(64)
+	defer sub.Close()
+	_, release := contention.Stuck(12)
+	defer release()
+	ev := nextEvent(t, sub, 20*time.Second, EventSnapshot, EventSnapshotFailed)
+	if ev.Type != EventSnapshot {
+		t.Fatalf("snapshot failed: %s", ev.Reason)
+	}
+	b, err := m.Bundle(ev.Snapshot.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Has("trace.out") || !strings.Contains(b.Meta().Trace, "mode auto, armed") {
+		t.Errorf("trace: has trace.out %v; meta says %q", b.Has("trace.out"), b.Meta().Trace)
+	}
+	t.Logf("trace: %s\nheadline: %s", b.Meta().Trace, ev.Snapshot.Headline)
+	if h := ev.Snapshot.Headline; !strings.Contains(h, "StuckWaiter") {
+		t.Errorf("headline = %q, want the stuck lock's site", h)
+	}
+}
