@@ -72,7 +72,14 @@ func (b *Builder) Build(meta Meta, rep *lockreport.Report) ([]byte, Meta, error)
 		meta.Files[0].Bytes = int64(len(metaJSON))
 	}
 
+	// The zip is at most the files plus their headers: sized so, its
+	// buffer never doubles on the way.
 	var buf bytes.Buffer
+	size := len(metaJSON)
+	for _, f := range files {
+		size += len(f.data) + 128 + 2*len(f.name)
+	}
+	buf.Grow(size + 1024)
 	zw := zip.NewWriter(&buf)
 	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
 		return flate.NewWriter(w, flate.BestSpeed)
@@ -93,7 +100,10 @@ func (b *Builder) Build(meta Meta, rep *lockreport.Report) ([]byte, Meta, error)
 	if err := zw.Close(); err != nil {
 		return nil, Meta{}, fmt.Errorf("bundle: %w", err)
 	}
-	// A right-sized copy: the buffer's array can be twice as long, and
-	// memory bounds count lengths.
+	// The memory ring counts lengths: keep a right-sized copy when
+	// compression left much of the buffer unused.
+	if out := buf.Bytes(); cap(out) <= len(out)+len(out)/4 {
+		return out, meta, nil
+	}
 	return bytes.Clone(buf.Bytes()), meta, nil
 }

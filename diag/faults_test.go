@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"runtime/trace"
 	"strings"
 	"sync/atomic"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/internal/testkit"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 )
 
 func TestPanicInSamplerIsRecovered(t *testing.T) {
@@ -174,5 +178,72 @@ func TestTinyWallProfile(t *testing.T) {
 	}
 	if _, err := bundleFile(m, info.ID, "wall.pb.gz"); err != nil {
 		t.Errorf("a 1ns wall profile: %v", err)
+	}
+}
+
+// TestSnapshotNearMemoryLimit: a snapshot taken a few MiB under
+// GOMEMLIMIT keeps its trace for an offline analysis instead of parsing
+// it, says so, and stays under the limit.
+func TestSnapshotNearMemoryLimit(t *testing.T) {
+	if trace.IsEnabled() {
+		t.Skip("the test binary is being traced")
+	}
+	m := startMonitor(t, testConfig(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	contention.Yielding(ctx, 8)() // a trace window of a few MB
+	cancel()
+
+	runtime.GC()
+	used := func() int64 {
+		s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+		metrics.Read(s)
+		return int64(s[0].Value.Uint64() - s[1].Value.Uint64())
+	}
+	limit := used() + 6<<20
+	prev := debug.SetMemoryLimit(limit)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+
+	// Watch the memory the runtime holds while the snapshot runs.
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			peak.Store(max(peak.Load(), used()))
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	info, err := m.Snapshot(context.Background(), SnapshotOptions{})
+	close(stop)
+	<-watched
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Bundle(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skipped []string
+	for _, n := range b.Meta().Collection {
+		if n.Status == "skipped" && strings.Contains(n.Detail, "memory limit") {
+			skipped = append(skipped, n.Part)
+		}
+	}
+	if len(skipped) == 0 {
+		t.Errorf("nothing left out near the memory limit: %+v", b.Meta().Collection)
+	}
+	rep, err := b.Report()
+	if err != nil || !strings.Contains(rep.TraceUnavailable, "memory limit") {
+		t.Errorf("report does not say why there is no trace analysis: %v %q", err, rep.TraceUnavailable)
+	}
+	if p := peak.Load(); p > limit+limit/20 {
+		t.Errorf("the runtime held %d MiB during the snapshot, over the limit of %d MiB", p>>20, limit>>20)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lockdiag/lockdiag/flightrec"
@@ -48,6 +49,7 @@ type Monitor struct {
 	setMutexRate  bool   // whether Start changed the fraction
 	blockRate     int    // the block profile rate in effect (0 = off/unknown)
 	snaps         coalesce.Group[SnapshotInfo]
+	lastTraceSize atomic.Int64 // of the last snapshot's trace window
 
 	// State written by the sampling goroutine, read by Status.
 	stateMu     sync.Mutex

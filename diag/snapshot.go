@@ -17,6 +17,7 @@ import (
 
 	"github.com/lockdiag/lockdiag/bundle"
 	"github.com/lockdiag/lockdiag/internal/coalesce"
+	"github.com/lockdiag/lockdiag/internal/memlimit"
 	"github.com/lockdiag/lockdiag/internal/profdelta"
 	"github.com/lockdiag/lockdiag/internal/textfmt"
 	"github.com/lockdiag/lockdiag/lockreport"
@@ -157,6 +158,19 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 				timer.Stop()
 			}
 		}
+		// The window is copied out of the recorder, then into the zip:
+		// near the memory limit, it is left out.
+		expect := m.lastTraceSize.Load()
+		if expect == 0 {
+			expect = m.cfg.TraceMaxBytes
+		}
+		if h, ok := memlimit.Tightest(); ok && h.Left() < 2*expect+expect/4 {
+			why := fmt.Sprintf("left out: the process has %s left under its memory limit (%s), and a window of about %s needs twice that for a moment",
+				textfmt.Bytes(h.Left()), h, textfmt.Bytes(expect))
+			b.Note(bundle.TraceFile, "skipped", why, t0)
+			traceStatus, opts.TraceUnavailable = why, why
+			return
+		}
 		var err error
 		if traceData, err = m.rec.Window(ctx); err != nil {
 			traceErr = err
@@ -165,6 +179,7 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 			opts.TraceUnavailable = err.Error()
 			return
 		}
+		m.lastTraceSize.Store(int64(len(traceData)))
 		b.Add(bundle.TraceFile, traceData)
 		b.Note(bundle.TraceFile, "ok", fmt.Sprintf("%d bytes", len(traceData)), t0)
 		traceStatus = traceCoverage(len(traceData), since, time.Now(), trig.Time, m.cfg.TraceWindow, m.trace.describe(time.Now()))
@@ -225,11 +240,23 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 	if traceData != nil {
 		traceReader = bytes.NewReader(traceData)
 	}
+	// Parsing a window takes about three times its size for a moment:
+	// near the process's memory limit, the trace is kept for an offline
+	// analysis instead.
+	skipped := ""
+	if h, ok := memlimit.Tightest(); ok && traceData != nil && h.Left() < analysisFactor*int64(len(traceData)) {
+		skipped = fmt.Sprintf("the trace was not analyzed here: the process has %s left under its memory limit (%s), and parsing this %s window needs about %s; `lockdiag analyze` reads the bundle's trace.out elsewhere",
+			textfmt.Bytes(h.Left()), h, textfmt.Bytes(int64(len(traceData))), textfmt.Bytes(analysisFactor*int64(len(traceData))))
+		traceReader, opts.TraceUnavailable = nil, skipped
+	}
 	rep, err := lockreport.Analyze(actx, traceReader, opts)
 	cancel()
-	if err != nil {
+	switch {
+	case skipped != "":
+		b.Note("analysis", "skipped", skipped, t0)
+	case err != nil:
 		b.Note("analysis", "failed", err.Error(), t0)
-	} else {
+	default:
 		b.Note("analysis", "ok", "", t0)
 	}
 
@@ -425,6 +452,11 @@ func timelineJSON(interval time.Duration, trigger time.Time, samples []Sample) (
 	}
 	return json.Marshal(out)
 }
+
+// analysisFactor is how many times a trace window's size its analysis
+// needs for a moment (the parser's working set for a dense window,
+// measured at about 2.5 times).
+const analysisFactor = 3
 
 // minArmed is the least trace an armed recorder gives a snapshot: the
 // incident as it goes on, after the trigger.

@@ -69,8 +69,9 @@ func (c Config) withDefaults() Config {
 // A Recorder owns the process's flight recorder. Its methods are safe for
 // concurrent use.
 type Recorder struct {
-	cfg    Config
-	writes coalesce.Group[[]byte]
+	cfg      Config
+	writes   coalesce.Group[[]byte]
+	lastSize uint64 // of the last window written; used by the write in flight only
 
 	mu sync.Mutex
 	fr *trace.FlightRecorder
@@ -148,11 +149,14 @@ func (r *Recorder) Window(ctx context.Context) ([]byte, error) {
 		return nil, ErrNotRecording
 	}
 	c, _ := r.writes.Do(func() ([]byte, error) {
+		// Sized like the last window, with room to grow: a buffer
+		// that doubles on the way would need twice the window.
 		var buf bytes.Buffer
-		buf.Grow(int(min(r.cfg.MaxBytes, 64<<20)) / 4)
+		buf.Grow(int(min(max(r.lastSize*5/4, r.cfg.MaxBytes/4), 1<<30)))
 		if _, err := fr.WriteTo(&buf); err != nil {
 			return nil, fmt.Errorf("flightrec: writing window: %w", err)
 		}
+		r.lastSize = uint64(buf.Len())
 		return buf.Bytes(), nil
 	})
 	r.mu.Unlock()

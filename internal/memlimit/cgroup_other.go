@@ -1,0 +1,5 @@
+//go:build !linux
+
+package memlimit
+
+func cgroupLimit() (Headroom, bool) { return Headroom{}, false }
