@@ -103,7 +103,10 @@ func (s *scanSchedule) refill(now time.Time) {
 func (s *scanSchedule) done(now time.Time, cost time.Duration, waiting float64) {
 	early := !s.last.IsZero() && now.Before(s.next)
 	if s.cost == 0 {
+		// The first scan: the bucket starts full, so that an incident
+		// soon after start gets its early scans.
 		s.cost = cost
+		s.tokens = max(4*s.cost, time.Duration(s.budget*float64(tokenHorizon)))
 	} else {
 		s.cost = (3*s.cost + cost) / 4
 	}

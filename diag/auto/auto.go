@@ -73,7 +73,7 @@ import (
 const DefaultAddr = "127.0.0.1:6061"
 
 // The process-wide runtime that the import starts.
-var std *runtime
+var std *autoRuntime
 
 func init() {
 	std = start(os.LookupEnv, http.DefaultServeMux)
@@ -91,8 +91,8 @@ func Addr() string { return std.addr }
 // and the monitor. It is safe to call more than once.
 func Stop() { std.stop() }
 
-// runtime is what the import started.
-type runtime struct {
+// autoRuntime is what the import started.
+type autoRuntime struct {
 	monitor *diag.Monitor
 	addr    string
 	srv     *http.Server
@@ -100,7 +100,7 @@ type runtime struct {
 	once    sync.Once
 }
 
-func (r *runtime) stop() {
+func (r *autoRuntime) stop() {
 	r.once.Do(func() {
 		if r.srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -172,10 +172,10 @@ func readSettings(lookup func(string) (string, bool)) (settings, error) {
 }
 
 // start does the work of init; it never fails the program.
-func start(lookup func(string) (string, bool), mux *http.ServeMux) *runtime {
+func start(lookup func(string) (string, bool), mux *http.ServeMux) *autoRuntime {
 	s, serr := readSettings(lookup)
 	if s.off {
-		return &runtime{}
+		return &autoRuntime{}
 	}
 	cfg, cerr := diag.ConfigFromEnv()
 	log := cfg.Logger
@@ -192,13 +192,13 @@ func start(lookup func(string) (string, bool), mux *http.ServeMux) *runtime {
 	m, err := diag.New(cfg)
 	if err != nil {
 		log.Error("diag: not started", "err", err)
-		return &runtime{}
+		return &autoRuntime{}
 	}
 	if err := m.Start(); err != nil {
 		log.Error("diag: not started", "err", err)
-		return &runtime{}
+		return &autoRuntime{}
 	}
-	rt := &runtime{monitor: m}
+	rt := &autoRuntime{monitor: m}
 	opts := httpdiag.Options{Token: s.token, AllowOrigins: s.allowOrigins}
 	var where []string
 	if s.addr != "" {

@@ -26,6 +26,10 @@ func TestMain(m *testing.M) {
 		child()
 		return
 	}
+	if name := os.Getenv("LOCKDIAG_TEST_INCIDENT"); name != "" {
+		incidentChild(name)
+		return
+	}
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
