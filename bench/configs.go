@@ -56,9 +56,11 @@ func bareRecorderConfig() config {
 	}}
 }
 
-// fullConfig is lockdiag at its defaults, writing snapshots under dir.
+// fullConfig is lockdiag at its defaults with the recorder always on (its
+// memory and snapshot worst case: a full window), writing snapshots under
+// dir.
 func fullConfig(dir string) config {
-	return monitorConfig("full defaults", diag.Config{Dir: dir})
+	return monitorConfig("full defaults", diag.Config{Dir: dir, Trace: diag.TraceOn})
 }
 
 func monitorConfig(name string, cfg diag.Config) config {

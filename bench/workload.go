@@ -374,3 +374,25 @@ func httpClient(ctx context.Context, client *http.Client, url string, rec *laten
 		rec.add(time.Since(t0))
 	}
 }
+
+// startWithIdle adds n idle goroutines to a workload (blocked on a
+// channel, like idle connection handlers): the execution tracer records
+// every goroutine's state at each generation switch, about once a second.
+func startWithIdle(wl *workload, err error) func(n int) (*workload, error) {
+	return func(n int) (*workload, error) {
+		if err != nil {
+			return nil, err
+		}
+		block := make(chan struct{})
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() { defer wg.Done(); <-block }()
+		}
+		inner := wl.close
+		wl.name = fmt.Sprintf("%s + %dk idle goroutines", wl.name, n/1000)
+		wl.desc += fmt.Sprintf("; %d more goroutines blocked on a channel", n)
+		wl.close = func() { inner(); close(block); wg.Wait() }
+		return wl, nil
+	}
+}
