@@ -42,7 +42,7 @@ func register(s section) { sections = append(sections, s) }
 
 // sectionOrder is the order sections run and appear in; sections not
 // listed come after, in registration order.
-var sectionOrder = []string{"overhead", "detect", "snapshot", "memory", "scale"}
+var sectionOrder = []string{"overhead", "detect", "incidents", "snapshot", "memory", "scale"}
 
 func orderSections() {
 	rank := func(s section) int {
@@ -55,6 +55,10 @@ func orderSections() {
 }
 
 func main() {
+	if spec := os.Getenv(incidentChildEnv); spec != "" {
+		runIncidentChild(spec)
+		return
+	}
 	orderSections()
 	only := flag.String("only", "", "comma-separated sections to run (default all): "+sectionNames())
 	out := flag.String("out", "", "also write the report to this file")

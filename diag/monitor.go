@@ -56,6 +56,8 @@ type Monitor struct {
 	waitSites   []lockreport.ParkedSite
 	lastWaiters time.Time
 	scanCost    time.Duration // of the last goroutine scan
+	scans       int           // goroutine scans since Start
+	scanTotal   time.Duration // what they took
 	baselines   []rawProfiles // oldest first
 	// The recent holders computed from the baselines, for Status.
 	holders       []lockreport.ProfileSite
@@ -193,6 +195,7 @@ func (m *Monitor) resetSampler() {
 		m.carried[i] = math.NaN()
 	}
 	m.stateMu.Lock()
+	m.scans, m.scanTotal = 0, 0
 	m.baselines = nil
 	m.collectErrs = make(map[string]string)
 	m.stateMu.Unlock()
@@ -377,6 +380,8 @@ func (m *Monitor) scanWaiters(now time.Time, waiting float64) {
 	m.waitSites = sites
 	m.lastWaiters = now
 	m.scanCost = cost
+	m.scans++
+	m.scanTotal += cost
 	m.stateMu.Unlock()
 }
 

@@ -35,8 +35,12 @@ type Status struct {
 	WaitSitesTime time.Time               `json:"wait_sites_time"`
 	// WaitSitesNote says why there is no scan, if there is none.
 	WaitSitesNote string `json:"wait_sites_note,omitempty"`
-	// ScanCost is what the last goroutine scan took.
-	ScanCost time.Duration `json:"scan_cost,omitempty"`
+	// ScanCost is what the last goroutine scan took; Scans and ScanTotal
+	// count the scans since Start and what they took in all (the
+	// detector's CPU: the scan runs on one goroutine, on the CPU).
+	ScanCost  time.Duration `json:"scan_cost,omitempty"`
+	Scans     int           `json:"scans"`
+	ScanTotal time.Duration `json:"scan_total"`
 	// Holders are the critical sections that made others wait recently:
 	// the top Unlock sites of the mutex profile over HoldersWindow (the
 	// span between its two reads furthest apart in the last 10s or so).
@@ -150,7 +154,7 @@ func (m *Monitor) Status() Status {
 	m.stateMu.Lock()
 	st.WaitSites = m.waitSites
 	st.WaitSitesTime = m.lastWaiters
-	st.ScanCost = m.scanCost
+	st.ScanCost, st.Scans, st.ScanTotal = m.scanCost, m.scans, m.scanTotal
 	if len(m.collectErrs) > 0 {
 		st.Errors = make(map[string]string, len(m.collectErrs))
 		for k, v := range m.collectErrs {
