@@ -61,6 +61,15 @@ type Options struct {
 	// ended (Linux /proc). Nil if not scanned.
 	Threads *Threads
 
+	// MainModule is the module path of the traced program (from
+	// [runtime/debug.ReadBuildInfo]'s Main.Path): its packages and
+	// package main are "the program's own code", which the report names
+	// as the place each lock was entered from ("called from
+	// main.handleRequest"). If empty, package main is, or else the
+	// outermost module outside the standard library that the waiters'
+	// stacks share.
+	MainModule string
+
 	// Top is how many sites to list. If zero, 10.
 	Top int
 
@@ -151,15 +160,18 @@ func Analyze(ctx context.Context, trace io.Reader, opts Options) (*Report, error
 			a = nil
 		}
 	}
-	if a != nil {
-		a.fill(rep)
-	}
 	prof := readProfiles(opts)
-	rep.Profiles = joinProfiles(rep, prof, opts)
+	if a != nil {
+		a.fill(rep, prof)
+	}
+	var wk *wrapKnowledge
+	if a != nil {
+		wk = &a.stacks.wraps
+	}
+	rep.Profiles = joinProfiles(rep, prof, opts, wk)
 	rep.Parked = parkedSites(opts.Parked)
 	rep.OSThreads = osThreads(opts.Threads, rep.Threads)
-	addFindings(rep, a, prof, opts)
-	rep.Headline = headline(rep)
+	explain(rep, a, prof, opts)
 	rep.Caveats = caveats(rep, a, opts)
 	return rep, err
 }
@@ -186,6 +198,8 @@ const (
 	maxBlocks = 4
 	// budgetEvery is how often (in events) the context is checked.
 	budgetEvery = 1024
+	// maxSeconds bounds the per-second counts of a site.
+	maxSeconds = 3600
 )
 
 // analyzer is the state of one analysis. Each part has one job: stacks
@@ -201,6 +215,14 @@ type analyzer struct {
 	sites   siteTable
 	waits   waitKeeper
 	win     window
+	// owners memoizes ownerIndex by pair of stacks.
+	owners map[[2]*stackInfo][2]int16
+	// prog tells the program's code from the libraries' (set by fill).
+	prog program
+	// cgo sums the cgo calls.
+	cgo cgoTable
+	// reported maps the report's lock sites to their aggregates.
+	reported map[string]*siteAgg
 
 	// partial says why the analysis stopped early, "" if it did not.
 	partial string
@@ -225,6 +247,7 @@ func newAnalyzer(opts Options) *analyzer {
 		threads: threadTable{byID: make(map[trace.ThreadID]*threadRec)},
 		sites:   newSiteTable(),
 		waits:   waitKeeper{keep: opts.KeepWaits},
+		owners:  make(map[[2]*stackInfo][2]int16),
 	}
 }
 
@@ -286,14 +309,20 @@ func (a *analyzer) finish() {
 		if g.pend.valid {
 			a.flushPending(g)
 		}
+		if g.state == trace.GoSyscall && g.sysStart != 0 && g.sysStack != nil && g.sysStack.cgo && !g.own {
+			a.cgo.add(g.sysStack, g.id, end-g.sysStart, true)
+		}
 		if g.waiting {
 			if g.inSet {
 				g.site.leave(end)
 				g.inSet = false
 			}
 			g.waiting = false
+			if g.site != nil && !g.own {
+				g.site.openAtEnd++
+			}
 			a.finishWait(waitRec{kind: g.kind, site: g.site, g: g.id, start: g.start, dur: end - g.start, atLeast: true,
-				parks: g.parks, stack: g.stack, unblocker: trace.NoGoroutine})
+				parks: g.parks, stack: g.stack, unblocker: trace.NoGoroutine, own: g.own})
 		}
 	})
 }

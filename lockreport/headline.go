@@ -5,10 +5,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockdiag/lockdiag/internal/stacks"
 	"github.com/lockdiag/lockdiag/internal/textfmt"
 )
 
-// kindNoun is how the headline names a lock: "the Mutex locked at".
+// kindNoun is how the headline names a lock: "the Mutex locked in".
 func kindNoun(kind string) string {
 	switch kind {
 	case "Mutex.Lock":
@@ -21,52 +22,111 @@ func kindNoun(kind string) string {
 	return kind
 }
 
-func headline(rep *Report) string {
-	if len(rep.Sites) > 0 {
-		return traceHeadline(rep)
+// lockPhrase names a lock site for a sentence: "the Mutex locked in
+// logrus.(*Logger).hooksForLevel (logger.go:423) through
+// logrus.(*mutexWrap).Lock (and in 3 other places) (module
+// github.com/sirupsen/logrus)".
+func lockPhrase(s Site) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the %s in %s", kindNoun(s.Kind), siteOf(s))
+	if n := len(s.Via); n > 0 {
+		fmt.Fprintf(&b, " through %s", s.Via[n-1])
 	}
-	if h, ok := parkedHeadline(rep); ok {
-		return h
+	if n := len(s.Entries); n > 0 {
+		fmt.Fprintf(&b, " (and in %s)", textfmt.Plural(n, "other place", "other places"))
 	}
-	if rep.Window != nil {
-		s := fmt.Sprintf("no lock contention in the %s window", textfmt.Dur(rep.Window.Duration))
-		if rep.Partial {
-			s += " (partial: only part of the window was read)"
-		}
-		return s
+	if s.Module != "" {
+		fmt.Fprintf(&b, " (module %s)", s.Module)
 	}
-	return profileHeadline(rep)
+	return b.String()
 }
 
-// traceHeadline names the lock site with the most wait and its main
-// holder.
-func traceHeadline(rep *Report) string {
-	s := rep.Sites[0]
+// callerPhrase is ", called from main.handleRequest" when the program's
+// own code is not the site itself.
+func callerPhrase(caller, fn string) string {
+	if caller == "" || caller == fn {
+		return ""
+	}
+	return ", called from " + name(caller)
+}
+
+// holderPhrase names a critical section: "logrus.(*Entry).write
+// (entry.go:394)", "the read section lru.(*Cache[...]).Keys
+// (lru.go:232), called from main.exportKeys".
+func holderPhrase(s Site, h Holder) string {
+	what := holderAt(h)
+	switch h.Op {
+	case "RWMutex.RUnlock":
+		what = "the read section " + what
+	case "RWMutex.Unlock":
+		what = "the write section " + what
+	}
+	if n := len(h.Via); n > 0 {
+		if _, ok := stacks.Closure(h.Func); ok && h.File != "" && !strings.HasPrefix(h.Via[n-1], name(h.Func)) {
+			what += " (run under the lock by " + h.Via[n-1] + ")"
+		}
+	}
+	if h.Module != "" && h.Module != s.Module {
+		what += " (module " + h.Module + ")"
+	}
+	if h.Caller != s.Caller {
+		what += callerPhrase(h.Caller, h.Func)
+	}
+	return what
+}
+
+// siteHeadline is the headline sentence of a lock site explained by kind
+// (see classifySite) about its critical section h.
+func siteHeadline(s Site, h *Holder, kind string, win time.Duration) string {
+	var b strings.Builder
 	atLeast := ""
 	if s.AtLeast > 0 {
 		atLeast = "at least "
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s waited %s%s on the %s at %s", textfmt.Plural(s.Waiters, "goroutine", "goroutines"), atLeast,
-		textfmt.Dur(s.Total), kindNoun(s.Kind), siteLabel(Frame{Func: s.Func, File: s.File, Line: s.Line}))
-	if len(s.Holders) > 0 {
-		h := s.Holders[0]
-		switch {
-		case h.Func == notReleased:
-			fmt.Fprintf(&b, "; %s of it behind a holder that had not released the lock when the window ended", textfmt.Pct(h.Share))
-		case h.File == "":
-			fmt.Fprintf(&b, "; %s of it %s", textfmt.Pct(h.Share), h.Func)
-		default:
-			fmt.Fprintf(&b, "; %s of it behind %s", textfmt.Pct(h.Share), funcAt(Frame{Func: h.Func, File: h.File, Line: h.Line}))
-			if bi := h.BlockedInside; bi != nil && bi.Wait*5 >= h.Wait {
-				fmt.Fprintf(&b, ", which held it across %s", blockedPhrase(bi))
-			}
+	fmt.Fprintf(&b, "%s waited %s%s on %s%s", textfmt.Plural(s.Waiters, "goroutine", "goroutines"), atLeast,
+		textfmt.Dur(s.Total), lockPhrase(s), callerPhrase(s.Caller, s.Func))
+	if h == nil {
+		if len(s.Holders) > 0 && s.Holders[0].Func == notReleased {
+			fmt.Fprintf(&b, "; %s of it behind a holder that had not released the lock when the window ended", textfmt.Pct(s.Holders[0].Share))
+		} else if len(s.Holders) > 0 {
+			fmt.Fprintf(&b, "; %s of it %s", textfmt.Pct(s.Holders[0].Share), s.Holders[0].Func)
+		}
+		return b.String()
+	}
+	fmt.Fprintf(&b, "; %s of it behind %s", textfmt.Pct(h.Share), holderPhrase(s, *h))
+	switch kind {
+	case "held-across-blocking":
+		fmt.Fprintf(&b, ", which held it across %s", blockedPhrase(h.BlockedInside))
+	case "saturated-lock":
+		ho := h.Holds
+		fmt.Fprintf(&b, ", which holds it ~%s at a time%s: the lock is saturated (held %s of the time)",
+			textfmt.Dur(ho.P50), cpuPhrase(*h), textfmt.Pct(heldShare(s, win)))
+	case "long-critical-section":
+		ho := h.Holds
+		fmt.Fprintf(&b, ", a long critical section: ~%s per hold (up to %s)%s", textfmt.Dur(ho.P50), textfmt.Dur(ho.Max), cpuPhrase(*h))
+	case "writer-starvation":
+		b.WriteString(": writers wait for the readers (writer starvation)")
+	case "reader-convoy":
+		b.WriteString(": each write wakes a crowd of readers (reader convoy)")
+	default:
+		if bi := h.BlockedInside; bi != nil && bi.Wait*5 >= h.Wait {
+			fmt.Fprintf(&b, ", which held it across %s", blockedPhrase(bi))
 		}
 	}
-	if rep.Partial {
-		b.WriteString(" (partial window)")
-	}
 	return b.String()
+}
+
+// cpuPhrase is " on the CPU in main.burnSHA" for holds that ran.
+func cpuPhrase(h Holder) string {
+	ho := h.Holds
+	if ho == nil || ho.Running+ho.Runnable < cpuShare {
+		return ""
+	}
+	s := " on the CPU"
+	if ho.In != "" && ho.In != name(h.Func) {
+		s += " in " + ho.In
+	}
+	return s
 }
 
 // parkedHeadline speaks of the goroutines parked on locks when the window
@@ -81,7 +141,7 @@ func parkedHeadline(rep *Report) (string, bool) {
 		return "", false
 	}
 	w := rep.Parked[0]
-	return fmt.Sprintf("%s parked right now on locks; %d of them on the %s at %s",
+	return fmt.Sprintf("%s parked right now on locks; %d of them on the %s in %s",
 		textfmt.Plural(stuck, "goroutine is", "goroutines are"), w.Waiters, strings.TrimSuffix(w.Kind, ".Lock"), w.Where()), true
 }
 
@@ -116,22 +176,31 @@ func profileHeadline(rep *Report) string {
 	return "nothing to analyze: " + why + " and no profiles"
 }
 
-// blockedPhrase is "http.(*Client).Get (net/http)" or "a network wait".
+// blockedPhrase says what a holder blocked in: "a network wait
+// (net.(*conn).Read in main.(*ackSink).Write)", "a net/http call
+// (http.(*Client).Get in main.fetchRates)", "a sleep (time.Sleep in
+// main.handlePrice)".
 func blockedPhrase(bi *BlockedInside) string {
-	via := bi.Via
-	if strings.HasSuffix(via, "(net/http)") {
-		return "a net/http call, " + strings.TrimSuffix(via, " (net/http)")
-	}
 	what := map[string]string{
 		"network": "a network wait", "syscall": "a system call", "sleep": "a sleep",
 		"chan receive": "a channel receive", "chan send": "a channel send", "select": "a select",
 		"Cond.Wait": "a Cond.Wait", "WaitGroup.Wait": "a WaitGroup.Wait",
+		"Mutex.Lock": "a wait for another Mutex", "RWMutex.RLock": "a wait for another RWMutex",
+		"RWMutex.Lock": "a wait for another RWMutex",
 	}[bi.Reason]
 	if what == "" {
 		what = "a blocking call (" + bi.Reason + ")"
 	}
-	if via != "" {
-		return what + " in " + via
+	if strings.HasPrefix(bi.Call, "http.") || bi.Call == "" && (strings.HasSuffix(bi.Via, "(net/http)") || bi.Via == "net/http") {
+		what = "a net/http call"
+	}
+	switch {
+	case bi.Call != "" && bi.In != "":
+		return what + " (" + bi.Call + " in " + bi.In + ")"
+	case bi.In != "":
+		return what + " in " + bi.In
+	case bi.Via != "":
+		return what + " in " + bi.Via
 	}
 	return what
 }
@@ -153,6 +222,22 @@ func caveats(rep *Report, a *analyzer, opts Options) []string {
 			cs = append(cs, fmt.Sprintf("%s: a woken waiter that lost the lock to a running goroutine and parked again "+
 				"at the same stack within %s counts as one wait (its Parks field says how many parks).",
 				textfmt.Plural(a.waits.merged, "park was merged into the wait before it", "parks were merged into the wait before them"), textfmt.Dur(mergeWindow)))
+		}
+		if a.waits.inferred > 0 {
+			cs = append(cs, fmt.Sprintf("%s of goroutines blocked before the window began, announced without a stack, "+
+				"are counted at the site whose critical sections woke them.", textfmt.Plural(a.waits.inferred, "wait", "waits")))
+		}
+		if a.waits.ownWaits > 0 {
+			cs = append(cs, fmt.Sprintf("lockdiag's own goroutines (its monitor, recorder and snapshot collection) are left out: "+
+				"%s, %s in all.", textfmt.Plural(a.waits.ownWaits, "wait", "waits"), textfmt.Dur(time.Duration(a.waits.ownTotal))))
+		}
+		if rep.MainModule != "" {
+			cs = append(cs, fmt.Sprintf("The program's own code is taken to be %s (from %s); \"called from\" names its first function "+
+				"on a stack.", mainModuleName(rep.MainModule), rep.MainModuleSource))
+		}
+		if hasHolds(rep) {
+			cs = append(cs, "Holds are seen end to end only when the holder had waited for the lock (so its acquisition shows) "+
+				"and its Unlock woke another goroutine; holds taken on the fast path or ended without a waiter are not in them.")
 		}
 		if a.waits.atLeast > 0 {
 			cs = append(cs, fmt.Sprintf("%s began before the window or went on past its end: "+
@@ -197,4 +282,22 @@ func caveats(rep *Report, a *analyzer, opts Options) []string {
 		cs = append(cs, "The report is partial: its numbers cover only the part of the window that was read.")
 	}
 	return cs
+}
+
+func mainModuleName(m string) string {
+	if m == "main" {
+		return "package main"
+	}
+	return "module " + m + " and package main"
+}
+
+func hasHolds(rep *Report) bool {
+	for _, s := range rep.Sites {
+		for _, h := range s.Holders {
+			if h.Holds != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
