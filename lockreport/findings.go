@@ -50,10 +50,6 @@ func stackLine(fs []Frame) string {
 	return strings.Join(parts, " < ")
 }
 
-
-
-
-
 func longWaitFindings(rep *Report) []Finding {
 	var long []Wait
 	for _, w := range rep.Waits {
