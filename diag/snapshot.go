@@ -121,7 +121,7 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 	m.mu.Unlock()
 
 	// The trace first: it is the window before the trigger.
-	opts := lockreport.Options{MutexFraction: mutexRate, BlockRate: blockRate}
+	opts := lockreport.Options{MutexFraction: mutexRate, BlockRate: blockRate, MainModule: mainModule()}
 	var traceData []byte
 	windowStart := start.Add(-m.cfg.TraceWindow)
 	t0 := time.Now()
@@ -334,6 +334,15 @@ func stopWall(stop func() error) (err error) {
 	return stop()
 }
 
+// mainModule is the program's main module path from its build info, ""
+// when there is none (a test binary has "").
+func mainModule() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Path
+	}
+	return ""
+}
+
 // meta describes the snapshot being taken, for meta.json.
 func (m *Monitor) meta(start time.Time, trig bundle.Trigger, trace string, w bundle.Window, mutexRate, blockRate, goroutines int) bundle.Meta {
 	host, _ := os.Hostname()
@@ -347,6 +356,7 @@ func (m *Monitor) meta(start time.Time, trig bundle.Trigger, trace string, w bun
 		Time:                 start,
 		Trigger:              trig,
 		Program:              prog,
+		MainModule:           mainModule(),
 		Host:                 host,
 		PID:                  os.Getpid(),
 		GoVersion:            runtime.Version(),

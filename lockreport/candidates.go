@@ -169,8 +169,9 @@ const (
 	cpuShare = 0.6
 	// It is long when its median hold reaches longHold, or when it is
 	// outlierFactor times the median of the site's other sections.
-	longHold      = 2 * time.Millisecond
-	outlierFactor = 10
+	longHold       = 2 * time.Millisecond
+	outlierFactor  = 10
+	minOutlierHold = 100 * time.Microsecond
 	// A lock is saturated when goroutines waited for it during this share
 	// of the time it was contended at all (first to last wait).
 	saturatedShare = 0.8
@@ -201,17 +202,15 @@ func heldShare(s Site, win time.Duration) float64 {
 // "long-critical-section", "saturated-lock", "writer-starvation",
 // "reader-convoy", or "" (contention, no more said).
 func classifySite(s Site, win time.Duration) (string, *Holder) {
-	var h *Holder
 	var blamed time.Duration
 	for i := range s.Holders {
 		blamed += s.Holders[i].Wait
-		if h == nil && s.Holders[i].File != "" {
-			h = &s.Holders[i]
-		}
 	}
-	if h == nil {
+	if len(s.Holders) == 0 || s.Holders[0].File == "" {
+		// Not released in the window, or woken by the runtime.
 		return "", nil
 	}
+	h := &s.Holders[0]
 	if bi := h.BlockedInside; bi != nil && bi.Wait >= minInsideWait && float64(bi.Wait) >= minInsideShare*float64(blamed) {
 		if ho := h.Holds; ho == nil || ho.Count < minHolds || ho.Blocked+ho.Syscall >= 0.25 || bi.Blocked > ho.Total/4 {
 			return "held-across-blocking", h
@@ -219,7 +218,7 @@ func classifySite(s Site, win time.Duration) (string, *Holder) {
 	}
 	if ho := h.Holds; ho != nil && ho.Count >= minHolds && ho.Running+ho.Runnable >= cpuShare {
 		others := otherHoldsP50(s, h)
-		if ho.P50 >= longHold || others > 0 && ho.P50 >= outlierFactor*others {
+		if ho.P50 >= longHold || others > 0 && ho.P50 >= minOutlierHold && ho.P50 >= outlierFactor*others {
 			return "long-critical-section", h
 		}
 		if ho.Count >= minSaturatedHolds && s.Last-s.First >= minSaturatedSpan && activeContended(s, win) >= saturatedShare {

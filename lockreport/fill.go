@@ -134,7 +134,7 @@ func (a *analyzer) fill(rep *Report, prof profiles) {
 			}
 			switch {
 			case g.state == trace.GoSyscall && g.sysStart != 0:
-				ta.Since = time.Duration(g.sysStart - a.win.start)
+				ta.Since, ta.AtLeast = time.Duration(g.sysStart-a.win.start), g.sysAtLeast
 				if g.sysStack != nil {
 					st = g.sysStack
 				}

@@ -177,11 +177,11 @@ func cgoHolder(rep *Report, prog program, onWord map[int]bool, since time.Durati
 	if stub != "" {
 		s += " (" + stub + ")"
 	}
-	at := "since"
-	if best.AtLeast || best.Since == 0 {
-		at = "since at least"
+	if best.AtLeast {
+		s += ", in its cgo call since before the window began"
+	} else {
+		s += fmt.Sprintf(", in its cgo call since +%s of the window, before the waiters", textfmt.Dur(best.Since))
 	}
-	s += fmt.Sprintf(", in its cgo call %s +%s of the window, before the waiters", at, textfmt.Dur(best.Since))
 	if th, ok := osByTID[int(best.Thread)]; ok {
 		s += fmt.Sprintf("; its thread %d is %s", th.TID, th.Class)
 		if th.Syscall != "" {

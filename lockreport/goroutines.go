@@ -29,11 +29,12 @@ type gstate struct {
 	nblocks      int
 	lastLockWake int64
 
-	sysStart  int64
-	sysStack  *stackInfo
-	lastStack *stackInfo
-	rawStack  trace.Stack // a later stack than lastStack, not looked at yet
-	thread    *threadRec
+	sysStart   int64
+	sysAtLeast bool // in the system call since before the window
+	sysStack   *stackInfo
+	lastStack  *stackInfo
+	rawStack   trace.Stack // a later stack than lastStack, not looked at yet
+	thread     *threadRec
 
 	// hold is the lock the goroutine holds, as far as the trace shows.
 	hold holdState
@@ -178,8 +179,20 @@ func (a *analyzer) goTransition(ev *trace.Event, st *trace.StateTransition, t in
 			g.runStart = t
 		}
 		a.threads.ranOn(g, ev.Thread(), t)
+	case to == trace.GoSyscall && from != trace.GoRunning && g.sysStart == 0:
+		// A status event: in a system or cgo call since before the
+		// window (or since it was first seen).
+		g.sysStart, g.sysAtLeast = t, true
+		if fresh {
+			g.sysStart = a.win.start
+		}
+		if si := a.stacks.get(st.Stack); si != nil {
+			g.sysStack = si
+			g.lastStack, g.rawStack = si, trace.NoStack
+			g.own = g.own || si.own
+		}
 	case to == trace.GoSyscall && from == trace.GoRunning:
-		g.sysStart = t
+		g.sysStart, g.sysAtLeast = t, false
 		g.sysStack = a.stacks.get(st.Stack)
 		g.lastStack, g.rawStack = g.sysStack, trace.NoStack
 		if g.sysStack != nil {
@@ -200,7 +213,7 @@ func (a *analyzer) goTransition(ev *trace.Event, st *trace.StateTransition, t in
 		}
 		g.rawStack = st.Stack
 	}
-	if from == trace.GoSyscall && g.sysStart != 0 {
+	if from == trace.GoSyscall && to != trace.GoSyscall && g.sysStart != 0 {
 		if g.sysStack != nil {
 			if !g.own {
 				a.sites.other[kindSyscall].add(t-g.sysStart, false)
