@@ -697,3 +697,23 @@ func encode(p *profile.Profile) []byte {
 	}
 	return b.Bytes()
 }
+
+func TestGapNote(t *testing.T) {
+	// One sampled event at fraction 100 shows as 100 contentions and a
+	// hundred times its delay: the report says so.
+	n := gapNote(2590*time.Millisecond, 63*time.Second, 100, 100, true, 0, 3*time.Second, 3*time.Second)
+	for _, want := range []string{"24.3× the trace's 2.59s", "1 sampled event, scaled ×100"} {
+		if !strings.Contains(n, want) {
+			t.Errorf("gapNote = %q, want %q in it", n, want)
+		}
+	}
+	n = gapNote(60*time.Second, 2*time.Millisecond, 10, 10000, false, 20, 3500*time.Millisecond, 4500*time.Millisecond)
+	for _, want := range []string{"of the trace's 1m0s", "20 waits were still going", "the profile covers 4.5s, the trace 3.5s"} {
+		if !strings.Contains(n, want) {
+			t.Errorf("gapNote = %q, want %q in it", n, want)
+		}
+	}
+	if n := gapNote(time.Second, 1500*time.Millisecond, 10, 100, true, 0, time.Second, time.Second); n != "" {
+		t.Errorf("gapNote within a factor of 2 = %q, want none", n)
+	}
+}

@@ -345,5 +345,9 @@ func gapNote(trace, prof time.Duration, count int64, rate int, mutex bool, atEnd
 	if mutex {
 		why = append(why, "the mutex profile charges waiting to the Unlock by its own estimate")
 	}
-	return fmt.Sprintf("%.1f× the trace's %s: %s", r, textfmt.Dur(trace), strings.Join(why, "; "))
+	ratio := fmt.Sprintf("%.1f×", r)
+	if r < 1 {
+		ratio = textfmt.Pct(r) + " of"
+	}
+	return fmt.Sprintf("%s the trace's %s: %s", ratio, textfmt.Dur(trace), strings.Join(why, "; "))
 }
