@@ -32,6 +32,10 @@ type candidate struct {
 // end: a snapshot is taken for what goes on now.
 const endedWeight = 0.1
 
+// endedShare is the share of all lock wait that a site whose contention
+// ended needs for a finding, when nothing else was found about it.
+const endedShare = 0.1
+
 func (c candidate) score() float64 {
 	if c.current {
 		return c.weight
@@ -138,7 +142,11 @@ func lockSiteCandidates(rep *Report, a *analyzer) ([]candidate, []Finding) {
 		}
 		c.headline = siteHeadline(*s, h, kind, win)
 		if !c.current {
-			f = endedFinding(*s, win, f)
+			// Contention that ended is worth a finding of its own when
+			// it was more than a trace of the window's lock wait.
+			if f.Kind != "" || s.Share >= endedShare && s.Total >= minInsideWait {
+				f = endedFinding(*s, win, f)
+			}
 			c.headline = endedHeadline(*s, win) + c.headline
 		}
 		f.Source = "trace"
