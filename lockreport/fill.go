@@ -447,7 +447,7 @@ func (hg *holderGroup) merge(h *holderAgg) {
 	}
 	if hd := h.holds; hd != nil {
 		if hg.holds == nil {
-			hg.holds = &holdAgg{samples: map[*stackInfo]int{}}
+			hg.holds = &holdAgg{samples: map[*stackInfo]int{}, sections: map[string]int{}}
 		}
 		x := hg.holds
 		x.count += hd.count
@@ -460,6 +460,9 @@ func (hg *holderGroup) merge(h *holderAgg) {
 		x.blocked += hd.blocked
 		for si, n := range hd.samples {
 			x.samples[si] += n
+		}
+		for fn, n := range hd.sections {
+			x.sections[fn] += n
 		}
 	}
 }
@@ -489,6 +492,12 @@ func (a *analyzer) holderReport(s *siteAgg, hg *holderGroup) Holder {
 	}
 	if hd := hg.holds; hd != nil && hd.count > 0 {
 		ho.Holds = a.holdsReport(hg, hd)
+		// When the Lock and the Unlock are in different functions, the
+		// critical section is the call of the function above both.
+		if fn := topKey(hd.sections); fn != "" && fn != hg.frame.Func && hg.owner >= 0 && hg.stack != nil &&
+			!slices.ContainsFunc(hg.stack.frames[:hg.owner+1], func(f Frame) bool { return f.Func == fn }) {
+			ho.Section = fn
+		}
 	}
 	return ho
 }

@@ -66,6 +66,9 @@ func holderPhrase(s Site, h Holder) string {
 			what += " (run under the lock by " + h.Via[n-1] + ")"
 		}
 	}
+	if h.Section != "" {
+		what = "the critical section of " + name(h.Section) + ", released in " + holderAt(h)
+	}
 	if h.Module != "" && h.Module != s.Module {
 		what += " (module " + h.Module + ")"
 	}

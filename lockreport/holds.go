@@ -69,6 +69,9 @@ type holdAgg struct {
 	run, runnable, sys, blocked int64
 	// samples are the stacks seen while preempted inside, by count.
 	samples map[*stackInfo]int
+	// sections counts the functions whose call spanned the whole hold
+	// (Lock and Unlock both under it).
+	sections map[string]int
 }
 
 // maxSamples bounds the distinct stacks kept per critical section.
@@ -97,13 +100,17 @@ func (a *analyzer) endHold(hs *gstate, h *holderAgg, s *siteAgg, us *stackInfo, 
 	// The Lock and the Unlock must be one critical section: the same
 	// function (or one that called both through wrappers), called from
 	// the same place.
-	if k, _ := a.owner(us, hd.stack); k < 0 {
+	k, _ := a.owner(us, hd.stack)
+	if k < 0 {
 		return
 	}
 	ha := h.holds
 	if ha == nil {
-		ha = &holdAgg{samples: map[*stackInfo]int{}}
+		ha = &holdAgg{samples: map[*stackInfo]int{}, sections: map[string]int{}}
 		h.holds = ha
+	}
+	if fn := us.frames[k].Func; len(ha.sections) < maxSamples || ha.sections[fn] > 0 {
+		ha.sections[fn]++
 	}
 	ha.count++
 	ha.total += d

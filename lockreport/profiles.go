@@ -69,13 +69,19 @@ func profileSites(p *profile.Profile, waiters bool, wk *wrapKnowledge) (sites, r
 		if delay <= 0 && count <= 0 {
 			continue
 		}
-		total += delay
 		frames := sampleFrames(s)
 		if len(frames) == 0 {
 			continue
 		}
 		si := &stackInfo{frames: frames}
 		classifyFrames(si)
+		if si.own || waiters && si.site < 0 {
+			// lockdiag's own goroutines, and the runtime's (the
+			// tracer's readers wait in chanrecv for ever): not the
+			// program's waits.
+			continue
+		}
+		total += delay
 		f := si.siteFrame()
 		if wk != nil && si.site >= 0 {
 			if waiters && si.waitKind.isLock() {

@@ -248,6 +248,10 @@ type Holder struct {
 	Via    []string `json:"via,omitempty"`
 	Module string   `json:"module,omitempty"`
 	Caller string   `json:"caller,omitempty"`
+	// Section is the function whose call spans the critical section when
+	// the Lock and the Unlock are in different functions (a transaction:
+	// Lock in Begin, Unlock in Commit, both under Update).
+	Section string `json:"section,omitempty"`
 	// Holds are the holds of this critical section that the trace showed
 	// end to end, and what the holder did in them.
 	Holds *Holds `json:"holds,omitempty"`
