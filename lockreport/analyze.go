@@ -217,6 +217,9 @@ type analyzer struct {
 	win     window
 	// owners memoizes ownerIndex by pair of stacks.
 	owners map[[2]*stackInfo][2]int16
+	// the last lookup of owners
+	lastOwner   [2]*stackInfo
+	lastOwnerAt [2]int16
 	// prog tells the program's code from the libraries' (set by fill).
 	prog program
 	// cgo sums the cgo calls.

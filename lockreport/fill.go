@@ -447,7 +447,7 @@ func (hg *holderGroup) merge(h *holderAgg) {
 	}
 	if hd := h.holds; hd != nil {
 		if hg.holds == nil {
-			hg.holds = &holdAgg{samples: map[*stackInfo]int{}, sections: map[string]int{}}
+			hg.holds = &holdAgg{samples: map[*stackInfo]int{}, sections: map[section]int{}}
 		}
 		x := hg.holds
 		x.count += hd.count
@@ -461,8 +461,8 @@ func (hg *holderGroup) merge(h *holderAgg) {
 		for si, n := range hd.samples {
 			x.samples[si] += n
 		}
-		for fn, n := range hd.sections {
-			x.sections[fn] += n
+		for sk, n := range hd.sections {
+			x.sections[sk] += n
 		}
 	}
 }
@@ -477,7 +477,7 @@ func (a *analyzer) holderReport(s *siteAgg, hg *holderGroup) Holder {
 		ho.Share = float64(hg.blame) / float64(s.blamed)
 	}
 	if hg.stack != nil {
-		ho.Stack = hg.stack.short(stackDepth)
+		ho.Stack = a.toProgram(hg.stack)
 	}
 	if in := hg.inside; in != nil && in.stack != nil {
 		bi := &BlockedInside{Reason: in.kind.String(), Via: insideVia(in.stack, hg.frame.Func),
@@ -494,7 +494,11 @@ func (a *analyzer) holderReport(s *siteAgg, hg *holderGroup) Holder {
 		ho.Holds = a.holdsReport(hg, hd)
 		// When the Lock and the Unlock are in different functions, the
 		// critical section is the call of the function above both.
-		if fn := topKey(hd.sections); fn != "" && fn != hg.frame.Func && hg.owner >= 0 && hg.stack != nil &&
+		fns := map[string]int{}
+		for sk, n := range hd.sections {
+			fns[sk.us.frames[sk.k].Func] += n
+		}
+		if fn := topKey(fns); fn != "" && fn != hg.frame.Func && hg.owner >= 0 && hg.stack != nil &&
 			!slices.ContainsFunc(hg.stack.frames[:hg.owner+1], func(f Frame) bool { return f.Func == fn }) {
 			ho.Section = fn
 		}
@@ -634,10 +638,10 @@ func (a *analyzer) waitReport(w waitRec) Wait {
 		out.Site = siteLabel(f)
 	}
 	if w.stack != nil {
-		out.Stack = w.stack.short(stackDepth)
+		out.Stack = a.toProgram(w.stack)
 	}
 	if us := w.ustack; us != nil {
-		out.UnblockerStack = us.short(stackDepth)
+		out.UnblockerStack = a.toProgram(us)
 		if w.kind.isLock() && us.site >= 0 {
 			f := us.frames[a.stacks.wraps.unlockOwner(us)]
 			out.UnblockerAt = &f
@@ -735,4 +739,22 @@ func (s *siteAgg) absorb(u *siteAgg) {
 // siteByReport returns the aggregate behind a reported lock site.
 func (a *analyzer) siteByReport(s Site) *siteAgg {
 	return a.reported[s.Kind+"\x00"+siteOf(s)]
+}
+
+// toProgram returns si's frames from the call into the runtime or sync
+// down to the program's own frame under it (at least stackDepth frames,
+// at most maxSiteStack): a library's frames alone do not say which of the
+// program's calls waited.
+func (a *analyzer) toProgram(si *stackInfo) []Frame {
+	from := max(si.site-1, 0)
+	end := min(len(si.frames), from+stackDepth)
+	if c, ok := a.prog.callerIn(si.frames, max(si.site, 0)); ok {
+		for i := from; i < len(si.frames); i++ {
+			if si.frames[i] == c {
+				end = max(end, i+1)
+				break
+			}
+		}
+	}
+	return shortStack(si.frames[from:end], maxSiteStack)
 }

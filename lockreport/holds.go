@@ -25,6 +25,9 @@ type holdState struct {
 	// sample is the last stack seen while the goroutine was preempted in
 	// the critical section: what it did on the CPU.
 	sample *stackInfo
+	// inside is the last stack found to run inside the critical section
+	// (a memo: a holder is seen at the same stack again and again).
+	inside *stackInfo
 }
 
 // account adds the time since the last state change to state st.
@@ -70,8 +73,13 @@ type holdAgg struct {
 	// samples are the stacks seen while preempted inside, by count.
 	samples map[*stackInfo]int
 	// sections counts the functions whose call spanned the whole hold
-	// (Lock and Unlock both under it).
-	sections map[string]int
+	// (Lock and Unlock both under it), by wake-up stack and index in it.
+	sections map[section]int
+}
+
+type section struct {
+	us *stackInfo
+	k  int
 }
 
 // maxSamples bounds the distinct stacks kept per critical section.
@@ -106,11 +114,11 @@ func (a *analyzer) endHold(hs *gstate, h *holderAgg, s *siteAgg, us *stackInfo, 
 	}
 	ha := h.holds
 	if ha == nil {
-		ha = &holdAgg{samples: map[*stackInfo]int{}, sections: map[string]int{}}
+		ha = &holdAgg{samples: map[*stackInfo]int{}, sections: map[section]int{}}
 		h.holds = ha
 	}
-	if fn := us.frames[k].Func; len(ha.sections) < maxSamples || ha.sections[fn] > 0 {
-		ha.sections[fn]++
+	if sk := (section{us, k}); len(ha.sections) < maxSamples || ha.sections[sk] > 0 {
+		ha.sections[sk]++
 	}
 	ha.count++
 	ha.total += d
@@ -141,12 +149,17 @@ func (a *analyzer) owner(us, bs *stackInfo) (int, int) {
 		return -1, -1
 	}
 	key := [2]*stackInfo{us, bs}
-	if r, ok := a.owners[key]; ok {
-		return int(r[0]), int(r[1])
+	if key == a.lastOwner {
+		return int(a.lastOwnerAt[0]), int(a.lastOwnerAt[1])
 	}
-	k, j := ownerIndex(us, bs)
-	a.owners[key] = [2]int16{int16(k), int16(j)}
-	return k, j
+	r, ok := a.owners[key]
+	if !ok {
+		k, j := ownerIndex(us, bs)
+		r = [2]int16{int16(k), int16(j)}
+		a.owners[key] = r
+	}
+	a.lastOwner, a.lastOwnerAt = key, r
+	return int(r[0]), int(r[1])
 }
 
 // checkHold ends g's hold when stack si, taken while g held the lock,
@@ -158,9 +171,13 @@ func (a *analyzer) checkHold(g *gstate, si *stackInfo) bool {
 	if g.hold.site == nil {
 		return false
 	}
+	if si == g.hold.inside {
+		return true
+	}
 	if k, _ := a.owner(g.hold.stack, si); k < 0 {
 		g.hold.site, g.hold.sample, g.hold.stack = nil, nil, nil
 		return false
 	}
+	g.hold.inside = si
 	return true
 }
