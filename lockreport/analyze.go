@@ -118,9 +118,14 @@ var ErrUnreadableTrace = errors.New("lockreport: unreadable trace")
 // classified by the runtime's reason and, for "sync", by the frames: the
 // outermost of sync.(*Mutex).Lock, (*RWMutex).RLock, (*RWMutex).Lock,
 // (*WaitGroup).Wait, (*Cond).Wait. Its site is the first frame outside the
-// runtime, sync and internal packages. The goroutine that woke it, and the
-// stack of the wake-up call (Unlock, RUnlock, send, ...), come from the
-// wake-up event, which the runtime emits on the waking goroutine.
+// runtime, sync and internal packages, and past the lock wrappers: the
+// functions whose work is to call Lock (a library's (*mutexWrap).Lock, a
+// program's lock() helper or withLock(f)), which are learned from the
+// stacks of the trace and the profiles. The goroutine that woke it, and
+// the stack of the wake-up call (Unlock, RUnlock, send, ...), come from the
+// wake-up event, which the runtime emits on the waking goroutine. Every
+// function is named with its package, and each site with the program's
+// own function that entered it ([Options.MainModule]).
 //
 // A woken sync.Mutex waiter can find the semaphore taken and park again
 // inside the same runtime call. When a goroutine parks again at the
@@ -132,18 +137,29 @@ var ErrUnreadableTrace = errors.New("lockreport: unreadable trace")
 //
 // Goroutines already blocked when the window begins appear only through
 // status events: their wait is taken to start at the window's start and
-// is marked "at least"; the site comes from the status event's stack, or
-// is unknown ("?") when the runtime gave none, and the kind is then
-// inferred from the call that woke the goroutine. Waits still going at the
-// window's end are cut there and marked "at least" too.
+// is marked "at least"; the site comes from the status event's stack, or,
+// when the runtime gave none, from the site that the same critical
+// section woke, and the kind from the call that woke the goroutine. Waits
+// still going at the window's end are cut there and marked "at least" too.
 //
 // Lock wait is blamed on critical sections by time: at each wake-up at a
 // site, the time every goroutine waiting there has waited since the
 // previous wake-up at that site is blamed on the waker's critical section
-// (the first frame of the Unlock stack outside sync). A holder that
-// blocked (network, syscall, channel, select, sleep) inside that function
-// after it last acquired a contended lock, while goroutines waited, is
-// reported as holding the lock across that call.
+// (the function that called Unlock, past the unlock wrappers). A holder
+// that blocked (network, syscall, channel, select, sleep) in the call of
+// the function that both locked and unlocked, after it acquired the lock
+// and while goroutines waited, is reported as holding the lock across
+// that call, which is named with the function that made it. A waiter that
+// is woken holds the lock until the wake-up its own Unlock issues: those
+// holds, and what the holder did in them (running, waiting for a CPU, in
+// a system or cgo call, blocked; where it was preempted), tell a
+// saturated lock and a long critical section.
+//
+// The headline and the findings come from ranked candidates: lock sites
+// (what was still going on when the window ended first), locks outside Go
+// (OS threads on one futex word, [Options.Threads]; cgo calls whose
+// threads sleep), runtime-internal locks, the goroutines parked when the
+// window ended, and the profiles. lockdiag's own goroutines are left out.
 //
 // Analyze is safe for concurrent use. With GOMAXPROCS above 1 it parses
 // in a second goroutine while it analyzes, and waits for it to exit before

@@ -251,8 +251,8 @@ func caveats(rep *Report, a *analyzer, opts Options) []string {
 			for _, h := range s.Holders {
 				if h.BlockedInside != nil {
 					cs = append(cs, "\"Held across\" is inferred, not seen: the trace has no Lock events, so a holder counts as blocking "+
-						"inside its critical section when it blocked in a stack containing the function that later unlocked, "+
-						"after it last acquired a contended lock and while others waited.")
+						"inside its critical section when it blocked within the call of the function that unlocked (called from the same "+
+						"place), after it acquired the lock (when the trace showed that) and while others waited.")
 					goto doneInside
 				}
 			}
