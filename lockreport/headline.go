@@ -106,7 +106,11 @@ func siteHeadline(s Site, h *Holder, kind string, win time.Duration) string {
 			textfmt.Dur(ho.P50), cpuPhrase(*h), textfmt.Pct(heldShare(s, win)))
 	case "long-critical-section":
 		ho := h.Holds
-		fmt.Fprintf(&b, ", a long critical section: ~%s per hold (up to %s)%s", textfmt.Dur(ho.P50), textfmt.Dur(ho.Max), cpuPhrase(*h))
+		rel := ""
+		if o := otherHoldsP50(s, h); o > 0 && ho.P50 < longHold {
+			rel = fmt.Sprintf(", %.0f× the lock's other critical sections", float64(ho.P50)/float64(o))
+		}
+		fmt.Fprintf(&b, ", a long critical section: ~%s per hold (up to %s)%s%s", textfmt.Dur(ho.P50), textfmt.Dur(ho.Max), cpuPhrase(*h), rel)
 	case "writer-starvation":
 		b.WriteString(": writers wait for the readers (writer starvation)")
 	case "reader-convoy":
