@@ -717,3 +717,20 @@ func TestGapNote(t *testing.T) {
 		t.Errorf("gapNote within a factor of 2 = %q, want none", n)
 	}
 }
+
+// Threads blocked on runtime-internal locks when the window ended are a
+// candidate of their own: with nothing else contended they lead.
+func TestRuntimeLockThreadsHeadline(t *testing.T) {
+	th := &Threads{}
+	for i := range 4 {
+		th.Threads = append(th.Threads, Thread{TID: 100 + i, State: "S", Class: "runtime-lock", Syscall: "futex", FutexAddr: uint64(0x1000 + 8*i), FutexVal: 0xffffffff, FutexWaiters: 1})
+	}
+	th.FutexWaiters = 4
+	rep := analyzeFixture(t, "nocontention", Options{Threads: th})
+	if !strings.Contains(rep.Headline, "runtime-internal lock contention") || !strings.Contains(rep.Headline, "4 OS threads") {
+		t.Errorf("headline = %q, want the runtime-lock threads", rep.Headline)
+	}
+	if f := findFinding(rep, "runtime-lock"); f == nil || !strings.Contains(strings.Join(f.Evidence, "\n"), "4 OS threads") {
+		t.Errorf("runtime-lock finding = %+v", f)
+	}
+}
