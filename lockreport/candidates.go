@@ -179,7 +179,9 @@ const (
 	// outlierFactor times the median of the site's other sections.
 	longHold       = 2 * time.Millisecond
 	outlierFactor  = 10
-	minOutlierHold = 100 * time.Microsecond
+	minOutlierHold = 50 * time.Microsecond
+	// ...and held, by the holds seen, at least this share of that time.
+	saturatedHeld = 0.5
 	// A lock is saturated when goroutines waited for it during this share
 	// of the time it was contended at all (first to last wait).
 	saturatedShare = 0.8
@@ -225,11 +227,14 @@ func classifySite(s Site, win time.Duration) (string, *Holder) {
 		}
 	}
 	if ho := h.Holds; ho != nil && ho.Count >= minHolds && ho.Running+ho.Runnable >= cpuShare {
-		others := otherHoldsP50(s, h)
-		if ho.P50 >= longHold || others > 0 && ho.P50 >= minOutlierHold && ho.P50 >= outlierFactor*others {
+		// Outliers are told by the CPU each hold used: a hold's wall
+		// time includes waiting for a CPU, which all holders share.
+		cpu, others := cpuPerHold(*h), otherCPUPerHold(s, h)
+		if ho.P50 >= longHold || others > 0 && cpu >= minOutlierHold && cpu >= outlierFactor*others {
 			return "long-critical-section", h
 		}
-		if ho.Count >= minSaturatedHolds && s.Last-s.First >= minSaturatedSpan && activeContended(s, win) >= saturatedShare {
+		if ho.Count >= minSaturatedHolds && s.Last-s.First >= minSaturatedSpan && activeContended(s, win) >= saturatedShare &&
+			heldShare(s, win) >= saturatedHeld {
 			return "saturated-lock", h
 		}
 	}
@@ -237,6 +242,34 @@ func classifySite(s Site, win time.Duration) (string, *Holder) {
 		return "writer-starvation", h
 	}
 	return "", h
+}
+
+// cpuPerHold is the CPU time a critical section used per hold seen.
+func cpuPerHold(h Holder) time.Duration {
+	ho := h.Holds
+	if ho == nil || ho.Count == 0 {
+		return 0
+	}
+	return time.Duration(float64(ho.Total) * ho.Running / float64(ho.Count))
+}
+
+// otherCPUPerHold is the CPU time per hold of the site's other critical
+// sections, over all their holds seen; 0 if none was seen.
+func otherCPUPerHold(s Site, h *Holder) time.Duration {
+	var cpu float64
+	n := 0
+	for i := range s.Holders {
+		x := &s.Holders[i]
+		if sameHolder(*x, *h) || x.Holds == nil || x.Holds.Count == 0 {
+			continue
+		}
+		cpu += float64(x.Holds.Total) * x.Holds.Running
+		n += x.Holds.Count
+	}
+	if n == 0 {
+		return 0
+	}
+	return max(time.Duration(cpu/float64(n)), time.Nanosecond)
 }
 
 // otherHoldsP50 is the median hold of the site's other critical

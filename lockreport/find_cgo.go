@@ -321,6 +321,28 @@ func cgoWaitCandidates(rep *Report) []candidate {
 			holder = fmt.Sprintf("goroutine %d in %s, in a cgo call into the same package (%s) with its thread running", t.Goroutine, caller, stub)
 			break
 		}
+		if holder == "" {
+			// Nobody seen running in C at the end: the program's other
+			// callers into the same package, those still in a call first.
+			var best *CgoSite
+			for i := range rep.CgoCalls {
+				o := &rep.CgoCalls[i]
+				if o.Func == c.Func || !strings.HasPrefix(o.Stub, pkg+"._C") {
+					continue
+				}
+				if best == nil || o.Ongoing > 0 && best.Ongoing == 0 || (o.Ongoing > 0) == (best.Ongoing > 0) && o.Total > best.Total {
+					best = o
+				}
+			}
+			if best != nil {
+				holder = fmt.Sprintf("%s, the other caller into the same package (%s: %s, %s", best.Func, best.Stub,
+					textfmt.Plural(best.Calls, "call", "calls"), textfmt.Dur(best.Total))
+				if best.Ongoing > 0 {
+					holder += ", in one when the window ended"
+				}
+				holder += ")"
+			}
+		}
 		var ids []string
 		for _, t := range asleep {
 			ids = append(ids, strconv.FormatInt(t.Goroutine, 10))

@@ -107,8 +107,8 @@ func siteHeadline(s Site, h *Holder, kind string, win time.Duration) string {
 	case "long-critical-section":
 		ho := h.Holds
 		rel := ""
-		if o := otherHoldsP50(s, h); o > 0 && ho.P50 < longHold {
-			rel = fmt.Sprintf(", %.0f× the lock's other critical sections", float64(ho.P50)/float64(o))
+		if o := otherCPUPerHold(s, h); o > 0 && ho.P50 < longHold {
+			rel = fmt.Sprintf(", %.0f× the CPU per hold of the lock's other critical sections", float64(cpuPerHold(*h))/float64(o))
 		}
 		fmt.Fprintf(&b, ", a long critical section: ~%s per hold (up to %s)%s%s", textfmt.Dur(ho.P50), textfmt.Dur(ho.Max), cpuPhrase(*h), rel)
 	case "writer-starvation":
