@@ -3,7 +3,6 @@ package lockreport
 import (
 	"cmp"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/exp/trace"
@@ -648,16 +647,6 @@ func (a *analyzer) waitReport(w waitRec) Wait {
 		}
 	}
 	return out
-}
-
-// isHTTP reports whether a stack shows a net/http call.
-func isHTTP(fs []Frame) bool {
-	for _, f := range fs {
-		if strings.HasPrefix(f.Func, "net/http.") {
-			return true
-		}
-	}
-	return false
 }
 
 // mergeUnknown folds the waits of goroutines that were blocked before

@@ -201,70 +201,6 @@ func topKey(m map[string]int) string {
 	return best
 }
 
-// runtimeLockCandidates proposes contention on the Go runtime's own locks:
-// the mutex profile's runtime.unlock samples, with the OS threads that
-// were blocked on runtime locks when the window ended.
-func runtimeLockCandidates(rep *Report, window time.Duration) []candidate {
-	threads := 0
-	if ot := rep.OSThreads; ot != nil {
-		for _, r := range ot.OnLockWord {
-			if r.Class == "runtime-lock" {
-				threads++
-			}
-		}
-	}
-	fs := runtimeLockFindings(rep, window)
-	if len(fs) == 0 && threads < 2 {
-		return nil
-	}
-	var total time.Duration
-	if p := rep.Profiles; p != nil {
-		for _, r := range p.RuntimeLocks {
-			total += r.Delay
-		}
-	}
-	var f Finding
-	if len(fs) > 0 {
-		f = fs[0]
-	} else {
-		f = Finding{Kind: "runtime-lock", Summary: "Runtime-internal lock contention: OS threads were blocked on the Go runtime's own locks."}
-	}
-	f.Source = "mutex profile"
-	h := "runtime-internal lock contention"
-	if total > 0 {
-		h += fmt.Sprintf(": %s of delay in the mutex profile", textfmt.Dur(total))
-		if p := rep.Profiles; p != nil && len(p.RuntimeLocks) > 0 {
-			r := p.RuntimeLocks[0]
-			h += ", most under " + funcAt(Frame{Func: r.Func, File: r.File, Line: r.Line})
-		}
-	}
-	if threads > 0 {
-		f.Source = "mutex profile, threads"
-		line := fmt.Sprintf("threads (/proc): %d OS threads were blocked on runtime-internal locks when the window ended", threads)
-		f.Evidence = append([]string{line}, f.Evidence...)
-		h += fmt.Sprintf("; %d OS threads blocked on runtime locks when the window ended", threads)
-	}
-	return []candidate{{headline: h, finding: f, weight: total.Seconds() + float64(threads)*0.1, current: threads > 0 || total > 0}}
-}
-
-// parkedCandidates proposes the goroutines parked on locks when the
-// window ended, when the trace shows no lock wait (no trace, or a lock
-// held since before the window with nobody woken).
-func parkedCandidates(rep *Report) []candidate {
-	if len(rep.Sites) > 0 {
-		return nil
-	}
-	h, ok := parkedHeadline(rep)
-	if !ok {
-		return nil
-	}
-	n := 0
-	for _, p := range rep.Parked {
-		n += p.Waiters
-	}
-	return []candidate{{headline: h, weight: float64(n), current: true}}
-}
-
 // cgoWaitCandidates proposes locks in C that are waited for without a
 // futex: goroutines that spent much of the window in cgo calls from one
 // place while, when it ended, their OS threads slept (a busy handler
@@ -370,21 +306,4 @@ func cgoWaitCandidates(rep *Report) []candidate {
 		cs = append(cs, candidate{headline: h, finding: f, weight: c.Total.Seconds(), current: true})
 	}
 	return cs
-}
-
-// profileCandidates proposes what the profiles say when there is no
-// trace to say more.
-func profileCandidates(rep *Report) []candidate {
-	p := rep.Profiles
-	if rep.Window != nil || p == nil || len(p.Holders) == 0 && len(p.Waiters) == 0 {
-		return nil
-	}
-	var w time.Duration
-	for _, h := range p.Holders {
-		w += h.Delay
-	}
-	if len(p.Holders) == 0 {
-		w = p.BlockTotal
-	}
-	return []candidate{{headline: profileHeadline(rep), weight: w.Seconds(), current: true}}
 }

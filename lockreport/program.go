@@ -29,7 +29,7 @@ func (p program) is(fn string) bool {
 // program's code, or false.
 func (p program) callerIn(fs []Frame, i int) (Frame, bool) {
 	for j := max(i, 0); j < len(fs); j++ {
-		if p.is(fs[j].Func) && !strings.HasPrefix(fs[j].Func, "main.main") {
+		if p.is(fs[j].Func) {
 			return fs[j], true
 		}
 	}
