@@ -153,7 +153,10 @@ func lockSiteCandidates(rep *Report, a *analyzer) ([]candidate, []Finding) {
 		c.finding = f
 		cs = append(cs, c)
 		// The read/write patterns of the site, when they are not its
-		// lead finding.
+		// lead finding and its waits add up to something.
+		if s.Total < minInsideWait {
+			continue
+		}
 		if kind != "writer-starvation" {
 			if sf := starvationFinding(*s); sf.Kind != "" {
 				sf.Source = "trace"
