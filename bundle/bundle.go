@@ -55,7 +55,10 @@ type Meta struct {
 	// Files are the bundle's files, meta.json first.
 	Files []File `json:"files"`
 
-	Program    string `json:"program"`
+	Program string `json:"program"`
+	// MainModule is the program's main module path, from its build info
+	// ("" when unknown): the code a report calls the program's own.
+	MainModule string `json:"main_module,omitempty"`
 	Host       string `json:"host"`
 	PID        int    `json:"pid"`
 	GoVersion  string `json:"go_version"`

@@ -130,13 +130,15 @@ func (b *Bundle) Report() (*lockreport.Report, error) {
 }
 
 // Options returns what [lockreport.Analyze] needs to analyze the bundle
-// again besides its trace: the profiles and their rates, and the scans of
-// the parked goroutines and the OS threads stored with the report. When the
+// again besides its trace: the profiles and their rates, the program's
+// main module, and the scans of the parked goroutines and the OS threads
+// stored with the report. When the
 // bundle has no trace, TraceUnavailable says why.
 func (b *Bundle) Options() (lockreport.Options, error) {
 	opts := lockreport.Options{
 		MutexFraction: b.meta.MutexProfileFraction,
 		BlockRate:     b.meta.BlockProfileRate,
+		MainModule:    b.meta.MainModule,
 	}
 	var err error
 	if b.Has(MutexFile) {

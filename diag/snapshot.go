@@ -126,7 +126,7 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 	// window before the trigger, taken first; else (armed, or just started)
 	// the incident as it goes on, taken last, after at least minArmed of
 	// recording.
-	opts := lockreport.Options{MutexFraction: mutexRate, BlockRate: blockRate}
+	opts := lockreport.Options{MutexFraction: mutexRate, BlockRate: blockRate, MainModule: mainModule()}
 	windowStart := start.Add(-m.cfg.TraceWindow)
 	var since time.Time
 	traceLater := false
@@ -482,3 +482,12 @@ func traceCoverage(size int, since, taken, trigger time.Time, window time.Durati
 // snapshotCall is a snapshot being taken, shared by every request that
 // arrives meanwhile.
 type snapshotCall = *coalesce.Call[SnapshotInfo]
+
+// mainModule is the program's module path, for the report to tell the
+// program's own functions from its libraries'.
+func mainModule() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Path
+	}
+	return ""
+}

@@ -61,6 +61,15 @@ type Options struct {
 	// ended (Linux /proc). Nil if not scanned.
 	Threads *Threads
 
+	// MainModule is the module path of the traced program (from
+	// [runtime/debug.ReadBuildInfo]'s Main.Path): its packages and
+	// package main are "the program's own code", which the report names
+	// as the place each lock was entered from ("called from
+	// main.handleRequest"). If empty, package main is, or else the
+	// outermost module outside the standard library that the waiters'
+	// stacks share.
+	MainModule string
+
 	// Top is how many sites to list. If zero, 10.
 	Top int
 
@@ -109,9 +118,14 @@ var ErrUnreadableTrace = errors.New("lockreport: unreadable trace")
 // classified by the runtime's reason and, for "sync", by the frames: the
 // outermost of sync.(*Mutex).Lock, (*RWMutex).RLock, (*RWMutex).Lock,
 // (*WaitGroup).Wait, (*Cond).Wait. Its site is the first frame outside the
-// runtime, sync and internal packages. The goroutine that woke it, and the
-// stack of the wake-up call (Unlock, RUnlock, send, ...), come from the
-// wake-up event, which the runtime emits on the waking goroutine.
+// runtime, sync and internal packages, and past the lock wrappers: the
+// functions whose work is to call Lock (a library's (*mutexWrap).Lock, a
+// program's lock() helper or withLock(f)), which are learned from the
+// stacks of the trace and the profiles. The goroutine that woke it, and
+// the stack of the wake-up call (Unlock, RUnlock, send, ...), come from the
+// wake-up event, which the runtime emits on the waking goroutine. Every
+// function is named with its package, and each site with the program's
+// own function that entered it ([Options.MainModule]).
 //
 // A woken sync.Mutex waiter can find the semaphore taken and park again
 // inside the same runtime call. When a goroutine parks again at the
@@ -123,18 +137,29 @@ var ErrUnreadableTrace = errors.New("lockreport: unreadable trace")
 //
 // Goroutines already blocked when the window begins appear only through
 // status events: their wait is taken to start at the window's start and
-// is marked "at least"; the site comes from the status event's stack, or
-// is unknown ("?") when the runtime gave none, and the kind is then
-// inferred from the call that woke the goroutine. Waits still going at the
-// window's end are cut there and marked "at least" too.
+// is marked "at least"; the site comes from the status event's stack, or,
+// when the runtime gave none, from the site that the same critical
+// section woke, and the kind from the call that woke the goroutine. Waits
+// still going at the window's end are cut there and marked "at least" too.
 //
 // Lock wait is blamed on critical sections by time: at each wake-up at a
 // site, the time every goroutine waiting there has waited since the
 // previous wake-up at that site is blamed on the waker's critical section
-// (the first frame of the Unlock stack outside sync). A holder that
-// blocked (network, syscall, channel, select, sleep) inside that function
-// after it last acquired a contended lock, while goroutines waited, is
-// reported as holding the lock across that call.
+// (the function that called Unlock, past the unlock wrappers). A holder
+// that blocked (network, syscall, channel, select, sleep) in the call of
+// the function that both locked and unlocked, after it acquired the lock
+// and while goroutines waited, is reported as holding the lock across
+// that call, which is named with the function that made it. A waiter that
+// is woken holds the lock until the wake-up its own Unlock issues: those
+// holds, and what the holder did in them (running, waiting for a CPU, in
+// a system or cgo call, blocked; where it was preempted), tell a
+// saturated lock and a long critical section.
+//
+// The headline and the findings come from ranked candidates: lock sites
+// (what was still going on when the window ended first), locks outside Go
+// (OS threads on one futex word, [Options.Threads]; cgo calls whose
+// threads sleep), runtime-internal locks, the goroutines parked when the
+// window ended, and the profiles. lockdiag's own goroutines are left out.
 //
 // Analyze is safe for concurrent use. With GOMAXPROCS above 1 it parses
 // in a second goroutine while it analyzes, and waits for it to exit before
@@ -151,15 +176,18 @@ func Analyze(ctx context.Context, trace io.Reader, opts Options) (*Report, error
 			a = nil
 		}
 	}
-	if a != nil {
-		a.fill(rep)
-	}
 	prof := readProfiles(opts)
-	rep.Profiles = joinProfiles(rep, prof, opts)
+	if a != nil {
+		a.fill(rep, prof)
+	}
+	var wk *wrapKnowledge
+	if a != nil {
+		wk = &a.stacks.wraps
+	}
+	rep.Profiles = joinProfiles(rep, prof, opts, wk)
 	rep.Parked = parkedSites(opts.Parked)
 	rep.OSThreads = osThreads(opts.Threads, rep.Threads)
-	addFindings(rep, a, prof, opts)
-	rep.Headline = headline(rep)
+	explain(rep, a, prof, opts)
 	rep.Caveats = caveats(rep, a, opts)
 	return rep, err
 }
@@ -186,6 +214,8 @@ const (
 	maxBlocks = 4
 	// budgetEvery is how often (in events) the context is checked.
 	budgetEvery = 1024
+	// maxSeconds bounds the per-second counts of a site.
+	maxSeconds = 3600
 )
 
 // analyzer is the state of one analysis. Each part has one job: stacks
@@ -201,6 +231,17 @@ type analyzer struct {
 	sites   siteTable
 	waits   waitKeeper
 	win     window
+	// owners memoizes ownerIndex by pair of stacks.
+	owners map[[2]*stackInfo][2]int16
+	// the last lookup of owners
+	lastOwner   [2]*stackInfo
+	lastOwnerAt [2]int16
+	// prog tells the program's code from the libraries' (set by fill).
+	prog program
+	// cgo sums the cgo calls.
+	cgo cgoTable
+	// reported maps the report's lock sites to their aggregates.
+	reported map[string]*siteAgg
 
 	// partial says why the analysis stopped early, "" if it did not.
 	partial string
@@ -225,6 +266,7 @@ func newAnalyzer(opts Options) *analyzer {
 		threads: threadTable{byID: make(map[trace.ThreadID]*threadRec)},
 		sites:   newSiteTable(),
 		waits:   waitKeeper{keep: opts.KeepWaits},
+		owners:  make(map[[2]*stackInfo][2]int16),
 	}
 }
 
@@ -286,14 +328,20 @@ func (a *analyzer) finish() {
 		if g.pend.valid {
 			a.flushPending(g)
 		}
+		if g.state == trace.GoSyscall && g.sysStart != 0 && g.sysStack != nil && g.sysStack.cgo && !g.own {
+			a.cgo.add(g.sysStack, g.id, end-g.sysStart, true)
+		}
 		if g.waiting {
 			if g.inSet {
 				g.site.leave(end)
 				g.inSet = false
 			}
 			g.waiting = false
+			if g.site != nil && !g.own {
+				g.site.openAtEnd++
+			}
 			a.finishWait(waitRec{kind: g.kind, site: g.site, g: g.id, start: g.start, dur: end - g.start, atLeast: true,
-				parks: g.parks, stack: g.stack, unblocker: trace.NoGoroutine})
+				parks: g.parks, stack: g.stack, unblocker: trace.NoGoroutine, own: g.own})
 		}
 	})
 }

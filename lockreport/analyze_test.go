@@ -268,14 +268,19 @@ func TestAnalyzePreblocked(t *testing.T) {
 	if h := stuck.Holders[0]; h.Func != "(not released in the window)" {
 		t.Errorf("stuckWaiter's holder = %q, want the not-released pseudo-holder", h.Func)
 	}
+	// The waiter announced without a stack: its kind comes from its
+	// waker, and it is counted at the site that the same critical section
+	// woke (preblockedWaiter's, whose waiter had a stack from a generation
+	// boundary), not at a site of its own.
 	pre := findSite(rep, "Mutex.Lock", "main.preblockedWaiter")
-	if pre == nil || pre.AtLeast != 1 || pre.Holders[0].Func != "main.preblockedHolder" {
-		t.Errorf("preblockedWaiter (stack from a generation boundary) = %+v", pre)
+	if pre == nil || pre.AtLeast != 2 || pre.Waiters != 2 || pre.Holders[0].Func != "main.preblockedHolder" {
+		t.Errorf("preblockedWaiter (one waiter with a stack from a generation boundary, one without a stack) = %+v", pre)
 	}
-	// The waiter announced without a stack: kind from its waker, site unknown.
-	unknown := findSite(rep, "Mutex.Lock", "?")
-	if unknown == nil || unknown.Holders[0].Func != "main.preblockedHolder" || unknown.AtLeast != 1 {
-		t.Errorf("stackless pre-window waiter = %+v", unknown)
+	if unknown := findSite(rep, "Mutex.Lock", "?"); unknown != nil {
+		t.Errorf("stackless pre-window waiter has a site of its own: %+v", unknown)
+	}
+	if !strings.Contains(strings.Join(rep.Caveats, "\n"), "counted at the site whose critical sections woke them") {
+		t.Errorf("caveats do not say where the stackless waiter was counted: %q", rep.Caveats)
 	}
 	if !strings.Contains(rep.Headline, "at least") {
 		t.Errorf("headline %q does not say the wait is a lower bound", rep.Headline)
@@ -691,4 +696,41 @@ func encode(p *profile.Profile) []byte {
 		panic(err)
 	}
 	return b.Bytes()
+}
+
+func TestGapNote(t *testing.T) {
+	// One sampled event at fraction 100 shows as 100 contentions and a
+	// hundred times its delay: the report says so.
+	n := gapNote(2590*time.Millisecond, 63*time.Second, 100, 100, true, 0, 3*time.Second, 3*time.Second)
+	for _, want := range []string{"24.3× the trace's 2.59s", "1 sampled event, scaled ×100"} {
+		if !strings.Contains(n, want) {
+			t.Errorf("gapNote = %q, want %q in it", n, want)
+		}
+	}
+	n = gapNote(60*time.Second, 2*time.Millisecond, 10, 10000, false, 20, 3500*time.Millisecond, 4500*time.Millisecond)
+	for _, want := range []string{"of the trace's 1m0s", "20 waits were still going", "the profile covers 4.5s, the trace 3.5s"} {
+		if !strings.Contains(n, want) {
+			t.Errorf("gapNote = %q, want %q in it", n, want)
+		}
+	}
+	if n := gapNote(time.Second, 1500*time.Millisecond, 10, 100, true, 0, time.Second, time.Second); n != "" {
+		t.Errorf("gapNote within a factor of 2 = %q, want none", n)
+	}
+}
+
+// Threads blocked on runtime-internal locks when the window ended are a
+// candidate of their own: with nothing else contended they lead.
+func TestRuntimeLockThreadsHeadline(t *testing.T) {
+	th := &Threads{}
+	for i := range 4 {
+		th.Threads = append(th.Threads, Thread{TID: 100 + i, State: "S", Class: "runtime-lock", Syscall: "futex", FutexAddr: uint64(0x1000 + 8*i), FutexVal: 0xffffffff, FutexWaiters: 1})
+	}
+	th.FutexWaiters = 4
+	rep := analyzeFixture(t, "nocontention", Options{Threads: th})
+	if !strings.Contains(rep.Headline, "runtime-internal lock contention") || !strings.Contains(rep.Headline, "4 OS threads") {
+		t.Errorf("headline = %q, want the runtime-lock threads", rep.Headline)
+	}
+	if f := findFinding(rep, "runtime-lock"); f == nil || !strings.Contains(strings.Join(f.Evidence, "\n"), "4 OS threads") {
+		t.Errorf("runtime-lock finding = %+v", f)
+	}
 }

@@ -50,131 +50,6 @@ func stackLine(fs []Frame) string {
 	return strings.Join(parts, " < ")
 }
 
-// addFindings appends the findings, most important first.
-func addFindings(rep *Report, a *analyzer, prof profiles, opts Options) {
-	var fs []Finding
-	if a != nil {
-		fs = append(fs, insideFindings(rep)...)
-		fs = append(fs, starvationFindings(rep)...)
-		fs = append(fs, convoyFindings(rep, a)...)
-		fs = append(fs, longWaitFindings(rep)...)
-		fs = append(fs, hotLockFindings(rep)...)
-	}
-	fs = append(fs, runtimeLockFindings(rep, profileWindow(rep, prof))...)
-	rep.Findings = append(rep.Findings, fs...)
-	if len(rep.Sites) > opts.Top {
-		rep.Sites = rep.Sites[:opts.Top]
-	}
-	if len(rep.SyncSites) > opts.Top {
-		rep.SyncSites = rep.SyncSites[:opts.Top]
-	}
-}
-
-func insideFindings(rep *Report) []Finding {
-	var fs []Finding
-	for _, s := range rep.Sites {
-		for _, h := range s.Holders {
-			bi := h.BlockedInside
-			if bi == nil || bi.Wait < minInsideWait || s.Total == 0 {
-				continue
-			}
-			var siteBlamed time.Duration
-			for _, x := range s.Holders {
-				siteBlamed += x.Wait
-			}
-			if float64(bi.Wait) < minInsideShare*float64(siteBlamed) {
-				continue
-			}
-			f := Finding{Kind: "held-across-blocking", Site: siteOf(s)}
-			f.Summary = fmt.Sprintf("Lock held across %s: %s kept the %s at %s while it blocked there, "+
-				"%s for %s in all; %s of the waiters' time (%s of the wait at that site) is blamed on it.",
-				blockedPhrase(bi), holderAt(h), kindNoun(s.Kind), siteOf(s), textfmt.Plural(bi.Times, "time", "times"),
-				textfmt.Dur(bi.Blocked), textfmt.Dur(bi.Wait), textfmt.Pct(float64(bi.Wait)/float64(max(siteBlamed, 1))))
-			f.Evidence = append(f.Evidence,
-				fmt.Sprintf("holder's stack when it blocked (%s): %s", bi.Reason, stackLine(bi.Stack)),
-				fmt.Sprintf("up to %s waiting at once when it unlocked; %s by %s at the site, %s in total, max %s",
-					textfmt.Plural(bi.MaxQueued, "goroutine was", "goroutines were"), textfmt.Plural(s.Waits, "wait", "waits"), textfmt.Plural(s.Waiters, "goroutine", "goroutines"), textfmt.Dur(s.Total), textfmt.Dur(s.Max)),
-				"fix: do the blocking call before taking the lock or after releasing it, or hold a copy instead of the lock")
-			fs = append(fs, f)
-		}
-	}
-	return fs
-}
-
-func starvationFindings(rep *Report) []Finding {
-	var fs []Finding
-	for _, s := range rep.Sites {
-		if s.Kind != "RWMutex.Lock" || s.Waits < 3 || (s.P50 < starvationP50 && s.Max < starvationMax) {
-			continue
-		}
-		var readers, all time.Duration
-		var top *Holder
-		for i, h := range s.Holders {
-			all += h.Wait
-			if h.Op == "RWMutex.RUnlock" {
-				readers += h.Wait
-				if top == nil {
-					top = &s.Holders[i]
-				}
-			}
-		}
-		if top == nil || all == 0 || float64(readers) < 0.5*float64(all) {
-			continue
-		}
-		f := Finding{Kind: "writer-starvation", Site: siteOf(s)}
-		f.Summary = fmt.Sprintf("RWMutex writer starvation: writers at %s waited for readers to leave: %s, median %s, max %s, "+
-			"%s in total; %s of it while readers held the lock, mostly %s (RUnlock).",
-			siteOf(s), textfmt.Plural(s.Waits, "wait", "waits"), textfmt.Dur(s.P50), textfmt.Dur(s.Max), textfmt.Dur(s.Total),
-			textfmt.Pct(float64(readers)/float64(all)), holderAt(*top))
-		for _, h := range s.Holders {
-			if h.Op == "RWMutex.RUnlock" {
-				f.Evidence = append(f.Evidence, fmt.Sprintf("read section %s: %s of the writers' wait, %s by %s",
-					holderAt(h), textfmt.Pct(h.Share), textfmt.Plural(h.Wakeups, "last RUnlock", "last RUnlocks"), textfmt.Plural(h.Goroutines, "goroutine", "goroutines")))
-			}
-		}
-		f.Evidence = append(f.Evidence, "while a writer waits, new readers queue behind it: long read sections stall readers and writers alike; "+
-			"shorten the read sections or move slow work out of them")
-		fs = append(fs, f)
-	}
-	return fs
-}
-
-func convoyFindings(rep *Report, a *analyzer) []Finding {
-	var fs []Finding
-	for _, s := range rep.Sites {
-		if s.Kind != "RWMutex.RLock" {
-			continue
-		}
-		agg := a.sites.byKey[siteKey{kind: kindRLock, fn: s.Func, file: s.File, line: s.Line}]
-		if agg == nil || agg.bursts < convoyBursts {
-			continue
-		}
-		var writer *Holder
-		for i, h := range s.Holders {
-			if h.Op == "RWMutex.Unlock" {
-				writer = &s.Holders[i]
-				break
-			}
-		}
-		who := "a writer's Unlock"
-		if writer != nil {
-			who = "the Unlock in " + holderAt(*writer)
-		}
-		f := Finding{Kind: "reader-convoy", Site: siteOf(s)}
-		f.Summary = fmt.Sprintf("Reader convoy at %s: %d times, %s woke %.1f readers at once on average (up to %d); "+
-			"readers waited %s in total, max %s.", siteOf(s), agg.bursts, who,
-			float64(agg.burstReaders)/float64(agg.bursts), agg.burstMax, textfmt.Dur(s.Total), textfmt.Dur(s.Max))
-		if writer != nil {
-			f.Evidence = append(f.Evidence, fmt.Sprintf("the writer's critical section %s has %s of the readers' wait (%s)",
-				holderAt(*writer), textfmt.Pct(writer.Share), textfmt.Dur(writer.Wait)))
-		}
-		f.Evidence = append(f.Evidence, "each write stops every reader, then wakes them together; they contend for the CPU and the next writer waits for all of them: "+
-			"write less often (batch updates) or publish immutable snapshots (atomic.Pointer) instead")
-		fs = append(fs, f)
-	}
-	return fs
-}
-
 func longWaitFindings(rep *Report) []Finding {
 	var long []Wait
 	for _, w := range rep.Waits {
@@ -210,6 +85,9 @@ func atLeastWord(b bool) string {
 func wokenBy(w Wait) string {
 	if w.Unblocker < 0 || len(w.UnblockerStack) == 0 {
 		return "not released before the window ended"
+	}
+	if w.UnblockerAt != nil {
+		return fmt.Sprintf("released by goroutine %d in %s", w.Unblocker, funcAt(*w.UnblockerAt))
 	}
 	// The first frame outside the runtime and sync is the critical section.
 	for _, f := range w.UnblockerStack {
@@ -291,44 +169,5 @@ func hotLockFindings(rep *Report) []Finding {
 		}
 	}
 	f.Evidence = append(f.Evidence, "shorten the critical sections there, or split the lock (shard by key)")
-	return []Finding{f}
-}
-
-// profileWindow is the span the mutex profile delta covers, or the trace
-// window; 0 if neither is known.
-func profileWindow(rep *Report, prof profiles) time.Duration {
-	if prof.mutex != nil && prof.mutex.DurationNanos > 0 {
-		return time.Duration(prof.mutex.DurationNanos)
-	}
-	if rep.Window != nil {
-		return rep.Window.Duration
-	}
-	return 0
-}
-
-func runtimeLockFindings(rep *Report, window time.Duration) []Finding {
-	p := rep.Profiles
-	if p == nil || len(p.RuntimeLocks) == 0 {
-		return nil
-	}
-	var total time.Duration
-	for _, r := range p.RuntimeLocks {
-		total += r.Delay
-	}
-	if total < max(minRuntimeLock, time.Duration(float64(window)*runtimeLockShare)) {
-		return nil
-	}
-	top := p.RuntimeLocks[0]
-	f := Finding{Kind: "runtime-lock"}
-	f.Summary = fmt.Sprintf("Runtime-internal lock contention: the mutex profile has %s of delay on runtime locks, most under %s.",
-		textfmt.Dur(total), funcAt(Frame{Func: top.Func, File: top.File, Line: top.Line}))
-	for i, r := range p.RuntimeLocks {
-		if i == 3 {
-			break
-		}
-		f.Evidence = append(f.Evidence, fmt.Sprintf("%s (%d contentions): %s", textfmt.Dur(r.Delay), r.Count, stackLine(r.Stack)))
-	}
-	f.Evidence = append(f.Evidence, "runtime locks guard channels, timers, the scheduler and the heap: look for one channel shared by many goroutines, "+
-		"or GOMAXPROCS above the CPUs available")
 	return []Finding{f}
 }

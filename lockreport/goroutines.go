@@ -29,11 +29,21 @@ type gstate struct {
 	nblocks      int
 	lastLockWake int64
 
-	sysStart  int64
-	sysStack  *stackInfo
-	lastStack *stackInfo
-	rawStack  trace.Stack // a later stack than lastStack, not looked at yet
-	thread    *threadRec
+	sysStart   int64
+	sysAtLeast bool // in the system call since before the window
+	sysStack   *stackInfo
+	lastStack  *stackInfo
+	rawStack   trace.Stack // a later stack than lastStack, not looked at yet
+	thread     *threadRec
+
+	// hold is the lock the goroutine holds, as far as the trace shows.
+	hold holdState
+	// epoch counts the goroutine's transitions: a reader convoy burst is
+	// the wake-ups of one Unlock, with nothing else in between.
+	epoch uint32
+	// own is set once a stack of the goroutine showed lockdiag's own
+	// runtime (the monitor, the recorder, snapshot collection).
+	own bool
 }
 
 // pendingWait is a finished lock wait that may still merge with the next
@@ -129,6 +139,10 @@ func (a *analyzer) goTransition(ev *trace.Event, st *trace.StateTransition, t in
 		a.gs.set(id, g)
 		fresh = true
 	}
+	g.epoch++
+	if g.hold.site != nil {
+		g.hold.account(g.state, t)
+	}
 	if g.pend.valid && !(from == trace.GoRunnable && to == trace.GoRunning && g.runStart == 0) &&
 		!(from == trace.GoRunning && to == trace.GoWaiting) {
 		a.flushPending(g)
@@ -165,17 +179,49 @@ func (a *analyzer) goTransition(ev *trace.Event, st *trace.StateTransition, t in
 			g.runStart = t
 		}
 		a.threads.ranOn(g, ev.Thread(), t)
+	case to == trace.GoSyscall && from != trace.GoRunning && g.sysStart == 0:
+		// A status event: in a system or cgo call since before the
+		// window (or since it was first seen).
+		g.sysStart, g.sysAtLeast = t, true
+		if fresh {
+			g.sysStart = a.win.start
+		}
+		if si := a.stacks.get(st.Stack); si != nil {
+			g.sysStack = si
+			g.lastStack, g.rawStack = si, trace.NoStack
+			g.own = g.own || si.own
+		}
 	case to == trace.GoSyscall && from == trace.GoRunning:
-		g.sysStart = t
+		g.sysStart, g.sysAtLeast = t, false
 		g.sysStack = a.stacks.get(st.Stack)
 		g.lastStack, g.rawStack = g.sysStack, trace.NoStack
+		if g.sysStack != nil {
+			g.own = g.own || g.sysStack.own
+			a.checkHold(g, g.sysStack)
+		}
 	case to == trace.GoRunnable && from == trace.GoRunning:
+		if g.hold.site != nil {
+			// What a holder runs when it is preempted is what its
+			// critical section does on the CPU: worth the lookup.
+			if si := a.stacks.get(st.Stack); si != nil {
+				g.lastStack, g.rawStack = si, trace.NoStack
+				if a.checkHold(g, si) && !si.handoff {
+					g.hold.sample = si
+				}
+				break
+			}
+		}
 		g.rawStack = st.Stack
 	}
-	if from == trace.GoSyscall && g.sysStart != 0 {
+	if from == trace.GoSyscall && to != trace.GoSyscall && g.sysStart != 0 {
 		if g.sysStack != nil {
-			a.sites.other[kindSyscall].add(t-g.sysStart, false)
+			if !g.own {
+				a.sites.other[kindSyscall].add(t-g.sysStart, false)
+			}
 			g.addBlock(kindSyscall, g.sysStack, g.sysStart, t)
+			if g.sysStack.cgo && !g.own {
+				a.cgo.add(g.sysStack, g.id, t-g.sysStart, false)
+			}
 		}
 		g.sysStart = 0
 	}
@@ -211,6 +257,10 @@ func (a *analyzer) block(g *gstate, t int64, reason string, si *stackInfo) {
 	k := waitKindOf(reason, si)
 	if si != nil {
 		g.lastStack, g.rawStack = si, trace.NoStack
+		if si.own {
+			g.own = true
+		}
+		a.checkHold(g, si)
 	}
 	if g.waiting {
 		// Lost track (should not happen): close what we had.
@@ -241,12 +291,19 @@ func (a *analyzer) beginWait(g *gstate, start, park int64, k waitKind, si *stack
 	g.parks = parks
 	g.site = nil
 	g.inSet = false
+	if si != nil && si.own {
+		g.own = true
+	}
 	if !k.hasSite() {
 		return
 	}
 	s := a.sites.get(k, si)
 	g.site = s
 	if k.isLock() {
+		if g.hold.site == s {
+			// Woken, it lost the lock and waits again: it never held it.
+			g.hold.site = nil
+		}
 		from := park
 		if atLeast {
 			from = start
@@ -285,7 +342,7 @@ func (a *analyzer) endWait(g *gstate, t int64, unb trace.GoID, us *stackInfo, lo
 	s := g.site
 	if !k.isLock() || s == nil {
 		a.finishWait(waitRec{kind: k, site: s, g: g.id, start: g.start, dur: t - g.start, atLeast: g.atLeast || lost,
-			parks: g.parks, stack: g.stack, unblocker: unb, ustack: us})
+			parks: g.parks, stack: g.stack, unblocker: unb, ustack: us, own: g.own})
 		if s != nil {
 			s.credit(s.holder(us), t-g.start, unb)
 		}
@@ -310,16 +367,26 @@ func (a *analyzer) endWait(g *gstate, t int64, unb trace.GoID, us *stackInfo, lo
 	}
 	h := s.holder(us)
 	s.credit(h, blame, unb)
+	var hs *gstate
 	if unb != trace.NoGoroutine && us != nil {
-		if hs := a.gs.get(unb); hs != nil {
+		if hs = a.gs.get(unb); hs != nil {
 			a.checkInside(hs, h, us, g.start, t, blame, queued)
 			// hs released a lock: what it blocked on before is not inside
 			// its next critical section.
 			hs.nblocks = 0
+			if hs.hold.site != nil && releases(us.op, hs.hold.site.kind) {
+				a.endHold(hs, h, s, us, t, t-g.start)
+			}
 		}
 	}
-	if k == kindRLock && us != nil && us.op == "RWMutex.Unlock" {
-		s.readerWoken(unb, t)
+	if k == kindRLock && us != nil && us.op == "RWMutex.Unlock" && hs != nil {
+		s.readerWoken(hs, g.id, us, t)
+	}
+	if !lost {
+		// The waiter holds the lock from now on (a Mutex waiter that
+		// loses the race parks again, and beginWait forgets this).
+		g.hold = holdState{site: s, stack: g.stack, start: t, since: t}
+		s.lastGrant, s.lastGrantG = t, g.id
 	}
 	g.lastLockWake = t
 	g.nblocks = 0
@@ -362,9 +429,20 @@ func (a *analyzer) checkInside(hs *gstate, h *holderAgg, us *stackInfo, waitStar
 	if hs.nblocks == 0 || us.site < 0 {
 		return
 	}
-	fn := us.frames[us.site].Func
+	// A block inside the critical section: it ended after the waiter
+	// began to wait, began after the holder acquired the lock (when the
+	// trace showed the acquisition), and its stack runs inside the call
+	// of the function that unlocked.
+	from := hs.lastLockWake
+	if hs.hold.site != nil {
+		from = max(from, hs.hold.start)
+	}
 	inside := func(b *blockRec) bool {
-		return b.end <= t && b.end > waitStart && b.end >= hs.lastLockWake && b.stack.contains(fn)
+		if b.end > t || b.end <= waitStart || b.start < from && hs.hold.site != nil || b.end < from {
+			return false
+		}
+		k, _ := a.owner(us, b.stack)
+		return k >= 0
 	}
 	found := false
 	for i := 0; i < hs.nblocks; i++ {
@@ -405,7 +483,7 @@ func (a *analyzer) flushPending(g *gstate) {
 	}
 	p.valid = false
 	a.finishWait(waitRec{kind: p.kind, site: p.site, g: g.id, start: p.start, dur: p.end - p.start, atLeast: p.atLeast,
-		parks: p.parks, stack: p.stack, unblocker: p.unblocker, ustack: p.ustack})
+		parks: p.parks, stack: p.stack, unblocker: p.unblocker, ustack: p.ustack, own: g.own})
 }
 
 func (a *analyzer) exit(g *gstate) {

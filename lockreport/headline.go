@@ -5,10 +5,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockdiag/lockdiag/internal/stacks"
 	"github.com/lockdiag/lockdiag/internal/textfmt"
 )
 
-// kindNoun is how the headline names a lock: "the Mutex locked at".
+// kindNoun is how the headline names a lock: "the Mutex locked in".
 func kindNoun(kind string) string {
 	switch kind {
 	case "Mutex.Lock":
@@ -21,67 +22,118 @@ func kindNoun(kind string) string {
 	return kind
 }
 
-func headline(rep *Report) string {
-	if h, ok := stuckHeadline(rep); ok {
-		return h
-	}
-	if len(rep.Sites) > 0 {
-		return traceHeadline(rep)
-	}
-	if h, ok := parkedHeadline(rep); ok {
-		return h
-	}
-	if rep.Window != nil {
-		s := fmt.Sprintf("no lock contention in the %s window", textfmt.Dur(rep.Window.Duration))
-		if rep.Partial {
-			s += " (partial: only part of the window was read)"
-		}
-		return s
-	}
-	return profileHeadline(rep)
-}
-
-// traceHeadline names the lock site with the most wait and its main
-// holder.
-func traceHeadline(rep *Report) string {
-	s := rep.Sites[0]
-	atLeast := ""
-	if s.AtLeast > 0 {
-		atLeast = "at least "
-	}
+// lockPhrase names a lock site for a sentence: "the Mutex locked in
+// logrus.(*Logger).hooksForLevel (logger.go:423) through
+// logrus.(*mutexWrap).Lock (and in 3 other places) (module
+// github.com/sirupsen/logrus)".
+func lockPhrase(s Site) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s waited %s%s on the %s at %s", textfmt.Plural(s.Waiters, "goroutine", "goroutines"), atLeast,
-		textfmt.Dur(s.Total), kindNoun(s.Kind), siteLabel(Frame{Func: s.Func, File: s.File, Line: s.Line}))
-	if len(s.Holders) > 0 {
-		h := s.Holders[0]
-		switch {
-		case h.Func == notReleased:
-			fmt.Fprintf(&b, "; %s of it behind a holder that had not released the lock when the window ended", textfmt.Pct(h.Share))
-		case h.File == "":
-			fmt.Fprintf(&b, "; %s of it %s", textfmt.Pct(h.Share), h.Func)
-		default:
-			fmt.Fprintf(&b, "; %s of it behind %s", textfmt.Pct(h.Share), funcAt(Frame{Func: h.Func, File: h.File, Line: h.Line}))
-			if bi := h.BlockedInside; bi != nil && bi.Wait*5 >= h.Wait {
-				fmt.Fprintf(&b, ", which held it across %s", blockedPhrase(bi))
-			}
-		}
+	fmt.Fprintf(&b, "the %s in %s", kindNoun(s.Kind), siteOf(s))
+	if n := len(s.Via); n > 0 {
+		fmt.Fprintf(&b, " through %s", s.Via[n-1])
 	}
-	if rep.Partial {
-		b.WriteString(" (partial window)")
+	if n := len(s.Entries); n > 0 {
+		fmt.Fprintf(&b, " (and in %s)", textfmt.Plural(n, "other place", "other places"))
+	}
+	if s.Module != "" {
+		fmt.Fprintf(&b, " (module %s)", s.Module)
 	}
 	return b.String()
 }
 
-// stuckHeadline speaks of a lock that makes no progress: it comes first,
-// whatever the trace saw before, because it is still going on.
-func stuckHeadline(rep *Report) (string, bool) {
-	for _, p := range rep.Parked {
-		if p.NoProgress > 0 {
-			return fmt.Sprintf("stuck lock: %s parked on the %s at %s with no progress for %s",
-				textfmt.Plural(p.Waiters, "goroutine", "goroutines"), kindNoun(p.Kind), p.Where(), textfmt.Dur(p.NoProgress)), true
+// callerPhrase is ", called from main.handleRequest" when the program's
+// own code is not the site itself.
+func callerPhrase(caller, fn string) string {
+	if caller == "" || caller == fn {
+		return ""
+	}
+	return ", called from " + name(caller)
+}
+
+// holderPhrase names a critical section: "logrus.(*Entry).write
+// (entry.go:394)", "the read section lru.(*Cache[...]).Keys
+// (lru.go:232), called from main.exportKeys".
+func holderPhrase(s Site, h Holder) string {
+	what := holderAt(h)
+	switch h.Op {
+	case "RWMutex.RUnlock":
+		what = "the read section " + what
+	case "RWMutex.Unlock":
+		what = "the write section " + what
+	}
+	if n := len(h.Via); n > 0 {
+		if _, ok := stacks.Closure(h.Func); ok && h.File != "" && !strings.HasPrefix(h.Via[n-1], name(h.Func)) {
+			what += " (run under the lock by " + h.Via[n-1] + ")"
 		}
 	}
-	return "", false
+	if h.Section != "" {
+		what = "the critical section of " + name(h.Section) + ", released in " + holderAt(h)
+	}
+	if h.Module != "" && h.Module != s.Module {
+		what += " (module " + h.Module + ")"
+	}
+	if h.Caller != s.Caller {
+		what += callerPhrase(h.Caller, h.Func)
+	}
+	return what
+}
+
+// siteHeadline is the headline sentence of a lock site explained by kind
+// (see classifySite) about its critical section h.
+func siteHeadline(s Site, h *Holder, kind string, win time.Duration) string {
+	var b strings.Builder
+	atLeast := ""
+	if s.AtLeast > 0 {
+		atLeast = "at least "
+	}
+	fmt.Fprintf(&b, "%s waited %s%s on %s%s", textfmt.Plural(s.Waiters, "goroutine", "goroutines"), atLeast,
+		textfmt.Dur(s.Total), lockPhrase(s), callerPhrase(s.Caller, s.Func))
+	if h == nil {
+		if len(s.Holders) > 0 && s.Holders[0].Func == notReleased {
+			fmt.Fprintf(&b, "; %s of it behind a holder that had not released the lock when the window ended", textfmt.Pct(s.Holders[0].Share))
+		} else if len(s.Holders) > 0 {
+			fmt.Fprintf(&b, "; %s of it %s", textfmt.Pct(s.Holders[0].Share), s.Holders[0].Func)
+		}
+		return b.String()
+	}
+	fmt.Fprintf(&b, "; %s of it behind %s", textfmt.Pct(h.Share), holderPhrase(s, *h))
+	switch kind {
+	case "held-across-blocking":
+		fmt.Fprintf(&b, ", which held it across %s", blockedPhrase(h.BlockedInside))
+	case "saturated-lock":
+		ho := h.Holds
+		fmt.Fprintf(&b, ", which holds it ~%s at a time%s: the lock is saturated (held %s of the time)",
+			textfmt.Dur(ho.P50), cpuPhrase(*h), textfmt.Pct(heldShare(s, win)))
+	case "long-critical-section":
+		ho := h.Holds
+		rel := ""
+		if o := otherCPUPerHold(s, h); o > 0 && ho.P50 < longHold {
+			rel = fmt.Sprintf(", %.0f× the CPU per hold of the lock's other critical sections", float64(cpuPerHold(*h))/float64(o))
+		}
+		fmt.Fprintf(&b, ", a long critical section: ~%s per hold (up to %s)%s%s", textfmt.Dur(ho.P50), textfmt.Dur(ho.Max), cpuPhrase(*h), rel)
+	case "writer-starvation":
+		b.WriteString(": writers wait for the readers (writer starvation)")
+	case "reader-convoy":
+		b.WriteString(": each write wakes a crowd of readers (reader convoy)")
+	default:
+		if bi := h.BlockedInside; bi != nil && bi.Wait*5 >= h.Wait {
+			fmt.Fprintf(&b, ", which held it across %s", blockedPhrase(bi))
+		}
+	}
+	return b.String()
+}
+
+// cpuPhrase is " on the CPU in main.burnSHA" for holds that ran.
+func cpuPhrase(h Holder) string {
+	ho := h.Holds
+	if ho == nil || ho.Running+ho.Runnable < cpuShare {
+		return ""
+	}
+	s := " on the CPU"
+	if ho.In != "" && ho.In != name(h.Func) {
+		s += " in " + ho.In
+	}
+	return s
 }
 
 // parkedHeadline speaks of the goroutines parked on locks when the window
@@ -96,7 +148,7 @@ func parkedHeadline(rep *Report) (string, bool) {
 		return "", false
 	}
 	w := rep.Parked[0]
-	return fmt.Sprintf("%s parked right now on locks; %d of them on the %s at %s",
+	return fmt.Sprintf("%s parked right now on locks; %d of them on the %s in %s",
 		textfmt.Plural(stuck, "goroutine is", "goroutines are"), w.Waiters, strings.TrimSuffix(w.Kind, ".Lock"), w.Where()), true
 }
 
@@ -131,22 +183,31 @@ func profileHeadline(rep *Report) string {
 	return "nothing to analyze: " + why + " and no profiles"
 }
 
-// blockedPhrase is "http.(*Client).Get (net/http)" or "a network wait".
+// blockedPhrase says what a holder blocked in: "a network wait
+// (net.(*conn).Read in main.(*ackSink).Write)", "a net/http call
+// (http.(*Client).Get in main.fetchRates)", "a sleep (time.Sleep in
+// main.handlePrice)".
 func blockedPhrase(bi *BlockedInside) string {
-	via := bi.Via
-	if strings.HasSuffix(via, "(net/http)") {
-		return "a net/http call, " + strings.TrimSuffix(via, " (net/http)")
-	}
 	what := map[string]string{
 		"network": "a network wait", "syscall": "a system call", "sleep": "a sleep",
 		"chan receive": "a channel receive", "chan send": "a channel send", "select": "a select",
 		"Cond.Wait": "a Cond.Wait", "WaitGroup.Wait": "a WaitGroup.Wait",
+		"Mutex.Lock": "a wait for another Mutex", "RWMutex.RLock": "a wait for another RWMutex",
+		"RWMutex.Lock": "a wait for another RWMutex",
 	}[bi.Reason]
 	if what == "" {
 		what = "a blocking call (" + bi.Reason + ")"
 	}
-	if via != "" {
-		return what + " in " + via
+	if strings.HasPrefix(bi.Call, "http.") || bi.Call == "" && (strings.HasSuffix(bi.Via, "(net/http)") || bi.Via == "net/http") {
+		what = "a net/http call"
+	}
+	switch {
+	case bi.Call != "" && bi.In != "":
+		return what + " (" + bi.Call + " in " + bi.In + ")"
+	case bi.In != "":
+		return what + " in " + bi.In
+	case bi.Via != "":
+		return what + " in " + bi.Via
 	}
 	return what
 }
@@ -169,6 +230,22 @@ func caveats(rep *Report, a *analyzer, opts Options) []string {
 				"at the same stack within %s counts as one wait (its Parks field says how many parks).",
 				textfmt.Plural(a.waits.merged, "park was merged into the wait before it", "parks were merged into the wait before them"), textfmt.Dur(mergeWindow)))
 		}
+		if a.waits.inferred > 0 {
+			cs = append(cs, fmt.Sprintf("%s of goroutines blocked before the window began, announced without a stack, "+
+				"are counted at the site whose critical sections woke them.", textfmt.Plural(a.waits.inferred, "wait", "waits")))
+		}
+		if a.waits.ownWaits > 0 {
+			cs = append(cs, fmt.Sprintf("lockdiag's own goroutines (its monitor, recorder and snapshot collection) are left out: "+
+				"%s, %s in all.", textfmt.Plural(a.waits.ownWaits, "wait", "waits"), textfmt.Dur(time.Duration(a.waits.ownTotal))))
+		}
+		if rep.MainModule != "" {
+			cs = append(cs, fmt.Sprintf("The program's own code is taken to be %s (from %s); \"called from\" names its first function "+
+				"on a stack.", mainModuleName(rep.MainModule), rep.MainModuleSource))
+		}
+		if hasHolds(rep) {
+			cs = append(cs, "Holds are seen end to end only when the holder had waited for the lock (so its acquisition shows) "+
+				"and its Unlock woke another goroutine; holds taken on the fast path or ended without a waiter are not in them.")
+		}
 		if a.waits.atLeast > 0 {
 			cs = append(cs, fmt.Sprintf("%s began before the window or went on past its end: "+
 				"such durations are lower bounds (\"at least\"). A goroutine blocked before the window without a stack in the trace "+
@@ -178,8 +255,8 @@ func caveats(rep *Report, a *analyzer, opts Options) []string {
 			for _, h := range s.Holders {
 				if h.BlockedInside != nil {
 					cs = append(cs, "\"Held across\" is inferred, not seen: the trace has no Lock events, so a holder counts as blocking "+
-						"inside its critical section when it blocked in a stack containing the function that later unlocked, "+
-						"after it last acquired a contended lock and while others waited.")
+						"inside its critical section when it blocked within the call of the function that unlocked (called from the same "+
+						"place), after it acquired the lock (when the trace showed that) and while others waited.")
 					goto doneInside
 				}
 			}
@@ -212,4 +289,22 @@ func caveats(rep *Report, a *analyzer, opts Options) []string {
 		cs = append(cs, "The report is partial: its numbers cover only the part of the window that was read.")
 	}
 	return cs
+}
+
+func mainModuleName(m string) string {
+	if m == "main" {
+		return "package main"
+	}
+	return "module " + m + " and package main"
+}
+
+func hasHolds(rep *Report) bool {
+	for _, s := range rep.Sites {
+		for _, h := range s.Holders {
+			if h.Holds != nil {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -79,3 +79,17 @@ func (h *hist) quantile(q float64, max int64) time.Duration {
 	}
 	return time.Duration(max)
 }
+
+// merge adds o's counts to h.
+func (h *hist) merge(o *hist) {
+	if o.n == 0 {
+		return
+	}
+	if h.counts == nil {
+		h.counts = make([]uint32, histBuckets)
+	}
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.n += o.n
+}

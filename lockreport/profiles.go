@@ -2,8 +2,12 @@ package lockreport
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/lockdiag/lockdiag/internal/textfmt"
 
 	"github.com/google/pprof/profile"
 )
@@ -11,7 +15,10 @@ import (
 // profileSites groups a contention profile (mutex or block: sample types
 // contentions/count and delay/nanoseconds) by leaf call and call site.
 // runtime collects the samples on runtime-internal locks separately.
-func profileSites(p *profile.Profile, waiters bool) (sites, runtime []ProfileSite, total int64) {
+//
+// With wrapper knowledge wk (nil without a trace), lock sites are named as
+// the trace names them: past the lock and unlock wrappers.
+func profileSites(p *profile.Profile, waiters bool, wk *wrapKnowledge) (sites, runtime []ProfileSite, total int64) {
 	if p == nil {
 		return nil, nil, 0
 	}
@@ -62,28 +69,30 @@ func profileSites(p *profile.Profile, waiters bool) (sites, runtime []ProfileSit
 		if delay <= 0 && count <= 0 {
 			continue
 		}
-		total += delay
-		var frames []Frame
-		for _, loc := range s.Location {
-			if loc == nil {
-				continue
-			}
-			for _, ln := range loc.Line {
-				if ln.Function == nil {
-					continue
-				}
-				frames = append(frames, Frame{Func: ln.Function.Name, File: ln.Function.Filename, Line: int(ln.Line)})
-				if len(frames) == maxFrames {
-					break
-				}
-			}
-		}
+		frames := sampleFrames(s)
 		if len(frames) == 0 {
 			continue
 		}
 		si := &stackInfo{frames: frames}
 		classifyFrames(si)
+		if si.own || waiters && si.site < 0 {
+			// lockdiag's own goroutines, and the runtime's (the
+			// tracer's readers wait in chanrecv for ever): not the
+			// program's waits.
+			continue
+		}
+		total += delay
 		f := si.siteFrame()
+		if wk != nil && si.site >= 0 {
+			if waiters && si.waitKind.isLock() {
+				f = frames[wk.lockEntry(si)]
+			} else if !waiters {
+				f = frames[wk.unlockOwner(si)]
+				if cb, ok := wk.callback[f.Func]; ok {
+					f = Frame{Func: cb}
+				}
+			}
+		}
 		if leaf := frames[0].Func; leaf == "runtime.unlock" || leaf == "runtime._LostContendedRuntimeLock" {
 			op := "runtime.unlock"
 			if leaf == "runtime._LostContendedRuntimeLock" {
@@ -116,6 +125,44 @@ func profileSites(p *profile.Profile, waiters bool) (sites, runtime []ProfileSit
 	return sites, runtime, total
 }
 
+// sampleFrames returns a sample's stack, leaf first.
+func sampleFrames(s *profile.Sample) []Frame {
+	var frames []Frame
+	for _, loc := range s.Location {
+		if loc == nil {
+			continue
+		}
+		for _, ln := range loc.Line {
+			if ln.Function == nil {
+				continue
+			}
+			frames = append(frames, Frame{Func: ln.Function.Name, File: ln.Function.Filename, Line: int(ln.Line)})
+			if len(frames) == maxFrames {
+				return frames
+			}
+		}
+	}
+	return frames
+}
+
+// learnProfiles teaches the wrapper knowledge the profiles' stacks: the
+// block profile's are Lock calls, the mutex profile's Unlock calls,
+// sampled over the same window, some of which the trace did not show.
+func learnProfiles(w *wrapKnowledge, prof profiles) {
+	for _, p := range []*profile.Profile{prof.mutex, prof.block} {
+		if p == nil {
+			continue
+		}
+		for _, s := range p.Sample {
+			if frames := sampleFrames(s); len(frames) > 0 {
+				si := &stackInfo{frames: frames}
+				classifyFrames(si)
+				w.learn(si)
+			}
+		}
+	}
+}
+
 // profiles are the parsed profiles of [Options].
 type profiles struct {
 	mutex, block       *profile.Profile
@@ -136,7 +183,7 @@ func readProfiles(opts Options) profiles {
 
 // joinProfiles builds the profile section and attaches profile entries to
 // the trace's sites and holders with the same function, file and line.
-func joinProfiles(rep *Report, prof profiles, opts Options) *ProfileSection {
+func joinProfiles(rep *Report, prof profiles, opts Options, wk *wrapKnowledge) *ProfileSection {
 	ps := &ProfileSection{MutexFraction: opts.MutexFraction, BlockRate: opts.BlockRate}
 	if rep.Window == nil {
 		switch {
@@ -174,11 +221,14 @@ func joinProfiles(rep *Report, prof profiles, opts Options) *ProfileSection {
 	}
 
 	var mt, bt int64
-	ps.Holders, ps.RuntimeLocks, mt = profileSites(prof.mutex, false)
-	ps.Waiters, _, bt = profileSites(prof.block, true)
+	ps.Holders, ps.RuntimeLocks, mt = profileSites(prof.mutex, false, wk)
+	ps.Waiters, _, bt = profileSites(prof.block, true, wk)
 	ps.MutexTotal, ps.BlockTotal = time.Duration(mt), time.Duration(bt)
 
 	same := func(f1, file1 string, l1 int, f2, file2 string, l2 int) bool {
+		if file1 == "" || file2 == "" {
+			return f1 == f2 // a with-lock helper's callback: by function
+		}
 		return f1 == f2 && file1 == file2 && l1 == l2
 	}
 	for i := range ps.Holders {
@@ -211,7 +261,11 @@ func joinProfiles(rep *Report, prof profiles, opts Options) *ProfileSection {
 		for _, list := range [][]Site{rep.Sites, rep.SyncSites} {
 			for si := range list {
 				s := &list[si]
-				if same(p.Func, p.File, p.Line, s.Func, s.File, s.Line) {
+				match := same(p.Func, p.File, p.Line, s.Func, s.File, s.Line)
+				for _, e := range s.Entries {
+					match = match || same(p.Func, p.File, p.Line, e.Func, e.File, e.Line)
+				}
+				if match {
 					p.InTrace = true
 					if s.BlockProfile == nil {
 						cp := *p
@@ -225,6 +279,7 @@ func joinProfiles(rep *Report, prof profiles, opts Options) *ProfileSection {
 			}
 		}
 	}
+	notes(rep, ps, prof, opts)
 	// The lists in the section are bounded like the sites.
 	top := opts.Top
 	if len(ps.Holders) > top {
@@ -237,4 +292,68 @@ func joinProfiles(rep *Report, prof profiles, opts Options) *ProfileSection {
 		ps.RuntimeLocks = ps.RuntimeLocks[:top]
 	}
 	return ps
+}
+
+// notes says, where a profile's total for a site or a critical section
+// differs from the trace's by more than a factor of 2, why it may.
+func notes(rep *Report, ps *ProfileSection, prof profiles, opts Options) {
+	var traceWin, profWin time.Duration
+	if rep.Window != nil {
+		traceWin = rep.Window.Duration
+	}
+	if prof.mutex != nil && prof.mutex.DurationNanos > 0 {
+		profWin = time.Duration(prof.mutex.DurationNanos)
+	} else if prof.block != nil && prof.block.DurationNanos > 0 {
+		profWin = time.Duration(prof.block.DurationNanos)
+	}
+	for i := range rep.Sites {
+		s := &rep.Sites[i]
+		if bp := s.BlockProfile; bp != nil {
+			bp.Note = gapNote(s.Total, bp.Delay, bp.Count, opts.BlockRate, false, s.WaitingAtEnd, traceWin, profWin)
+		}
+		for j := range s.Holders {
+			h := &s.Holders[j]
+			if mp := h.MutexProfile; mp != nil {
+				mp.Note = gapNote(h.Wait, mp.Delay, mp.Count, opts.MutexFraction, true, 0, traceWin, profWin)
+			}
+		}
+	}
+}
+
+// gapNote explains a profile total (prof, from count contentions) that
+// is off the trace's total by more than a factor of 2, or returns "".
+func gapNote(trace, prof time.Duration, count int64, rate int, mutex bool, atEnd int, traceWin, profWin time.Duration) string {
+	if trace <= 0 || prof <= 0 {
+		return ""
+	}
+	r := float64(prof) / float64(trace)
+	if r <= 2 && r >= 0.5 {
+		return ""
+	}
+	var why []string
+	switch {
+	case mutex && rate > 1:
+		if events := count / int64(rate); events < 20 {
+			why = append(why, fmt.Sprintf("%s, scaled ×%d", textfmt.Plural(int(max(events, 1)), "sampled event", "sampled events"), rate))
+		} else {
+			why = append(why, fmt.Sprintf("sampled, 1 event in %d, scaled up", rate))
+		}
+	case !mutex && rate > 1:
+		why = append(why, fmt.Sprintf("waits shorter than %s are sampled and scaled up", textfmt.Dur(time.Duration(rate))))
+	}
+	if atEnd > 0 && trace > prof {
+		why = append(why, fmt.Sprintf("%s still going when the window ended, which the profiles do not count yet (a wait is recorded when it ends)",
+			textfmt.Plural(atEnd, "wait was", "waits were")))
+	}
+	if traceWin > 0 && profWin > 0 && (float64(profWin) > 1.2*float64(traceWin) || float64(traceWin) > 1.2*float64(profWin)) {
+		why = append(why, fmt.Sprintf("the profile covers %s, the trace %s", textfmt.Dur(profWin), textfmt.Dur(traceWin)))
+	}
+	if mutex {
+		why = append(why, "the mutex profile charges waiting to the Unlock by its own estimate")
+	}
+	ratio := fmt.Sprintf("%.1f×", r)
+	if r < 1 {
+		ratio = textfmt.Pct(r) + " of"
+	}
+	return fmt.Sprintf("%s the trace's %s: %s", ratio, textfmt.Dur(trace), strings.Join(why, "; "))
 }

@@ -63,6 +63,11 @@ type Report struct {
 	// are kept one by one.
 	Waits []Wait `json:"waits,omitempty"`
 
+	// CgoCalls are the cgo calls of the window by the program's function
+	// that made them, most time first: a lock taken in C is waited for
+	// inside them, where no Go profile sees it.
+	CgoCalls []CgoSite `json:"cgo_calls,omitempty"`
+
 	// Profiles is the join with the mutex and block profile deltas.
 	Profiles *ProfileSection `json:"profiles,omitempty"`
 
@@ -82,6 +87,18 @@ type Report struct {
 
 	// Caveats say what the data at hand cannot show.
 	Caveats []string `json:"caveats,omitempty"`
+
+	// MainModule is the module taken as the program's own code, and
+	// MainModuleSource how it was found ("the build info", "package main
+	// in the stacks", ...); empty when nothing says.
+	MainModule       string `json:"main_module,omitempty"`
+	MainModuleSource string `json:"main_module_source,omitempty"`
+
+	// LockdiagWaits and LockdiagWait count the waits of lockdiag's own
+	// goroutines (its monitor, recorder and snapshot collection), which
+	// are left out of every table.
+	LockdiagWaits int           `json:"lockdiag_waits,omitempty"`
+	LockdiagWait  time.Duration `json:"lockdiag_wait,omitempty"`
 }
 
 // Window describes the analyzed trace window.
@@ -105,14 +122,20 @@ type Window struct {
 
 // Finding is one problem, in plain words, with the evidence for it.
 type Finding struct {
-	// Kind is one of "held-across-blocking", "writer-starvation",
-	// "reader-convoy", "long-wait", "hot-lock", "runtime-lock".
+	// Kind is one of "held-across-blocking", "saturated-lock",
+	// "long-critical-section", "writer-starvation", "reader-convoy",
+	// "contention-ended", "cgo-lock", "runtime-lock", "long-wait",
+	// "hot-lock".
 	Kind     string   `json:"kind"`
 	Summary  string   `json:"summary"`
 	Evidence []string `json:"evidence,omitempty"`
-	// Site is the lock site the finding is about ("file.go:88
-	// (pkg.Func)"), if any.
+	// Site is the lock site the finding is about ("pkg.Func
+	// (file.go:88)"), if any.
 	Site string `json:"site,omitempty"`
+	// Source says what the finding rests on: "trace", "threads" (the OS
+	// thread scan), "scan" (the goroutines parked when the window
+	// ended), "mutex profile", "block profile".
+	Source string `json:"source,omitempty"`
 }
 
 // Frame is one stack frame.
@@ -123,7 +146,9 @@ type Frame struct {
 }
 
 // Site is a call site where goroutines waited: the first frame of the
-// waiters' stacks outside the runtime and the sync package.
+// waiters' stacks outside the runtime and the sync package, and past the
+// functions whose work is to call Lock (lock wrappers, see Via). Its
+// numbers come from the trace.
 type Site struct {
 	// Kind is how they waited: "Mutex.Lock", "RWMutex.RLock",
 	// "RWMutex.Lock", "WaitGroup.Wait", "Cond.Wait", "chan send",
@@ -150,8 +175,37 @@ type Site struct {
 	// wait for SyncSites), 0 to 1.
 	Share float64 `json:"share"`
 
-	// Stack is a representative waiter stack, leaf first, shortened.
+	// Stack is a representative waiter stack, leaf first, shortened
+	// from the Lock call to the program's own frame.
 	Stack []Frame `json:"stack"`
+
+	// Via are the lock wrappers walked past, innermost first
+	// ("logrus.(*mutexWrap).Lock"). Module is Func's module when it is
+	// neither the standard library nor the program's
+	// ("github.com/sirupsen/logrus"). Caller is the program's own
+	// function on the waiters' stacks ("main.handleRequest"); it is Func
+	// itself when the program takes the lock directly.
+	Via    []string `json:"via,omitempty"`
+	Module string   `json:"module,omitempty"`
+	Caller string   `json:"caller,omitempty"`
+	// Entries are the other places where the waiters took the same
+	// lock through the same wrapper, most wait first.
+	Entries []SiteEntry `json:"entries,omitempty"`
+
+	// First and Last are when the first wait here began and the last
+	// ended, as offsets from the window's start; PerSecond counts the
+	// waits by the second of the window they began in. WaitingAtEnd is
+	// how many goroutines still waited when the window ended.
+	First        time.Duration `json:"first"`
+	Last         time.Duration `json:"last"`
+	PerSecond    []int         `json:"per_second,omitempty"`
+	WaitingAtEnd int           `json:"waiting_at_end,omitempty"`
+	// Contended is the share of the window during which at least one
+	// goroutine waited here; Held the share covered by the holds the
+	// trace showed end to end (a lower bound: holds that began without a
+	// wait are not seen).
+	Contended float64 `json:"contended,omitempty"`
+	Held      float64 `json:"held,omitempty"`
 
 	// Holders are the critical sections (for locks) or the wakers (for
 	// other kinds) that made the goroutines wait here, most wait first.
@@ -187,6 +241,20 @@ type Holder struct {
 	Goroutines int `json:"goroutines"`
 	// Stack is a representative stack of the wake-up call, leaf first.
 	Stack []Frame `json:"stack,omitempty"`
+	// Via are the unlock wrappers and with-lock helpers walked past to
+	// Func; when the critical section is a function passed to such a
+	// helper, Func is that function (a closure: "main.handleOrder.func1").
+	// Module and Caller are as for a Site.
+	Via    []string `json:"via,omitempty"`
+	Module string   `json:"module,omitempty"`
+	Caller string   `json:"caller,omitempty"`
+	// Section is the function whose call spans the critical section when
+	// the Lock and the Unlock are in different functions (a transaction:
+	// Lock in Begin, Unlock in Commit, both under Update).
+	Section string `json:"section,omitempty"`
+	// Holds are the holds of this critical section that the trace showed
+	// end to end, and what the holder did in them.
+	Holds *Holds `json:"holds,omitempty"`
 	// BlockedInside is set when this holder blocked (network, syscall,
 	// chan, select, sleep, ...) inside its critical section while others
 	// waited.
@@ -216,6 +284,58 @@ type BlockedInside struct {
 	MaxQueued int           `json:"max_queued"`
 	// Stack is the holder's stack at one such block, leaf first.
 	Stack []Frame `json:"stack"`
+	// In is the function in the critical section that made the blocking
+	// call, and Call the call ("main.(*ackSink).Write",
+	// "net.(*conn).Read").
+	In   string `json:"in,omitempty"`
+	Call string `json:"call,omitempty"`
+}
+
+// CgoSite sums the cgo calls made from one place.
+type CgoSite struct {
+	// Func is the program's function that made the calls, Stub the cgo
+	// stub ("main._Cfunc_native_lookup").
+	Func string `json:"func"`
+	Stub string `json:"stub,omitempty"`
+	// Calls, Goroutines, Total and Max are from the trace; Ongoing is how
+	// many calls were still going when the window ended (their time is
+	// counted to the end).
+	Calls      int           `json:"calls"`
+	Goroutines int           `json:"goroutines"`
+	Total      time.Duration `json:"total"`
+	Max        time.Duration `json:"max"`
+	Ongoing    int           `json:"ongoing,omitempty"`
+	Stack      []Frame       `json:"stack,omitempty"`
+}
+
+// SiteEntry is one more place where a wrapped lock was taken.
+type SiteEntry struct {
+	Func  string        `json:"func"`
+	File  string        `json:"file"`
+	Line  int           `json:"line"`
+	Waits int           `json:"waits"`
+	Total time.Duration `json:"total"`
+}
+
+// Holds sums the holds of one critical section that the trace showed
+// from the acquisition (a woken waiter) to the release (its Unlock that
+// woke another).
+type Holds struct {
+	Count int           `json:"count"`
+	Total time.Duration `json:"total"`
+	P50   time.Duration `json:"p50"`
+	Max   time.Duration `json:"max"`
+	// Running, Runnable, Syscall and Blocked are the shares of the hold
+	// time the holder spent on a CPU, waiting for one, in a system call
+	// (or a cgo call) and blocked (parked).
+	Running  float64 `json:"running"`
+	Runnable float64 `json:"runnable"`
+	Syscall  float64 `json:"syscall"`
+	Blocked  float64 `json:"blocked"`
+	// In is the function the holder was seen running in when it was
+	// preempted inside, and Samples how many times it was seen.
+	In      string `json:"in,omitempty"`
+	Samples int    `json:"samples,omitempty"`
 }
 
 // ReasonTotal sums waits of one reason.
@@ -247,6 +367,9 @@ type Wait struct {
 	// UnblockerStack the stack of its wake-up call.
 	Unblocker      int64   `json:"unblocker"`
 	UnblockerStack []Frame `json:"unblocker_stack,omitempty"`
+	// UnblockerAt is the unblocker's critical section (its Unlock's
+	// caller past the unlock wrappers), for lock waits.
+	UnblockerAt *Frame `json:"unblocker_at,omitempty"`
 }
 
 // ProfileSection is the mutex and block profile part of the report.
@@ -286,6 +409,9 @@ type ProfileSite struct {
 	// InTrace is set when the trace shows the same site.
 	InTrace bool    `json:"in_trace,omitempty"`
 	Stack   []Frame `json:"stack,omitempty"`
+	// Note says why this total differs from the trace's by more than a
+	// factor of 2, when it does.
+	Note string `json:"note,omitempty"`
 }
 
 // ThreadActivity is what an OS thread was last seen doing.
@@ -305,6 +431,11 @@ type ThreadActivity struct {
 	// LastRun is when, as an offset from the window's start, the
 	// goroutine last started running on the thread.
 	LastRun time.Duration `json:"last_run"`
+	// Since is when the goroutine entered State (a system or cgo call,
+	// a wait), as an offset from the window's start; AtLeast is set when
+	// that was before the window.
+	Since   time.Duration `json:"since,omitempty"`
+	AtLeast bool          `json:"at_least,omitempty"`
 }
 
 // ParkedSite is a place in the program where goroutines were parked on a
@@ -325,9 +456,9 @@ type ParkedSite struct {
 	NoProgress time.Duration `json:"no_progress,omitempty"`
 }
 
-// Where returns "file.go:88 (pkg.Func)".
+// Where returns "pkg.Func (file.go:88)".
 func (p ParkedSite) Where() string {
-	return path.Base(p.File) + ":" + strconv.Itoa(p.Line) + " (" + stacks.Short(p.Func) + ")"
+	return stacks.Short(p.Func) + " (" + path.Base(p.File) + ":" + strconv.Itoa(p.Line) + ")"
 }
 
 // Threads is the OS view of a process's threads at one moment (Linux:

@@ -44,13 +44,38 @@ type siteAgg struct {
 	blamed   int64
 	holders  map[int]*holderAgg
 
-	// Reader convoys: wake-ups of RLock waiters by one RWMutex.Unlock.
+	// Reader convoys: wake-ups of RLock waiters by one RWMutex.Unlock:
+	// distinct readers woken by one goroutine's one Unlock call (the same
+	// stack, nothing else done by it in between, within burstGap).
 	burstG       trace.GoID
+	burstEpoch   uint32
+	burstStack   *stackInfo
 	burstT       int64
-	burstN       int
+	burstSeen    []trace.GoID
 	bursts       int // bursts of at least 3 readers
 	burstReaders int
 	burstMax     int
+
+	// Time: busy is how long at least one goroutine waited here (busySince
+	// when the current stretch began); held the union of the holds seen
+	// ending here (heldEnd the latest end). first and lastEnd bound the
+	// waits; perSec counts them by the second of the window they began in;
+	// openAtEnd is how many were still waiting when the window ended.
+	busy, busySince int64
+	held, heldEnd   int64
+	first, lastEnd  int64
+	perSec          []int32
+	openAtEnd       int
+
+	// lastGrant is when a waiter here was last woken with the lock, and
+	// lastGrantG which one: a hold that spans another goroutine's grant
+	// ended unseen.
+	lastGrant  int64
+	lastGrantG trace.GoID
+
+	// stacks are the waiter stacks seen here (their waits are counted in
+	// stackInfo.lw): the site's entry points past wrappers.
+	stacks []*stackInfo
 }
 
 // holderAgg is one critical section's (or waker's) part of a site's wait.
@@ -61,6 +86,7 @@ type holderAgg struct {
 	goroutines map[trace.GoID]struct{}
 	stack      *stackInfo
 	inside     *insideAgg
+	holds      *holdAgg
 }
 
 // insideAgg is the evidence that a holder blocked inside its critical
@@ -77,6 +103,9 @@ type insideAgg struct {
 
 // enter counts a goroutine that waits at the lock site from time from.
 func (s *siteAgg) enter(from int64) {
+	if s.n == 0 {
+		s.busySince = from
+	}
 	s.n++
 	s.sumStart += from
 }
@@ -85,6 +114,9 @@ func (s *siteAgg) enter(from int64) {
 func (s *siteAgg) leave(end int64) {
 	s.n--
 	s.sumStart -= end
+	if s.n == 0 {
+		s.busy += end - s.busySince
+	}
 }
 
 // wakeOne ends one waiter's wait at t and returns the waiting time to
@@ -96,6 +128,9 @@ func (s *siteAgg) wakeOne(t int64) (blame int64) {
 	s.epoch++
 	s.n--
 	s.sumStart -= t
+	if s.n == 0 {
+		s.busy += t - s.busySince
+	}
 	return blame
 }
 
@@ -129,26 +164,39 @@ func (s *siteAgg) credit(h *holderAgg, d int64, unb trace.GoID) {
 	s.blamed += d
 }
 
-// readerWoken counts a reader woken at t by goroutine unb's Unlock: one
-// Unlock wakes every reader queued behind it within burstGap.
-func (s *siteAgg) readerWoken(unb trace.GoID, t int64) {
-	if s.burstG == unb && t-s.burstT <= int64(burstGap) {
-		s.burstN++
-	} else {
-		s.flushBurst()
-		s.burstG, s.burstN = unb, 1
+// readerWoken counts reader r woken at t by goroutine w's Unlock (stack
+// us): one Unlock wakes every reader queued behind it, each once, in a
+// loop in which w does nothing else. A reader woken twice, another
+// stack, a state change of w or a gap longer than burstGap begins the
+// next Unlock's burst, so that back-to-back Unlocks are not merged and a
+// burst never counts more readers than there are goroutines.
+func (s *siteAgg) readerWoken(w *gstate, r trace.GoID, us *stackInfo, t int64) {
+	same := s.burstG == w.id && s.burstEpoch == w.epoch && s.burstStack == us && t-s.burstT <= int64(burstGap)
+	if same {
+		for _, x := range s.burstSeen {
+			if x == r {
+				same = false
+				break
+			}
+		}
 	}
+	if !same {
+		s.flushBurst()
+		s.burstG, s.burstEpoch, s.burstStack = w.id, w.epoch, us
+	}
+	s.burstSeen = append(s.burstSeen, r)
 	s.burstT = t
 }
 
 func (s *siteAgg) flushBurst() {
-	if s.burstN >= 3 {
+	if n := len(s.burstSeen); n >= 3 {
 		s.bursts++
-		s.burstReaders += s.burstN
-		s.burstMax = max(s.burstMax, s.burstN)
+		s.burstReaders += n
+		s.burstMax = max(s.burstMax, n)
 	}
-	s.burstN = 0
+	s.burstSeen = s.burstSeen[:0]
 	s.burstG = trace.NoGoroutine
+	s.burstStack = nil
 }
 
 // kindAgg sums waits that are not aggregated by site.
@@ -189,7 +237,7 @@ func (t *siteTable) get(k waitKind, si *stackInfo) *siteAgg {
 	s, ok := t.byKey[key]
 	if !ok {
 		s = &siteAgg{kind: k, frame: f, stack: si, waiters: make(map[trace.GoID]struct{}),
-			holders: make(map[int]*holderAgg), burstG: trace.NoGoroutine}
+			holders: make(map[int]*holderAgg), burstG: trace.NoGoroutine, first: -1}
 		t.byKey[key] = s
 		t.list = append(t.list, s)
 	}
@@ -214,6 +262,8 @@ func (t *siteTable) finish(end int64) {
 			s.sumStart = s.n * end
 			s.lastWake = end
 			s.epoch++
+			s.busy += end - s.busySince
+			s.busySince = end
 		}
 		s.flushBurst()
 	}
@@ -231,6 +281,7 @@ type waitRec struct {
 	stack     *stackInfo
 	unblocker trace.GoID
 	ustack    *stackInfo
+	own       bool // a wait of lockdiag's own goroutines
 }
 
 // waitKeeper counts the finished waits and keeps the longest ones.
@@ -241,6 +292,12 @@ type waitKeeper struct {
 	lockCount            int
 	merged               int // parks merged into the wait before them
 	atLeast              int // waits cut by the window's start or end
+	// waits of goroutines blocked before the window without a stack,
+	// whose site was inferred from their wakers (mergeUnknown)
+	inferred int
+	// lockdiag's own goroutines' waits, left out of the tables
+	ownWaits int
+	ownTotal int64
 }
 
 // finishWait aggregates one finished wait.
@@ -250,6 +307,11 @@ func (a *analyzer) finishWait(w waitRec) {
 	}
 	w.dur = max(w.dur, 0)
 	k := &a.waits
+	if w.own {
+		k.ownWaits++
+		k.ownTotal += w.dur
+		return
+	}
 	if w.atLeast {
 		k.atLeast++
 	}
@@ -265,6 +327,24 @@ func (a *analyzer) finishWait(w waitRec) {
 	s.waiters[w.g] = struct{}{}
 	if w.atLeast {
 		s.atLeast++
+	}
+	if s.first < 0 || w.start < s.first {
+		s.first = w.start
+	}
+	s.lastEnd = max(s.lastEnd, w.start+w.dur)
+	if sec := int((w.start - a.win.start) / 1e9); sec >= 0 && sec < maxSeconds {
+		for len(s.perSec) <= sec {
+			s.perSec = append(s.perSec, 0)
+		}
+		s.perSec[sec]++
+	}
+	if si := w.stack; si != nil && w.kind.isLock() && si.siteAgg == s {
+		if si.lw.waits == 0 {
+			s.stacks = append(s.stacks, si)
+		}
+		si.lw.waits++
+		si.lw.total += w.dur
+		si.lw.max = max(si.lw.max, w.dur)
 	}
 	if w.kind.isLock() {
 		k.lockTotal += w.dur

@@ -2,8 +2,6 @@ package lockreport
 
 import (
 	"encoding/binary"
-	"path"
-	"strconv"
 	"strings"
 
 	"golang.org/x/exp/trace"
@@ -126,8 +124,9 @@ func kindFromOp(op string) waitKind {
 	return kindOther
 }
 
-// maxFrames bounds the frames kept per stack.
-const maxFrames = 32
+// maxFrames bounds the frames kept per stack: enough to reach the
+// program's own code under a library and a web framework.
+const maxFrames = 64
 
 // stackInfo is the per-stack work, done once per distinct stack.
 type stackInfo struct {
@@ -145,6 +144,11 @@ type stackInfo struct {
 	holder int
 
 	http bool // has net/http frames
+	own  bool // has frames of lockdiag's own runtime (stacks.Own)
+	cgo  bool // in a cgo call
+	// handoff: a preemption inside an Unlock (the runtime handing the lock
+	// to a waiter); it says nothing of what the critical section did.
+	handoff bool
 
 	// mutexPark: the goroutine parks in sync.Mutex.Lock (also the
 	// writer-vs-writer part of RWMutex.Lock), where a woken waiter can
@@ -154,6 +158,15 @@ type stackInfo struct {
 	// memo of the site aggregate for the kind it was last used with
 	siteKind waitKind
 	siteAgg  *siteAgg
+	// this stack's lock waits at siteAgg: the site's entry points
+	// (wrappers walked past) are told apart by them
+	lw stackWaits
+}
+
+// stackWaits counts the lock waits of one waiter stack.
+type stackWaits struct {
+	waits      int
+	total, max int64
 }
 
 // callSite reports whether fn can be a program's call site: it is
@@ -171,6 +184,15 @@ func classifyFrames(si *stackInfo) {
 		}
 		if stacks.MutexPark(f.Func) {
 			si.mutexPark = true
+		}
+		if stacks.Own(f.Func) {
+			si.own = true
+		}
+		if stacks.Cgo(f.Func) {
+			si.cgo = true
+		}
+		if si.site < 0 && stacks.IsUnlock(f.Func) {
+			si.handoff = true
 		}
 		if si.site >= 0 {
 			continue
@@ -241,6 +263,10 @@ type holderKey struct {
 	fn   string
 	file string
 	line int
+	// the caller of fn: one Unlock wrapper ((*mutexWrap).Unlock) serves
+	// several critical sections, told apart by it
+	cfn   string
+	cline int
 }
 
 // stackTable interns the trace's stacks: each distinct stack is classified
@@ -256,6 +282,9 @@ type stackTable struct {
 
 	holderIDs map[holderKey]int
 	holders   []holderKey
+
+	// wraps learns the lock and unlock wrappers from the stacks.
+	wraps wrapKnowledge
 }
 
 type stackCacheEntry struct {
@@ -268,6 +297,7 @@ func newStackTable() stackTable {
 		byHandle:  make(map[trace.Stack]*stackInfo),
 		byPCs:     make(map[string]*stackInfo),
 		holderIDs: make(map[holderKey]int),
+		wraps:     newWrapKnowledge(),
 	}
 }
 
@@ -308,6 +338,7 @@ func (t *stackTable) get(s trace.Stack) *stackInfo {
 	if !ok {
 		si = &stackInfo{frames: append([]Frame(nil), frames...)}
 		classifyFrames(si)
+		t.wraps.learn(si)
 		if si.site >= 0 || si.op != "" {
 			si.holder = t.holderID(si)
 		}
@@ -322,6 +353,10 @@ func (t *stackTable) get(s trace.Stack) *stackInfo {
 func (t *stackTable) holderID(si *stackInfo) int {
 	f := si.siteFrame()
 	hk := holderKey{op: si.op, fn: f.Func, file: f.File, line: f.Line}
+	if si.site >= 0 && si.site+1 < len(si.frames) {
+		c := si.frames[si.site+1]
+		hk.cfn, hk.cline = c.Func, c.Line
+	}
 	id, ok := t.holderIDs[hk]
 	if !ok {
 		id = len(t.holders)
@@ -329,25 +364,6 @@ func (t *stackTable) holderID(si *stackInfo) int {
 		t.holderIDs[hk] = id
 	}
 	return id
-}
-
-// siteLabel is "file.go:88 ((*Store).Get)".
-func siteLabel(f Frame) string {
-	if f.Func == "?" || f.Func == "" {
-		return "an unknown site (blocked before the window, no stack)"
-	}
-	return path.Base(f.File) + ":" + strconv.Itoa(f.Line) + " (" + stacks.Bare(f.Func) + ")"
-}
-
-// funcAt is "(*Store).Save at store.go:140".
-func funcAt(f Frame) string {
-	if f.Func == "" || f.Func == "?" {
-		return "an unknown function"
-	}
-	if f.File == "" {
-		return stacks.Bare(f.Func)
-	}
-	return stacks.Bare(f.Func) + " at " + path.Base(f.File) + ":" + strconv.Itoa(f.Line)
 }
 
 // userFrame is the first frame outside the runtime, sync and time.Sleep.

@@ -45,7 +45,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 
 	if len(r.Sites) > 0 {
-		p("\nLOCK SITES (%d of %d, by total wait; %s in %s)\n", len(r.Sites), r.SitesTotal, textfmt.Dur(r.LockWait),
+		p("\nLOCK SITES (from the trace: %d of %d, by total wait; %s in %s)\n", len(r.Sites), r.SitesTotal, textfmt.Dur(r.LockWait),
 			textfmt.Plural(r.LockWaits, "wait", "waits"))
 		writeSiteTable(bw, r.Sites, "top holder")
 		for i, s := range r.Sites {
@@ -60,6 +60,18 @@ func (r *Report) WriteText(w io.Writer) error {
 	if len(r.SyncSites) > 0 {
 		p("\nOTHER SYNCHRONIZATION (WaitGroup, Cond, channels, select; not lock contention)\n")
 		writeSiteTable(bw, r.SyncSites, "woken mostly by")
+	}
+	if len(r.CgoCalls) > 0 {
+		p("\nCGO CALLS (from the trace; a lock taken in C is waited for inside them)\n")
+		for i, c := range r.CgoCalls {
+			if i == 5 {
+				break
+			}
+			line := fmt.Sprintf("%8s in %s by %s, max %s, %d still going at the end: %s (%s)", textfmt.Dur(c.Total),
+				textfmt.Plural(c.Calls, "call", "calls"), textfmt.Plural(c.Goroutines, "goroutine", "goroutines"), textfmt.Dur(c.Max),
+				c.Ongoing, c.Func, c.Stub)
+			p("  %s\n", textfmt.Wrap(line, 98, "      "))
+		}
 	}
 	if len(r.OtherWaits) > 0 {
 		var parts []string
@@ -137,6 +149,9 @@ func writeSiteTable(w io.Writer, sites []Site, holderTitle string) {
 		}
 		fmt.Fprintf(w, "%3d  %-14s %-32s %6d %4d %8s %8s %8s\n", i+1, textfmt.Clip(s.Kind, 14), textfmt.Clip(siteOf(s), 32), s.Waits, s.Waiters,
 			atl+textfmt.Dur(s.Total), textfmt.Dur(s.Max), textfmt.Dur(s.P99))
+		if s.Caller != "" && s.Caller != s.Func {
+			fmt.Fprintf(w, "       called from %s\n", textfmt.Clip(name(s.Caller), 80))
+		}
 		if len(s.Holders) > 0 {
 			h := s.Holders[0]
 			fmt.Fprintf(w, "       %s: %s, %s\n", holderTitle, textfmt.Clip(holderAt(h), 70), textfmt.Pct(h.Share))
@@ -148,8 +163,37 @@ func writeSiteDetail(w io.Writer, n int, s Site) {
 	head := fmt.Sprintf("[%d] %s at %s: %s by %s, total %s, p50 %s, p99 %s, max %s", n, s.Kind, siteOf(s),
 		textfmt.Plural(s.Waits, "wait", "waits"), textfmt.Plural(s.Waiters, "goroutine", "goroutines"), textfmt.Dur(s.Total), textfmt.Dur(s.P50), textfmt.Dur(s.P99), textfmt.Dur(s.Max))
 	fmt.Fprintf(w, "\n  %s\n", textfmt.Wrap(head, 98, "      "))
-	if s.BlockProfile != nil {
-		fmt.Fprintf(w, "      block profile: %s in %d contentions\n", textfmt.Dur(s.BlockProfile.Delay), s.BlockProfile.Count)
+	var about []string
+	if s.Module != "" {
+		about = append(about, "module "+s.Module)
+	}
+	if len(s.Via) > 0 {
+		about = append(about, "through "+strings.Join(s.Via, " < "))
+	}
+	if s.Caller != "" && s.Caller != s.Func {
+		about = append(about, "called from "+name(s.Caller))
+	}
+	if len(about) > 0 {
+		fmt.Fprintf(w, "      %s\n", textfmt.Wrap(strings.Join(about, "; "), 98, "      "))
+	}
+	for _, e := range s.Entries {
+		fmt.Fprintf(w, "      %s\n", textfmt.Clip(fmt.Sprintf("also entered at %s: %s, %s", siteLabel(Frame{Func: e.Func, File: e.File, Line: e.Line}),
+			textfmt.Plural(e.Waits, "wait", "waits"), textfmt.Dur(e.Total)), 96))
+	}
+	when := fmt.Sprintf("when: from +%s to +%s; waits begun per second: %s", textfmt.Dur(s.First), textfmt.Dur(s.Last), intsLine(s.PerSecond))
+	if s.WaitingAtEnd > 0 {
+		when += fmt.Sprintf("; %d still waiting when the window ended", s.WaitingAtEnd)
+	}
+	if s.Contended > 0 {
+		when += fmt.Sprintf("; someone waited %s of the window, and the holds seen cover %s", textfmt.Pct(s.Contended), textfmt.Pct(s.Held))
+	}
+	fmt.Fprintf(w, "      %s\n", textfmt.Wrap(when, 98, "        "))
+	if bp := s.BlockProfile; bp != nil {
+		line := fmt.Sprintf("block profile: %s in %d contentions", textfmt.Dur(bp.Delay), bp.Count)
+		if bp.Note != "" {
+			line += " (" + bp.Note + ")"
+		}
+		fmt.Fprintf(w, "      %s\n", textfmt.Wrap(line, 98, "        "))
 	}
 	writeStack(w, "      waiter: ", s.Stack)
 	for _, h := range s.Holders {
@@ -161,7 +205,26 @@ func writeSiteDetail(w io.Writer, n int, s Site) {
 		if h.File != "" {
 			fmt.Fprintf(w, "               %s by %s\n", textfmt.Plural(h.Wakeups, "wake-up", "wake-ups"), textfmt.Plural(h.Goroutines, "goroutine", "goroutines"))
 		}
+		if len(h.Via) > 0 || h.Caller != "" && h.Caller != h.Func && h.Caller != s.Caller {
+			var about []string
+			if len(h.Via) > 0 {
+				about = append(about, "through "+strings.Join(h.Via, " < "))
+			}
+			if h.Caller != "" && h.Caller != h.Func {
+				about = append(about, "called from "+name(h.Caller))
+			}
+			fmt.Fprintf(w, "               %s\n", textfmt.Wrap(strings.Join(about, "; "), 98, "                 "))
+		}
 		writeStack(w, "               ", h.Stack)
+		if ho := h.Holds; ho != nil {
+			line := fmt.Sprintf("holds seen: %d, median %s, max %s; running %s, waiting for a CPU %s, in system or cgo calls %s, blocked %s",
+				ho.Count, textfmt.Dur(ho.P50), textfmt.Dur(ho.Max), textfmt.Pct(ho.Running), textfmt.Pct(ho.Runnable),
+				textfmt.Pct(ho.Syscall), textfmt.Pct(ho.Blocked))
+			if ho.In != "" {
+				line += fmt.Sprintf("; preempted in %s (%s)", ho.In, textfmt.Plural(ho.Samples, "time", "times"))
+			}
+			fmt.Fprintf(w, "               %s\n", textfmt.Wrap(line, 98, "                 "))
+		}
 		if bi := h.BlockedInside; bi != nil {
 			line := fmt.Sprintf("blocked inside: %s, in %s, %s in all:", blockedPhrase(bi),
 				textfmt.Plural(bi.Times, "critical section", "critical sections"), textfmt.Dur(bi.Blocked))
@@ -169,14 +232,27 @@ func writeSiteDetail(w io.Writer, n int, s Site) {
 			writeStack(w, "                 ", bi.Stack)
 		}
 		if m := h.MutexProfile; m != nil {
-			fmt.Fprintf(w, "               mutex profile: %s in %d contentions at this Unlock\n", textfmt.Dur(m.Delay), m.Count)
+			line := fmt.Sprintf("mutex profile: %s in %d contentions at this Unlock", textfmt.Dur(m.Delay), m.Count)
+			if m.Note != "" {
+				line += " (" + m.Note + ")"
+			}
+			fmt.Fprintf(w, "               %s\n", textfmt.Wrap(line, 98, "                 "))
 		}
 	}
 }
 
+// intsLine is "1671 1587 1610".
+func intsLine(v []int) string {
+	parts := make([]string, len(v))
+	for i, n := range v {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, " ")
+}
+
 func writeStack(w io.Writer, prefix string, fs []Frame) {
 	for i, f := range fs {
-		if i == 4 {
+		if i == maxSiteStack {
 			break
 		}
 		p := prefix

@@ -29,7 +29,12 @@ are joined with its trace. "-" reads standard input.
 
 -mutex and -block join pprof mutex and block profiles given separately (for
 example from /debug/pprof/mutex); they should cover the same time as the
-trace, and replace a bundle's own profiles.`
+trace, and replace a bundle's own profiles.
+
+-module names the traced program's main module: the report says where its
+own code entered each lock ("called from main.handleRequest"). A bundle
+records it; for other traces package main is used, or else the outermost
+module outside the standard library that the waiters' stacks share.`
 
 // Bounds on what is read into memory from an input.
 const (
@@ -38,7 +43,7 @@ const (
 )
 
 func (c *cli) analyze(ctx context.Context, args []string) int {
-	fs := newFlagSet("analyze", "[-json] [-top N] [-budget D] [-mutex FILE] [-block FILE] FILE|-", analyzeAbout)
+	fs := newFlagSet("analyze", "[-json] [-top N] [-budget D] [-mutex FILE] [-block FILE] [-module PATH] FILE|-", analyzeAbout)
 	asJSON := fs.Bool("json", false, "print the report as JSON (durations in nanoseconds)")
 	top := fs.Int("top", 10, "list the top `N` lock sites")
 	budget := fs.Duration("budget", time.Minute, "time limit of the analysis; the report is marked partial when it runs out")
@@ -46,6 +51,7 @@ func (c *cli) analyze(ctx context.Context, args []string) int {
 	blockFile := fs.String("block", "", "join the block profile in `FILE` (pprof format)")
 	mutexFraction := fs.Int("mutex-fraction", 0, "the mutex profile `fraction` -mutex was recorded at, if known")
 	blockRate := fs.Int("block-rate", 0, "the block profile `rate` (ns) -block was recorded at, if known")
+	module := fs.String("module", "", "the traced program's main module `path` (its own code; default: a bundle's, else package main or the outermost module the stacks share)")
 	pos, code, ok := c.parse(fs, args, 1, "FILE")
 	if !ok {
 		return code
@@ -99,6 +105,9 @@ func (c *cli) analyze(ctx context.Context, args []string) int {
 	}
 	if *blockRate > 0 {
 		opts.BlockRate = *blockRate
+	}
+	if *module != "" {
+		opts.MainModule = *module
 	}
 
 	// An interrupt cancels ctx, and the time limit ends the analysis

@@ -187,6 +187,13 @@ func Short(fn string) string {
 		end = i
 	}
 	if i := strings.LastIndexByte(fn[:end], '/'); i >= 0 {
+		// A major version is not the package's name: keep the element
+		// before it ("golang-lru/v2.(*Cache[...]).Get").
+		if isMajor(fn[i+1 : i+1+max(strings.IndexByte(fn[i+1:end], '.'), 0)]) {
+			if j := strings.LastIndexByte(fn[:i], '/'); j >= 0 {
+				return fn[j+1:]
+			}
+		}
 		return fn[i+1:]
 	}
 	return fn
@@ -215,4 +222,144 @@ func Package(fn string) string {
 		return fn[:slash+1+i]
 	}
 	return fn[:end]
+}
+
+// IsUnlock reports whether fn is the sync method that releases a
+// sync.Mutex or sync.RWMutex: the frame under which a wake-up stack's
+// program frames begin.
+func IsUnlock(fn string) bool {
+	switch fn {
+	case "sync.(*Mutex).Unlock", "sync.(*RWMutex).Unlock", "sync.(*RWMutex).RUnlock":
+		return true
+	}
+	return false
+}
+
+// Std reports whether pkg (an import path, as [Package] returns) belongs
+// to the standard library: its first path element has no dot. "main" and
+// test packages of the standard library ("sync_test") count as not
+// standard and standard, respectively, as the go command names them.
+func Std(pkg string) bool {
+	if pkg == "main" || pkg == "" {
+		return false
+	}
+	first, _, _ := strings.Cut(pkg, "/")
+	return !strings.Contains(first, ".")
+}
+
+// Module guesses the module path of a package path: the repository root
+// on the usual code hosts (github.com/owner/repo, with a /vN major version
+// suffix), the first two elements elsewhere (go.uber.org/zap,
+// go.etcd.io/bbolt), "std" for the standard library and "main" for main.
+// It is a guess for display: a module may be nested deeper.
+func Module(pkg string) string {
+	switch {
+	case pkg == "main":
+		return "main"
+	case Std(pkg):
+		return "std"
+	}
+	parts := strings.Split(pkg, "/")
+	n := 2
+	switch parts[0] {
+	case "github.com", "gitlab.com", "bitbucket.org", "golang.org", "google.golang.org", "gopkg.in", "codeberg.org":
+		n = 3
+		if parts[0] == "gopkg.in" || parts[0] == "google.golang.org" {
+			n = 2
+		}
+	}
+	if n > len(parts) {
+		n = len(parts)
+	}
+	if n < len(parts) && isMajor(parts[n]) {
+		n++
+	}
+	return strings.Join(parts[:n], "/")
+}
+
+func isMajor(s string) bool {
+	if len(s) < 2 || s[0] != 'v' {
+		return false
+	}
+	for _, c := range s[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Closure returns the function that defines the closure fn and true
+// ("main.handleOrder" for "main.handleOrder.func1", also for ".gowrapN"
+// and ".deferwrapN"), or "" and false when fn is not a closure.
+func Closure(fn string) (string, bool) {
+	name := fn
+	closure := false
+	for {
+		i := strings.LastIndexByte(name, '.')
+		if i <= 0 {
+			break
+		}
+		last := name[i+1:]
+		num := last != "" && strings.Trim(last, "0123456789") == ""
+		wrap := false
+		for _, p := range []string{"func", "gowrap", "deferwrap"} {
+			if rest, ok := strings.CutPrefix(last, p); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+				wrap = true
+			}
+		}
+		if !num && !wrap {
+			break
+		}
+		// Nested closures are main.f.func1.2: strip every level.
+		name = name[:i]
+		closure = closure || wrap
+	}
+	if !closure {
+		return "", false
+	}
+	return name, true
+}
+
+// Cgo reports whether fn is a frame of a cgo call: the generated
+// main._Cfunc_xxx (or pkg._Cfunc_xxx) stub or the runtime's cgocall.
+func Cgo(fn string) bool {
+	return fn == "runtime.cgocall" || strings.Contains(fn, "._Cfunc_") || strings.Contains(fn, "._C2func_")
+}
+
+// Own reports whether fn is a frame of lockdiag's own runtime: the
+// monitor, its recorder, its HTTP handlers and the /proc and profile
+// readers that run inside a host process. Goroutines with such frames are
+// lockdiag's, not the program's. Test functions in those packages
+// (TestXxx, BenchmarkXxx, ...) are not.
+func Own(fn string) bool {
+	rest, ok := strings.CutPrefix(fn, "github.com/lockdiag/lockdiag/")
+	if !ok {
+		return false
+	}
+	pkg := Package(fn)
+	switch strings.TrimPrefix(pkg, "github.com/lockdiag/lockdiag/") {
+	case "diag", "diag/auto", "flightrec", "httpdiag", "internal/procfs", "internal/coalesce",
+		"internal/profdelta", "internal/rules", "internal/knobs":
+	default:
+		return false
+	}
+	name := rest[len(pkg)-len("github.com/lockdiag/lockdiag/")+1:]
+	for _, p := range []string{"Test", "Benchmark", "Fuzz", "Example"} {
+		if strings.HasPrefix(name, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// Helper reports whether a frame of package pkg is a generic helper that
+// a report should look through when it names the call that blocked:
+// io.ReadFull says less than the net.(*conn).Read under it.
+func Helper(pkg string) bool {
+	switch pkg {
+	case "io", "bufio", "fmt", "io/ioutil", "encoding/json", "encoding/binary":
+		return true
+	}
+	return false
 }
