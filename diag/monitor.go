@@ -155,7 +155,8 @@ func (m *Monitor) Start() error {
 
 	// The recorder starts at once, in every mode: whether the host owns
 	// the process's one flight recorder is known from the start. Armed
-	// and auto modes stop it again until they want it.
+	// mode stops it again until it wants it; auto records until its first
+	// estimate of the cost.
 	m.traceErr = nil
 	switch {
 	case m.rec == nil:
@@ -164,7 +165,7 @@ func (m *Monitor) Start() error {
 		if err := m.rec.Start(); err != nil {
 			m.traceErr = err
 			m.log.Warn("diag: running without an execution trace", "err", err)
-		} else if m.cfg.Trace != TraceOn {
+		} else if m.cfg.Trace == TraceArmed {
 			m.rec.Stop()
 		}
 	}

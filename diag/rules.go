@@ -11,13 +11,14 @@ import (
 
 // DefaultRules are the rules used when [Config.Rules] is empty.
 //
-//   - mutex_wait > 4x baseline min 1 max 8 for 100ms: a spike of lock
+//   - mutex_wait > 4x baseline min 2 max 8 for 100ms: a spike of lock
 //     wait. mutex_wait is seconds of lock wait per second, about the
 //     average number of goroutines blocked on sync.Mutex, sync.RWMutex and
 //     runtime locks, sampled every 100ms; a healthy service sits at 0 to
 //     0.1, a spike is tens. The threshold is four times the service's own
-//     baseline, at least 1 (a goroutine blocked all the time, far above
-//     the noise) and at most 8 (never accepted as normal). The baseline
+//     baseline, at least 2 (two goroutines blocked all the time: a busy
+//     net/http client alone can keep one blocked inside the Transport) and
+//     at most 8 (never accepted as normal). The baseline
 //     learns only values below the threshold, from zero: a process that
 //     starts inside contention breaches when its 10s warm-up ends, and a
 //     slow climb breaches at 8 at the latest. "for 100ms" asks for two
@@ -34,12 +35,12 @@ import (
 //     up, and at random moments, so that no ticker-driven holder can hide
 //     from them.
 //
-// Not caught by default: contention below one goroutine blocked on
+// Not caught by default: contention below two goroutines blocked on
 // average (a lock held for a long time but rarely); a lock held for less
 // than StuckAfter at a time whose waiters total under the spike floor;
 // lock waits outside sync.Mutex/RWMutex (channels, cgo locks: see the
 // futex_waiters signal).
-const DefaultRules = "mutex_wait > 4x baseline min 1 max 8 for 100ms; stuck_waiters > 0"
+const DefaultRules = "mutex_wait > 4x baseline min 2 max 8 for 100ms; stuck_waiters > 0"
 
 // parseRules reads rules in the rule language; "off" is no rules.
 func parseRules(text string) ([]rules.Rule, error) {

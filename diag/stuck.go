@@ -48,6 +48,8 @@ const (
 	// tokenHorizon bounds the bucket of early scans: at most this much
 	// of the budget is saved up, and at least enough for a few scans.
 	tokenHorizon = 30 * time.Second
+	// maxDebtScans is how many scans a confirmation may borrow.
+	maxDebtScans = 4
 )
 
 func newScanSchedule(interval time.Duration, budget float64, seed uint64) *scanSchedule {
@@ -66,11 +68,17 @@ func (s *scanSchedule) due(now time.Time, waiting float64, confirm time.Time) bo
 	if s.last.IsZero() || !now.Before(s.next) {
 		return true
 	}
-	if now.Sub(s.last) < minEarlyGap || s.tokens < s.cost {
+	if now.Sub(s.last) < minEarlyGap {
 		return false
 	}
-	if !confirm.IsZero() && !now.Before(confirm) {
+	// A scan that confirms a suspected stuck site may borrow from the
+	// bucket, up to a few scans: the regular scans then wait until the
+	// debt is paid, so the average stays within the budget.
+	if !confirm.IsZero() && !now.Before(confirm) && s.tokens >= -maxDebtScans*s.cost {
 		return true
+	}
+	if s.tokens < s.cost {
+		return false
 	}
 	if waiting == waiting { // not NaN
 		s.recentWaiting = append(s.recentWaiting, waiting)
@@ -111,12 +119,17 @@ func (s *scanSchedule) done(now time.Time, cost time.Duration, waiting float64) 
 		s.cost = (3*s.cost + cost) / 4
 	}
 	if early {
-		s.tokens = max(s.tokens-cost, 0)
+		s.tokens -= cost
 	}
 	s.last = now
 	s.waitingAtScan = waiting
 	s.recentWaiting = s.recentWaiting[:0]
 	gap := max(s.interval, time.Duration(float64(s.cost)/s.budget))
+	if s.tokens < 0 {
+		// Pay back what confirmations borrowed before the next
+		// regular scan.
+		gap += time.Duration(float64(-s.tokens) / s.budget)
+	}
 	s.next = now.Add(time.Duration(float64(gap) * (0.7 + 0.6*s.rng.Float64())))
 }
 

@@ -139,7 +139,7 @@ type traceControl struct {
 }
 
 func newTraceControl(mode string, budget float64, rec *flightrec.Recorder, now time.Time) *traceControl {
-	tc := &traceControl{mode: mode, budget: budget, rec: rec, cost: newTraceCost(), armed: mode == TraceArmed || mode == TraceAuto}
+	tc := &traceControl{mode: mode, budget: budget, rec: rec, cost: newTraceCost(), armed: mode == TraceArmed}
 	if rec != nil && rec.Enabled() {
 		tc.startedAt = now
 	}
@@ -187,8 +187,9 @@ func (tc *traceControl) decide(now time.Time) {
 	if !ok {
 		return
 	}
-	// At start auto is armed until the first estimate, which decides at
-	// once; later changes must last.
+	// At start auto records until the first estimate, which decides at
+	// once (a second of trace costs little, and a snapshot taken meanwhile
+	// gets the window before it); later changes must last.
 	first := !tc.decided
 	tc.decided = true
 	switch {
@@ -197,7 +198,7 @@ func (tc *traceControl) decide(now time.Time) {
 		if tc.overSince.IsZero() {
 			tc.overSince = now
 		}
-		if !tc.armed && now.Sub(tc.overSince) >= armAfter {
+		if !tc.armed && (first || now.Sub(tc.overSince) >= armAfter) {
 			tc.armed = true
 		}
 	case share < tc.budget/2 || first && share <= tc.budget:
@@ -251,7 +252,7 @@ func (tc *traceControl) describe(now time.Time) string {
 	case !tc.armed && rec:
 		return "auto: recording always (" + why + ")"
 	case !tc.armed:
-		return "auto: estimating the recorder's cost"
+		return "auto: recording while it estimates the recorder's cost"
 	case rec:
 		s := fmt.Sprintf("%s, armed: recording since %s ago, on an early warning: %s", tc.mode,
 			textfmt.Dur(now.Sub(tc.startedAt).Round(time.Millisecond)), tc.warning)

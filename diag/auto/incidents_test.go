@@ -372,9 +372,11 @@ func TestIncidentsAreCaught(t *testing.T) {
 		bound time.Duration // onset to trigger
 		want  []string      // in the report
 	}{
-		{"warmup-stuck", 3 * time.Second, []string{"stuck lock", "incidentGet"}},
+		// The goals are 3s and 5s (BENCHMARKS.md has the medians); the
+		// race detector and a shared CI machine get a second more.
+		{"warmup-stuck", 4 * time.Second, []string{"stuck lock", "incidentGet"}},
 		{"startup", 15 * time.Second, []string{"incidentHandle"}},
-		{"stuck-20k", 5 * time.Second, []string{"stuck lock", "incidentGet"}},
+		{"stuck-20k", 6 * time.Second, []string{"stuck lock", "incidentGet"}},
 		{"ticker", 12 * time.Second, []string{"incidentHandle"}},
 		{"deadlock", 5 * time.Second, []string{"incidentTransfer"}},
 	}
