@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lockdiag/lockdiag/flightrec"
@@ -32,6 +33,7 @@ type Monitor struct {
 	store  *store
 	events *broadcaster
 	rules  *ruleSet
+	counts counters // cumulative counts, for Counters
 
 	mu            sync.Mutex // guards the lifecycle fields below
 	running       bool
@@ -103,6 +105,7 @@ func New(cfg Config) (*Monitor, error) {
 		events: newBroadcaster(),
 		rules:  rs,
 	}
+	m.counts.breaches = make([]atomic.Uint64, len(rs.rules))
 	if !cfg.NoTrace {
 		m.rec = flightrec.New(flightrec.Config{MinAge: cfg.TraceWindow, MaxBytes: uint64(cfg.TraceMaxBytes)})
 	}
@@ -125,6 +128,7 @@ func (m *Monitor) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.ctx, m.cancel = ctx, cancel
 	m.started = time.Now()
+	m.counts.started(m.started)
 
 	m.prevMutexRate = runtime.SetMutexProfileFraction(-1)
 	m.mutexRate, m.setMutexRate = m.prevMutexRate, false

@@ -100,6 +100,7 @@ func (m *Monitor) collect(ctx context.Context, trig bundle.Trigger, wall time.Du
 			err = fmt.Errorf("diag: snapshot panicked: %v", r)
 			m.log.Error("diag: snapshot panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
+		m.counts.snapshot(trig.Kind, err)
 		if err != nil {
 			m.events.publish(Event{Type: EventSnapshotFailed, Time: time.Now(), Reason: err.Error()})
 			return
