@@ -21,8 +21,8 @@ import (
 	xtrace "golang.org/x/exp/trace"
 
 	"github.com/lockdiag/lockdiag/bundle"
-	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 	"github.com/lockdiag/lockdiag/internal/testkit"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 	"github.com/lockdiag/lockdiag/lockreport"
 )
 

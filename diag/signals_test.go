@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 	"github.com/lockdiag/lockdiag/internal/stacks"
 	"github.com/lockdiag/lockdiag/internal/testkit"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 	"github.com/lockdiag/lockdiag/lockreport"
 )
 

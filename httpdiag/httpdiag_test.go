@@ -18,8 +18,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lockdiag/lockdiag/diag"
-	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 	"github.com/lockdiag/lockdiag/internal/testkit"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -264,7 +264,7 @@ func (h *H) snapshot() error {
 }
 
 type bundleMeta struct {
-	Window     bundle.Window   `json:"window"`
+	Window     bundle.Window `json:"window"`
 	Collection []bundle.Note `json:"collection"`
 }
 
