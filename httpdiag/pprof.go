@@ -207,7 +207,7 @@ func (h *handler) seconds(w http.ResponseWriter, r *http.Request, s string, lo, 
 	if err != nil || sec < lo || sec > hi {
 		rule := fmt.Sprintf("seconds must be an integer from %d to %d, not %q", lo, hi, s)
 		if strings.HasSuffix(r.URL.Path, "/trace") {
-			rule += fmt.Sprintf(": the flight recorder keeps %ds (LOCKDIAG_TRACE_WINDOW), so a longer wait could not be written", hi)
+			rule += fmt.Sprintf(": the flight recorder keeps the last %ds (LOCKDIAG_TRACE_WINDOW), so it cannot serve a longer trace", hi)
 		}
 		serveError(w, http.StatusBadRequest, rule)
 		return 0, false
