@@ -157,6 +157,7 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 		_, opts.Parked = newWaiterScanner().scan()
 	}
 	m.goroutineDumps(&b, goroutines)
+	m.goroutineLeakProfile(&b, goroutines)
 
 	// Threads, at the trigger.
 	t0 = time.Now()
