@@ -29,7 +29,7 @@ import (
 // TestSnapshotGoroutineLeak leaves one goroutine parked for good, on
 // purpose.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/lockdiag/lockdiag/diag.lockForever"))
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/lockdiag/lockdiag/diag.receiveForever"))
 }
 
 // testConfig is a fast configuration that writes to a test directory.

@@ -133,6 +133,14 @@
     return any ? ms : NaN;
   }
 
+  // A duration from lockdiag's JSON to milliseconds: a Go duration string
+  // ("1.5s", what the server writes) or integer nanoseconds (older servers).
+  function durMs(v) {
+    if (typeof v === 'number') return v / 1e6;
+    if (typeof v === 'string') return parseGoDuration(v);
+    return NaN;
+  }
+
   function pad2(n) { return n < 10 ? '0' + n : String(n); }
   function clock(ms) {
     const d = new Date(ms);
@@ -717,10 +725,10 @@
         const b = f.breach || {};
         const open = S.episodes.find((e) => e.rule === b.rule && !Number.isFinite(e.end));
         if (open) open.end = t;
-        else if (b.duration > 0) S.episodes.push({ rule: b.rule, signal: b.signal || ruleSignal(b.rule), start: t - b.duration / 1e6, end: t });
+        else if (durMs(b.duration) > 0) S.episodes.push({ rule: b.rule, signal: b.signal || ruleSignal(b.rule), start: t - durMs(b.duration), end: t });
         setRuleState(b.rule, 'ok', b.value, b.threshold);
         addEvent(t, 'recovered', 'recovered: ' + b.rule +
-          (b.duration > 0 ? ' after ' + fmtSeconds(b.duration / 1e9) : '') +
+          (durMs(b.duration) > 0 ? ' after ' + fmtSeconds(durMs(b.duration) / 1e3) : '') +
           (Number.isFinite(b.peak) && b.peak ? ', peak ' + fmt(b.peak, unitOf(b.signal)) : ''));
         episodesChanged();
         redraw();
@@ -906,7 +914,7 @@
     // profile (its stacks are the Unlock's).
     const holders = (st.holders || []).slice(0, 4);
     if (holders.length) {
-      const win = st.holders_window > 0 ? ', last ' + fmtSeconds(Math.round(st.holders_window / 1e9)) : '';
+      const win = durMs(st.holders_window) > 0 ? ', last ' + fmtSeconds(Math.round(durMs(st.holders_window) / 1e3)) : '';
       box.append(el('h3', { text: 'Released by' }, el('span', { class: 'sub', text: ' mutex profile' + win })));
       const table = el('table', { class: 'sites holders' });
       for (const h of holders) {
@@ -984,7 +992,7 @@
     panel.hidden = false;
     setData('report', '');
     $('report-title').textContent = 'Snapshot ' + id;
-    const took = typeof s.took === 'number' ? ' · took ' + fmtSeconds(s.took / 1e9) : '';
+    const took = Number.isFinite(durMs(s.took)) ? ' · took ' + fmtSeconds(durMs(s.took) / 1e3) : '';
     $('report-trigger').textContent = triggerText(s) + took + (s.partial ? ' · analysis partial (budget ran out)' : '') +
       (s.disk_error ? ' · disk: ' + s.disk_error : '');
     renderLinks(s);
