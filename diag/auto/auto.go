@@ -254,14 +254,14 @@ func start(lookup func(string) (string, bool), mux *http.ServeMux) *runtime {
 					log.Error("diag: own listener stopped", "err", err)
 				}
 			}(rt.srv, rt.done)
-			where = append(where, "http://"+rt.addr+httpdiag.Prefix)
+			where = append(where, "http://"+rt.addr+httpdiag.Prefix+" (live page: "+httpdiag.Prefix+"/ui)")
 		}
 	}
 	if s.defaultMux && mux != nil {
 		if err := httpdiag.Register(mux, m, opts); err != nil {
 			log.Error("diag: not registered on http.DefaultServeMux", "err", err)
 		} else {
-			where = append(where, "http.DefaultServeMux")
+			where = append(where, httpdiag.Prefix+" on the program's own HTTP server, if it serves http.DefaultServeMux")
 		}
 	}
 	if len(where) == 0 {
