@@ -191,7 +191,7 @@ func (s *Status) WriteText(w io.Writer) error {
 	if !s.Running {
 		state = "stopped"
 	}
-	p("lockdiag: %s for %v, %s, GOMAXPROCS=%d\n", state, s.Uptime, runtime.Version(), runtime.GOMAXPROCS(0))
+	p("lockdiag: %s for %v, %s, GOMAXPROCS=%d\n", state, textfmt.Dur(s.Uptime), runtime.Version(), runtime.GOMAXPROCS(0))
 	p("trace:    %s\n", s.Trace)
 	mp := "off"
 	if s.MutexProfileFraction > 0 {
@@ -231,7 +231,7 @@ func (s *Status) WriteText(w io.Writer) error {
 
 	p("\nGOROUTINES PARKED ON LOCKS NOW")
 	if !s.WaitSitesTime.IsZero() {
-		p(" (scanned %v ago)", s.Time.Sub(s.WaitSitesTime).Round(time.Millisecond))
+		p(" (scanned %s ago)", textfmt.Dur(s.Time.Sub(s.WaitSitesTime)))
 	}
 	p("\n")
 	switch {
@@ -275,15 +275,39 @@ func (s *Status) WriteText(w io.Writer) error {
 	return bw.Flush()
 }
 
+// withUnit prints a signal's value for the status table: at most 10
+// columns for any value (thousands and millions as k and M, days of
+// seconds as hours), no exponent.
 func withUnit(v float64, unit string) string {
-	s := textfmt.Value(v)
-	switch {
-	case s == "-", unit == "":
-		return s
-	case unit == "s":
-		return textfmt.Seconds(v)
+	if unit == "s" {
+		if s := textfmt.Seconds(v); len(s) <= 10 {
+			return s
+		}
+		return compact(v/3600, "h")
 	}
-	return s + " " + unit
+	if unit != "" {
+		unit = " " + unit
+	}
+	return compact(v, unit)
+}
+
+// compact prints v and its unit in at most 10 columns where it can, with
+// an SI prefix for large values.
+func compact(v float64, unit string) string {
+	s := textfmt.Value(v)
+	if s == "-" {
+		return s
+	}
+	for _, si := range []struct {
+		div    float64
+		prefix string
+	}{{1e3, "k"}, {1e6, "M"}, {1e9, "G"}, {1e12, "T"}} {
+		if len(s)+len(unit) <= 10 || math.IsInf(v, 0) {
+			break
+		}
+		s = textfmt.Value(v/si.div) + si.prefix
+	}
+	return s + unit
 }
 
 // recentHolders returns the top Unlock sites between the newest mutex

@@ -134,10 +134,15 @@ func run(healthy, incident time.Duration, cycles int, backendDelay time.Duration
 	ends := "runs until Ctrl-C"
 	if cycles > 0 {
 		total := time.Duration(cycles) * (healthy + incident)
-		ends = fmt.Sprintf("%d cycles of %v healthy and %v incident, then it exits (%v in all; -cycles=0 runs until Ctrl-C)", cycles, healthy, incident, total)
+		n := fmt.Sprintf("%d cycles", cycles)
+		if cycles == 1 {
+			n = "1 cycle"
+		}
+		ends = fmt.Sprintf("%s of %v healthy and %v incident, then it exits (%v in all; -cycles=0 runs until Ctrl-C)", n, healthy, incident, total)
 	}
 	demo.Intro("spike", ends, auto.Addr())
 	fmt.Printf("spike: service on http://%s/price, backend on http://%s\n", front, backend)
+	fmt.Println("spike: lines that start with time= are lockdiag's own log (LOCKDIAG_LOG=warn keeps only breaches); lines that start with lockdiag: are this demo's")
 	start := time.Now()
 	if old := len(m.Snapshots()); old > 0 {
 		fmt.Printf("spike: %d snapshots of earlier runs are in %s; lockdiag lists them too (it keeps %d)\n", old, m.Config().Dir, m.Config().Keep)
