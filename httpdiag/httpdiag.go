@@ -241,7 +241,19 @@ func serveError(w http.ResponseWriter, status int, msg string) {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, "lockdiag: %s\n", msg)
+	fmt.Fprintf(w, "lockdiag: %s\n", trimPackage(msg))
+}
+
+// trimPackage drops the package prefix of an error from lockdiag's own
+// packages ("diag: not found: ..."): the answer already starts with
+// "lockdiag: ".
+func trimPackage(msg string) string {
+	for _, p := range []string{"diag: ", "bundle: ", "flightrec: ", "lockreport: ", "httpdiag: "} {
+		if m, ok := strings.CutPrefix(msg, p); ok {
+			return m
+		}
+	}
+	return msg
 }
 
 // params checks r's query: only the named parameters (and token) may
