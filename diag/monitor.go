@@ -55,10 +55,11 @@ type Monitor struct {
 	lastWaiters time.Time
 	baselines   []rawProfiles // oldest first
 	// The recent holders computed from the baselines, for Status.
-	holders       []lockreport.ProfileSite
-	holdersWindow time.Duration
-	holdersAt     time.Time // the newest read they were computed at
-	collectErrs   map[string]string
+	holders        []lockreport.ProfileSite
+	holdersWindow  time.Duration
+	holdersAt      time.Time // the newest read they were computed at
+	holdersSamples int       // the mutex profile samples they stand on
+	collectErrs    map[string]string
 
 	// hooks inject faults in tests; all nil in production.
 	hooks struct {

@@ -40,6 +40,11 @@ type Status struct {
 	// span between its two reads furthest apart in the last 10s or so).
 	Holders       []lockreport.ProfileSite `json:"holders,omitempty"`
 	HoldersWindow time.Duration            `json:"holders_window,omitempty"`
+	// HoldersSamples is how many contention events the mutex profile
+	// recorded over HoldersWindow (its contentions divided by the
+	// fraction): with a few dozen, the shares are rough and can swing
+	// from one read to the next.
+	HoldersSamples int `json:"holders_samples,omitempty"`
 	// Trace says whether the flight recorder is running.
 	Trace                string         `json:"trace"`
 	MutexProfileFraction int            `json:"mutex_profile_fraction"`
@@ -139,7 +144,7 @@ func (m *Monitor) Status() Status {
 	}
 	st.Rules = m.rules.status()
 
-	st.Holders, st.HoldersWindow = m.recentHolders(st.MutexProfileFraction)
+	st.Holders, st.HoldersWindow, st.HoldersSamples = m.recentHolders(st.MutexProfileFraction)
 
 	m.stateMu.Lock()
 	st.WaitSites = m.waitSites
@@ -249,7 +254,12 @@ func (s *Status) WriteText(w io.Writer) error {
 	}
 
 	if len(s.Holders) > 0 {
-		p("\nWHERE LOCKS WERE RELEASED, last %v (mutex profile: the critical sections others waited for)\n", s.HoldersWindow.Round(time.Second))
+		rough := ""
+		if s.HoldersSamples < fewHolderSamples {
+			rough = "; few samples, the shares are rough"
+		}
+		p("\nWHERE LOCKS WERE RELEASED, last %v (mutex profile, %s%s: the critical sections others waited for)\n",
+			s.HoldersWindow.Round(time.Second), textfmt.Plural(s.HoldersSamples, "sample", "samples"), rough)
 		for _, h := range s.Holders {
 			p("  %10s %5.1f%%  %-16s %s:%d (%s)\n", textfmt.Dur(h.Delay), h.Share*100, h.Op, filepath.Base(h.File), h.Line, stacks.Short(h.Func))
 		}
@@ -310,26 +320,33 @@ func compact(v float64, unit string) string {
 	return s + unit
 }
 
+// fewHolderSamples is the number of mutex profile samples below which
+// the status calls the holders' shares rough.
+const fewHolderSamples = 20
+
 // recentHolders returns the top Unlock sites between the newest mutex
-// profile read and the oldest one kept, computed once per new read.
-func (m *Monitor) recentHolders(fraction int) ([]lockreport.ProfileSite, time.Duration) {
+// profile read and the oldest one kept, and the number of samples they
+// stand on, computed once per new read.
+func (m *Monitor) recentHolders(fraction int) ([]lockreport.ProfileSite, time.Duration, int) {
 	m.stateMu.Lock()
 	n := len(m.baselines)
 	if n < 2 || m.baselines[n-1].mutex.Data == nil {
 		m.stateMu.Unlock()
-		return nil, 0
+		return nil, 0, 0
 	}
 	oldest, newest := m.baselines[0], m.baselines[n-1]
 	if m.holdersAt.Equal(newest.time) {
-		h, w := m.holders, m.holdersWindow
+		h, w, ns := m.holders, m.holdersWindow, m.holdersSamples
 		m.stateMu.Unlock()
-		return h, w
+		return h, w, ns
 	}
 	m.stateMu.Unlock()
 
 	var sites []lockreport.ProfileSite
+	samples := 0
 	window := newest.time.Sub(oldest.time)
 	if d, err := profdelta.Delta(oldest.mutex, newest.mutex); err == nil {
+		samples = int(profdelta.Total(d, "contentions") / int64(max(fraction, 1)))
 		var enc bytes.Buffer
 		d.Write(&enc)
 		opts := lockreport.Options{MutexProfile: enc.Bytes(), MutexFraction: fraction, Top: 5}
@@ -341,7 +358,7 @@ func (m *Monitor) recentHolders(fraction int) ([]lockreport.ProfileSite, time.Du
 		}
 	}
 	m.stateMu.Lock()
-	m.holders, m.holdersWindow, m.holdersAt = sites, window, newest.time
+	m.holders, m.holdersWindow, m.holdersAt, m.holdersSamples = sites, window, newest.time, samples
 	m.stateMu.Unlock()
-	return sites, window
+	return sites, window, samples
 }

@@ -771,7 +771,11 @@
       if ((r.state === 'breached' || r.state === 'clearing') &&
           !S.episodes.some((e) => e.rule === r.rule && !Number.isFinite(e.end))) {
         const start = parseTime(r.last_breach) || parseTime(r.since);
-        if (Number.isFinite(start)) S.episodes.push({ rule: r.rule, signal: ruleSignal(r.rule), start, end: NaN });
+        if (Number.isFinite(start)) {
+          S.episodes.push({ rule: r.rule, signal: ruleSignal(r.rule), start, end: NaN });
+          // Its shading is on the plots: say so in the events too.
+          addEvent(start, 'breach', 'breached before this page opened: ' + r.rule);
+        }
       }
     }
     for (const s of f.snapshots || []) addSnapshot(s);
@@ -915,7 +919,14 @@
     const holders = (st.holders || []).slice(0, 4);
     if (holders.length) {
       const win = durMs(st.holders_window) > 0 ? ', last ' + fmtSeconds(Math.round(durMs(st.holders_window) / 1e3)) : '';
-      box.append(el('h3', { text: 'Released by' }, el('span', { class: 'sub', text: ' mutex profile' + win })));
+      // The mutex profile records 1 in MutexProfileFraction contentions:
+      // over a few seconds that can be a handful of samples, whose shares
+      // swing from one read to the next. Say how many it stands on.
+      const n = st.holders_samples || 0;
+      const few = n < 20;
+      box.append(el('h3', { text: 'Released by' },
+        el('span', { class: 'sub', text: ' mutex profile' + win + ', ' + n + (n === 1 ? ' sample' : ' samples') }),
+        few ? el('span', { class: 'badge rough', title: 'fewer than 20 samples: the shares are rough and can change with the next read', text: 'rough' }) : null));
       const table = el('table', { class: 'sites holders' });
       for (const h of holders) {
         table.append(el('tr', { title: (h.op || '') + ' in ' + (h.func || '') + '\n' + (h.file || '') + ':' + h.line },
