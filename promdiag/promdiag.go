@@ -184,12 +184,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.breached, prometheus.GaugeValue, v, r.Rule)
 	}
 	ch <- prometheus.MustNewConstMetric(c.stored, prometheus.GaugeValue, float64(len(c.m.Snapshots())))
-	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, Version(), runtime.Version(), TraceMode(st.Trace))
+	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, version(), runtime.Version(), traceMode(st.Trace))
 }
 
-// TraceMode is the first word of a status's trace line ("recording",
+// traceMode is the first word of a status's trace line ("recording",
 // "unavailable", "armed", ...): the info metric's trace label.
-func TraceMode(statusTrace string) string {
+func traceMode(statusTrace string) string {
 	w, _, _ := strings.Cut(statusTrace, " ")
 	w = strings.TrimSuffix(w, ":")
 	if w == "" {
@@ -198,37 +198,37 @@ func TraceMode(statusTrace string) string {
 	return w
 }
 
-// Version returns the version of the lockdiag module linked into the
+// version returns the version of the lockdiag module linked into the
 // program, "(devel)" when it is the main module built from a work tree.
-func Version() string {
+func version() string {
 	versionOnce.Do(func() {
-		version = "unknown"
+		modVersion = "unknown"
 		bi, ok := debug.ReadBuildInfo()
 		if !ok {
 			return
 		}
 		const mod = "github.com/lockdiag/lockdiag"
 		if bi.Main.Path == mod {
-			version = bi.Main.Version
+			modVersion = bi.Main.Version
 		}
 		for _, d := range bi.Deps {
 			if d.Path == mod {
-				version = d.Version
+				modVersion = d.Version
 				if d.Replace != nil {
-					version = d.Replace.Version
+					modVersion = d.Replace.Version
 				}
 			}
 		}
-		if version == "" {
-			version = "(devel)"
+		if modVersion == "" {
+			modVersion = "(devel)"
 		}
 	})
-	return version
+	return modVersion
 }
 
 var (
 	versionOnce sync.Once
-	version     string
+	modVersion  string
 )
 
 // Handler returns a handler that serves m's metrics (only those: no Go

@@ -172,8 +172,8 @@ func TestTraceMode(t *testing.T) {
 		"":            "unknown",
 		"armed (off until an early warning; window 10s)": "armed",
 	} {
-		if got := TraceMode(in); got != want {
-			t.Errorf("TraceMode(%q) = %q, want %q", in, got, want)
+		if got := traceMode(in); got != want {
+			t.Errorf("traceMode(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
