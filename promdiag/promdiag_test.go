@@ -13,9 +13,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"runtime/trace"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -245,13 +247,13 @@ scrape_configs:
 	addr := freeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	var log bytes.Buffer
+	var log syncBuffer
 	cmd := exec.Command(bin,
 		"--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
 		"--log.level=warn")
-	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.Stdout, cmd.Stderr = &log, &log // one writer, but read while it runs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +296,12 @@ scrape_configs:
 	var rate float64
 	deadline := 60 * time.Second
 	start := time.Now()
-	testkit.WaitFor(t, deadline, "Prometheus to report a positive rate of lockdiag_mutex_wait_seconds_total\nprometheus log:\n"+log.String(), func() bool {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", log.String())
+		}
+	})
+	testkit.WaitFor(t, deadline, "Prometheus to report a positive rate of lockdiag_mutex_wait_seconds_total", func() bool {
 		select {
 		case err := <-exited:
 			t.Fatalf("prometheus exited: %v\n%s", err, log.String())
@@ -312,6 +319,24 @@ scrape_configs:
 		v, ok := query(`instance:lockdiag_mutex_wait_seconds:rate1m`)
 		return ok && v > 0
 	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // mux serves m as diag/auto does, metrics through this package.
@@ -344,6 +369,28 @@ func BenchmarkScrape(b *testing.B) {
 		h.ServeHTTP(w, httptest.NewRequest("GET", "/debug/locks/metrics", nil))
 		if w.Code != 200 {
 			b.Fatal(w.Code)
+		}
+	}
+}
+
+// TestCoreDoesNotLinkClientGolang: only this package (and diag/auto, which
+// wires it in) may link client_golang.
+func TestCoreDoesNotLinkClientGolang(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	core := []string{"diag", "httpdiag", "flightrec", "lockreport", "bundle", "cmd/lockdiag"}
+	args := []string{"list", "-deps"}
+	for _, p := range core {
+		args = append(args, "github.com/lockdiag/lockdiag/"+p)
+	}
+	out, err := exec.Command(filepath.Join(goruntime.GOROOT(), "bin", "go"), args...).Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "github.com/prometheus/") {
+			t.Errorf("%s link %s", strings.Join(core, ", "), dep)
 		}
 	}
 }
