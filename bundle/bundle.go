@@ -10,6 +10,7 @@
 //	wall.pb.gz           wall-clock profile after the trigger (fgprof)
 //	goroutines.txt       goroutine dump, debug=1
 //	goroutines-full.txt  goroutine dump with wait reasons and times, debug=2
+//	goroutineleak.pb.gz  goroutine-leak profile (Go >= 1.27): goroutines blocked forever
 //	threads.json         the OS threads at the trigger, and their recent series
 //	timeline.json        every signal over the window
 //
@@ -36,6 +37,7 @@ const (
 	WallFile           = "wall.pb.gz"
 	GoroutinesFile     = "goroutines.txt"
 	GoroutinesFullFile = "goroutines-full.txt"
+	GoroutineLeakFile  = "goroutineleak.pb.gz"
 	ThreadsFile        = "threads.json"
 	TimelineFile       = "timeline.json"
 )

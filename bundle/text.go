@@ -35,6 +35,11 @@ func WriteText(w io.Writer, meta Meta, rep *lockreport.Report) error {
 	p("  go tool pprof -top mutex.pb.gz     # where locks were released (holders)\n")
 	p("  go tool pprof -top block.pb.gz     # where goroutines waited (if enabled)\n")
 	p("  go tool pprof -top wall.pb.gz      # wall-clock profile after the trigger\n")
+	for _, n := range meta.Collection {
+		if n.Part == GoroutineLeakFile && n.Status == "ok" {
+			p("  go tool pprof -top %s  # goroutines blocked forever (Go >= 1.27)\n", GoroutineLeakFile)
+		}
+	}
 	return bw.Flush()
 }
 

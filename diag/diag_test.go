@@ -26,7 +26,11 @@ import (
 	"github.com/lockdiag/lockdiag/lockreport"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestSnapshotGoroutineLeak leaves one goroutine parked for good, on
+// purpose.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/lockdiag/lockdiag/diag.receiveForever"))
+}
 
 // testConfig is a fast configuration that writes to a test directory.
 func testConfig(t *testing.T) Config {

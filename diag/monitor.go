@@ -35,6 +35,7 @@ type Monitor struct {
 	store  *store
 	events *broadcaster
 	rules  *ruleSet
+	counts counters // cumulative counts, for Counters
 
 	mu            sync.Mutex // guards the lifecycle fields below
 	running       bool
@@ -60,10 +61,11 @@ type Monitor struct {
 	scanTotal   time.Duration // what they took
 	baselines   []rawProfiles // oldest first
 	// The recent holders computed from the baselines, for Status.
-	holders       []lockreport.ProfileSite
-	holdersWindow time.Duration
-	holdersAt     time.Time // the newest read they were computed at
-	collectErrs   map[string]string
+	holders        []lockreport.ProfileSite
+	holdersWindow  time.Duration
+	holdersAt      time.Time // the newest read they were computed at
+	holdersSamples int       // the mutex profile samples they stand on
+	collectErrs    map[string]string
 
 	// hooks inject faults in tests; all nil in production.
 	hooks struct {
@@ -113,6 +115,7 @@ func New(cfg Config) (*Monitor, error) {
 		events: newBroadcaster(),
 		rules:  rs,
 	}
+	m.counts.breaches = make([]atomic.Uint64, len(rs.rules))
 	if cfg.Trace != TraceOff {
 		m.rec = flightrec.New(flightrec.Config{MinAge: cfg.TraceWindow, MaxBytes: uint64(cfg.TraceMaxBytes)})
 	}
@@ -135,6 +138,7 @@ func (m *Monitor) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.ctx, m.cancel = ctx, cancel
 	m.started = time.Now()
+	m.counts.started(m.started)
 
 	m.prevMutexRate = runtime.SetMutexProfileFraction(-1)
 	m.mutexRate, m.setMutexRate = m.prevMutexRate, false

@@ -141,9 +141,11 @@ func (m *Monitor) evaluate(s Sample) {
 		switch ev.Kind {
 		case rules.Breach:
 			m.events.publish(Event{Type: EventBreach, Time: ev.Time, Breach: b})
+			m.counts.breach(ev.Rule)
 			m.log.Warn("diag: lock-wait rule breached", "rule", ev.Text, "value", textfmt.Value(ev.Value), "threshold", textfmt.Value(ev.Threshold))
 			if !ev.Snapshot {
 				m.events.publish(Event{Type: EventSnapshotSkipped, Time: ev.Time, Breach: b, Reason: ev.SkipReason})
+				m.counts.skip(ev.SkipReason)
 				m.log.Info("diag: no snapshot for this breach", "rule", ev.Text, "reason", ev.SkipReason)
 				continue
 			}
@@ -153,9 +155,11 @@ func (m *Monitor) evaluate(s Sample) {
 			switch {
 			case err != nil:
 				m.events.publish(Event{Type: EventSnapshotSkipped, Time: ev.Time, Breach: b, Reason: err.Error()})
+				m.counts.skip(SkipNotRunning)
 			case joined:
 				reason := "a snapshot was already being taken; this breach shares it"
 				m.events.publish(Event{Type: EventSnapshotSkipped, Time: ev.Time, Breach: b, Reason: reason})
+				m.counts.skip(SkipInFlight)
 			}
 		case rules.Recovered:
 			b.Peak, b.Duration = ev.Peak, ev.Duration

@@ -102,6 +102,7 @@ func (m *Monitor) collect(ctx context.Context, trig bundle.Trigger, wall time.Du
 			err = fmt.Errorf("diag: snapshot panicked: %v", r)
 			m.log.Error("diag: snapshot panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
+		m.counts.snapshot(trig.Kind, err)
 		if err != nil {
 			m.events.publish(Event{Type: EventSnapshotFailed, Time: time.Now(), Reason: err.Error()})
 			return
@@ -200,6 +201,7 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 	goroutines := runtime.NumGoroutine()
 	opts.Parked = m.parkedNow()
 	m.goroutineDumps(&b, goroutines)
+	m.goroutineLeakProfile(&b, goroutines)
 
 	// Threads, at the trigger.
 	t0 := time.Now()

@@ -46,10 +46,18 @@ type Status struct {
 	// span between its two reads furthest apart in the last 10s or so).
 	Holders       []lockreport.ProfileSite `json:"holders,omitempty"`
 	HoldersWindow time.Duration            `json:"holders_window,omitempty"`
+	// HoldersSamples is how many contention events the mutex profile
+	// recorded over HoldersWindow (its contentions divided by the
+	// fraction): with a few dozen, the shares are rough and can swing
+	// from one read to the next.
+	HoldersSamples int `json:"holders_samples,omitempty"`
 	// Trace says what the flight recorder does: its mode, whether it
 	// records and why, or why there is no trace.
 	Trace string `json:"trace"`
+	// TraceMode is the trace mode (auto, on, armed, off), or
+	// "unavailable" when the program owns the flight recorder;
 	// TraceRecording says whether the recorder is recording now.
+	TraceMode            string         `json:"trace_mode"`
 	TraceRecording       bool           `json:"trace_recording"`
 	MutexProfileFraction int            `json:"mutex_profile_fraction"`
 	BlockProfileRate     int            `json:"block_profile_rate"`
@@ -115,10 +123,15 @@ func (m *Monitor) Status() Status {
 	if m.running {
 		st.Uptime = now.Sub(m.started).Round(time.Second)
 	}
+	st.TraceMode = m.cfg.Trace
 	switch {
 	case !m.running:
 		st.Trace = "not running"
 	case m.traceErr != nil:
+		st.TraceMode = "unavailable"
+		if m.rec == nil {
+			st.TraceMode = TraceOff
+		}
 		st.Trace = "unavailable: " + m.traceErr.Error()
 	default:
 		st.Trace = fmt.Sprintf("%s (window %v, about %s)", m.traceMode, m.cfg.TraceWindow, textfmt.Bytes(m.cfg.TraceMaxBytes))
@@ -149,7 +162,7 @@ func (m *Monitor) Status() Status {
 	}
 	st.Rules = m.rules.status()
 
-	st.Holders, st.HoldersWindow = m.recentHolders(st.MutexProfileFraction)
+	st.Holders, st.HoldersWindow, st.HoldersSamples = m.recentHolders(st.MutexProfileFraction)
 
 	m.stateMu.Lock()
 	st.WaitSites = m.waitSites
@@ -201,7 +214,7 @@ func (s *Status) WriteText(w io.Writer) error {
 	if !s.Running {
 		state = "stopped"
 	}
-	p("lockdiag: %s for %v, %s, GOMAXPROCS=%d\n", state, s.Uptime, runtime.Version(), runtime.GOMAXPROCS(0))
+	p("lockdiag: %s for %v, %s, GOMAXPROCS=%d\n", state, textfmt.Dur(s.Uptime), runtime.Version(), runtime.GOMAXPROCS(0))
 	p("trace:    %s\n", s.Trace)
 	mp := "off"
 	if s.MutexProfileFraction > 0 {
@@ -267,7 +280,12 @@ func (s *Status) WriteText(w io.Writer) error {
 	}
 
 	if len(s.Holders) > 0 {
-		p("\nWHERE LOCKS WERE RELEASED, last %v (mutex profile: the critical sections others waited for)\n", s.HoldersWindow.Round(time.Second))
+		rough := ""
+		if s.HoldersSamples < fewHolderSamples {
+			rough = "; few samples, the shares are rough"
+		}
+		p("\nWHERE LOCKS WERE RELEASED, last %v (mutex profile, %s%s: the critical sections others waited for)\n",
+			s.HoldersWindow.Round(time.Second), textfmt.Plural(s.HoldersSamples, "sample", "samples"), rough)
 		for _, h := range s.Holders {
 			p("  %10s %5.1f%%  %-16s %s:%d (%s)\n", textfmt.Dur(h.Delay), h.Share*100, h.Op, filepath.Base(h.File), h.Line, stacks.Short(h.Func))
 		}
@@ -293,37 +311,68 @@ func (s *Status) WriteText(w io.Writer) error {
 	return bw.Flush()
 }
 
+// withUnit prints a signal's value for the status table: at most 10
+// columns for any value (thousands and millions as k and M, days of
+// seconds as hours), no exponent.
 func withUnit(v float64, unit string) string {
-	s := textfmt.Value(v)
-	switch {
-	case s == "-", unit == "":
-		return s
-	case unit == "s":
-		return textfmt.Seconds(v)
+	if unit == "s" {
+		if s := textfmt.Seconds(v); len(s) <= 10 {
+			return s
+		}
+		return compact(v/3600, "h")
 	}
-	return s + " " + unit
+	if unit != "" {
+		unit = " " + unit
+	}
+	return compact(v, unit)
 }
 
+// compact prints v and its unit in at most 10 columns where it can, with
+// an SI prefix for large values.
+func compact(v float64, unit string) string {
+	s := textfmt.Value(v)
+	if s == "-" {
+		return s
+	}
+	for _, si := range []struct {
+		div    float64
+		prefix string
+	}{{1e3, "k"}, {1e6, "M"}, {1e9, "G"}, {1e12, "T"}} {
+		if len(s)+len(unit) <= 10 || math.IsInf(v, 0) {
+			break
+		}
+		s = textfmt.Value(v/si.div) + si.prefix
+	}
+	return s + unit
+}
+
+// fewHolderSamples is the number of mutex profile samples below which
+// the status calls the holders' shares rough.
+const fewHolderSamples = 20
+
 // recentHolders returns the top Unlock sites between the newest mutex
-// profile read and the oldest one kept, computed once per new read.
-func (m *Monitor) recentHolders(fraction int) ([]lockreport.ProfileSite, time.Duration) {
+// profile read and the oldest one kept, and the number of samples they
+// stand on, computed once per new read.
+func (m *Monitor) recentHolders(fraction int) ([]lockreport.ProfileSite, time.Duration, int) {
 	m.stateMu.Lock()
 	n := len(m.baselines)
 	if n < 2 || m.baselines[n-1].mutex.Data == nil {
 		m.stateMu.Unlock()
-		return nil, 0
+		return nil, 0, 0
 	}
 	oldest, newest := m.baselines[0], m.baselines[n-1]
 	if m.holdersAt.Equal(newest.time) {
-		h, w := m.holders, m.holdersWindow
+		h, w, ns := m.holders, m.holdersWindow, m.holdersSamples
 		m.stateMu.Unlock()
-		return h, w
+		return h, w, ns
 	}
 	m.stateMu.Unlock()
 
 	var sites []lockreport.ProfileSite
+	samples := 0
 	window := newest.time.Sub(oldest.time)
 	if d, err := profdelta.Delta(oldest.mutex, newest.mutex); err == nil {
+		samples = int(profdelta.Total(d, "contentions") / int64(max(fraction, 1)))
 		var enc bytes.Buffer
 		d.Write(&enc)
 		opts := lockreport.Options{MutexProfile: enc.Bytes(), MutexFraction: fraction, Top: 5}
@@ -335,7 +384,7 @@ func (m *Monitor) recentHolders(fraction int) ([]lockreport.ProfileSite, time.Du
 		}
 	}
 	m.stateMu.Lock()
-	m.holders, m.holdersWindow, m.holdersAt = sites, window, newest.time
+	m.holders, m.holdersWindow, m.holdersAt, m.holdersSamples = sites, window, newest.time, samples
 	m.stateMu.Unlock()
-	return sites, window
+	return sites, window, samples
 }

@@ -146,7 +146,12 @@ func (s *store) write(id string, data []byte) error {
 		s.setDiskErr(err)
 		return err
 	}
-	_, err = tmp.Write(data)
+	// CreateTemp makes the file 0600: a bundle is as readable as the
+	// program's other files (0644; the directory keeps its own mode).
+	err = tmp.Chmod(0o644)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,11 @@ func TestStoreLimits(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.zip"))
 	if len(files) != 3 {
 		t.Errorf("%d files on disk, want 3", len(files))
+	}
+	for _, f := range files {
+		if fi, err := os.Stat(f); err != nil || runtime.GOOS != "windows" && fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v %v, want 0644", f, fi.Mode(), err)
+		}
 	}
 	// An evicted-from-memory snapshot is served from disk.
 	data, err := storeFile(s, ids[2], "meta.json")

@@ -96,7 +96,7 @@ func (r *Recorder) Start() error {
 		MaxBytes: r.cfg.MaxBytes,
 	})
 	if err := fr.Start(); err != nil {
-		return fmt.Errorf("flightrec: %w: %v (another flight recorder is active in this process)", ErrUnavailable, err)
+		return fmt.Errorf("flightrec: %w: another one runs in this process (runtime/trace: %v)", ErrUnavailable, err)
 	}
 	r.fr = fr
 	return nil

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/diag"
+	"github.com/lockdiag/lockdiag/internal/testkit"
 	"github.com/lockdiag/lockdiag/internal/testkit/chromium"
 	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 )
@@ -26,16 +27,16 @@ import (
 // recovers, goroutines parked on a held lock are listed, and the rule's
 // snapshot opens its report. Then it saves a screenshot.
 //
-// The README's screenshot (docs/ui.png) is made by this test:
+// The README's screenshot (docs/ui.png) is made by this test, during the
+// incident:
 //
 //	LOCKDIAG_SCREENSHOT=$PWD/docs/ui.png go test -run TestUIInBrowser ./httpdiag
 //
-// Without Chromium (Debian: apt-get install chromium) the test is skipped.
+// Without Chromium (Debian: apt-get install chromium) the test is skipped,
+// unless LOCKDIAG_CI is set (.ci/run sets it): then it fails.
 func TestUIInBrowser(t *testing.T) {
 	bin := chromium.Find()
-	if bin == "" {
-		t.Skip("no Chromium: install the Debian package chromium (apt-get install chromium)")
-	}
+	testkit.NeedTool(t, bin != "", "Chromium", "apt-get install chromium")
 	if trace.IsEnabled() {
 		t.Skip("the test binary is being traced")
 	}
@@ -104,6 +105,46 @@ func TestUIInBrowser(t *testing.T) {
 	if notice := page.text(`document.getElementById("notice").textContent`); notice != "" {
 		t.Errorf("notice after taking a snapshot: %q", notice)
 	}
+	// The "released by" panel says how many samples it stands on.
+	page.waitFor("the released-by panel with its sample count",
+		`[...document.querySelectorAll("#parked h3")].some(h => h.textContent.startsWith("Released by") && / \d+ samples?/.test(h.textContent))`)
+	// Every state's badge fits its slot beside the rule text, "warming
+	// up" the widest.
+	var overflow []string
+	page.eval(`(() => {
+		const out = [];
+		const rules = document.getElementById("rules");
+		for (const [state, label] of [["warming_up", "warming up"], ["breached", "breached"], ["clearing", "clearing"], ["pending", "pending"]]) {
+			const row = document.createElement("div");
+			row.className = "rule";
+			row.innerHTML = '<span class="badge st-' + state + '">' + label + '</span><div class="rule-body"><div class="rule-text">mutex_wait > 4x baseline min 1 for 100ms</div></div>';
+			rules.append(row);
+			const b = row.querySelector(".badge"), text = row.querySelector(".rule-text");
+			if (b.scrollWidth > b.clientWidth || b.getBoundingClientRect().right > text.getBoundingClientRect().left) out.push(label);
+			row.remove();
+		}
+		return out;
+	})()`, &overflow)
+	if len(overflow) > 0 {
+		t.Errorf("badges overflow into the rule text: %q", overflow)
+	}
+	// The picture for the README: during the incident, with the breach
+	// shaded, both snapshots listed and the manual one's report open.
+	page.eval(`new Promise(r => requestAnimationFrame(() => setTimeout(r, 150)))`, nil)
+	png, err := b.Screenshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "ui.png")
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p := os.Getenv("LOCKDIAG_SCREENSHOT"); p != "" {
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot written to %s", p)
+	}
 	stopContention()
 
 	page.waitFor("the breach to recover", `document.body.dataset.openEpisodes === "0"`)
@@ -136,23 +177,6 @@ func TestUIInBrowser(t *testing.T) {
 		t.Errorf("%d rules shown, want 2", thresholds)
 	}
 	page.checkLogs()
-
-	// Let the canvas catch up with the last frame, then take the picture.
-	page.eval(`new Promise(r => requestAnimationFrame(() => setTimeout(r, 150)))`, nil)
-	png, err := b.Screenshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "ui.png")
-	if err := os.WriteFile(out, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if p := os.Getenv("LOCKDIAG_SCREENSHOT"); p != "" {
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot written to %s", p)
-	}
 
 	// The pointer over a plot shows the values at its time; the window
 	// buttons switch.

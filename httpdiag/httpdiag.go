@@ -8,9 +8,11 @@
 //	GET  /debug/locks/snapshots/{id}         a snapshot's report; id may be "latest"
 //	GET  /debug/locks/snapshots/{id}.zip     the whole bundle
 //	GET  /debug/locks/snapshots/{id}/{file}  one file of the bundle (trace.out, mutex.pb.gz, ...)
-//	GET  /debug/locks/metrics                the signals in the Prometheus text format
+//	GET  /debug/locks/metrics                Prometheus metrics, when [Options.Metrics] is set
 //	GET  /debug/locks/stream                 websocket: live samples, breaches and snapshots (see [Message])
 //	GET  /debug/locks/ui                     live page: plots, breaches, snapshots and reports
+//	GET  /debug/locks/pprof/                 pprof-compatible profiles: mutex, block, goroutine,
+//	                                         goroutineleak (Go >= 1.27) and trace (the flight recorder's window)
 //
 // # Query parameters
 //
@@ -18,6 +20,10 @@
 //	                   or json when the Accept header asks for application/json)
 //	wall=DURATION      POST only: add a wall-clock profile over this long (0 to 30s)
 //	every=N            stream only: send every Nth sample (1 to 600, default 1)
+//	seconds=N          pprof/mutex, block, goroutine: the change over the next N seconds (1 to 300),
+//	                   as net/http/pprof computes it; pprof/trace: wait N seconds (0 to the
+//	                   trace window, default 1), then write the flight recorder's window
+//	debug=N            pprof/ profiles: 1 (or 2 for goroutine) for text, as net/http/pprof
 //	token=TOKEN        the bearer token, for clients that cannot set a header
 //
 // Any other parameter, or a malformed value, is answered with 400 and the
@@ -71,6 +77,12 @@ type Options struct {
 	// MaxStreamClients bounds the stream's concurrent clients; more are
 	// answered 503. If zero, 16.
 	MaxStreamClients int
+
+	// Metrics, if not nil, serves GET /debug/locks/metrics (behind the
+	// same access rules as every path here): promdiag.Handler(m), which
+	// diag/auto passes. If nil, that path answers 404 and says how to set
+	// it. httpdiag itself does not link a metrics library.
+	Metrics http.Handler
 }
 
 type handler struct {
@@ -78,6 +90,7 @@ type handler struct {
 	opts    Options
 	mux     *http.ServeMux
 	clients streamClients
+	pulls   chan struct{} // slots of the pprof pulls that wait
 	// tokenSum is the SHA-256 of the token, so that comparison time does
 	// not depend on the token's length.
 	tokenSum [32]byte
@@ -86,7 +99,7 @@ type handler struct {
 // Handler returns a handler serving m under [Prefix]. Mount it at Prefix
 // and Prefix+"/" (as [Register] does); requests for other paths get 404.
 func Handler(m *diag.Monitor, opts Options) http.Handler {
-	h := &handler{m: m, opts: opts, mux: http.NewServeMux()}
+	h := &handler{m: m, opts: opts, mux: http.NewServeMux(), pulls: make(chan struct{}, maxPulls)}
 	if opts.Token != "" {
 		h.tokenSum = sha256.Sum256([]byte(opts.Token))
 	}
@@ -98,6 +111,8 @@ func Handler(m *diag.Monitor, opts Options) http.Handler {
 	h.mux.HandleFunc("GET "+Prefix+"/snapshots/{id}/{file}", h.snapshotFile)
 	h.mux.HandleFunc("GET "+Prefix+"/metrics", h.metrics)
 	h.mux.HandleFunc("GET "+Prefix+"/stream", h.stream)
+	h.mux.HandleFunc("GET "+Prefix+"/pprof/{$}", h.pprofIndex)
+	h.mux.HandleFunc("GET "+Prefix+"/pprof/{name}", h.pprofProfile)
 	h.mux.HandleFunc("GET "+Prefix+"/ui", h.ui)
 	h.mux.HandleFunc("GET "+Prefix+"/ui/{file}", h.uiFile)
 	h.mux.HandleFunc("GET "+Prefix+"/ui/{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -226,7 +241,19 @@ func serveError(w http.ResponseWriter, status int, msg string) {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, "lockdiag: %s\n", msg)
+	fmt.Fprintf(w, "lockdiag: %s\n", trimPackage(msg))
+}
+
+// trimPackage drops the package prefix of an error from lockdiag's own
+// packages ("diag: not found: ..."): the answer already starts with
+// "lockdiag: ".
+func trimPackage(msg string) string {
+	for _, p := range []string{"diag: ", "bundle: ", "flightrec: ", "lockreport: ", "httpdiag: "} {
+		if m, ok := strings.CutPrefix(msg, p); ok {
+			return m
+		}
+	}
+	return msg
 }
 
 // params checks r's query: only the named parameters (and token) may

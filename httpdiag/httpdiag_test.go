@@ -119,7 +119,7 @@ func TestHandlerRoutes(t *testing.T) {
 		{"DELETE", "/debug/locks/snapshots", nil, 405, "text/plain", "use GET or POST"},
 		{"GET", "/debug/locks/nothing", nil, 404, "text/plain", "no such path"},
 		{"GET", "/debug/locks/ui/", nil, 301, "", ""},
-		{"GET", "/debug/locks/metrics", nil, 200, "text/plain; version=0.0.4", "lockdiag_goroutines "},
+		{"GET", "/debug/locks/metrics", nil, 404, "text/plain", "promdiag.Handler(m)"},
 		{"GET", "/debug/locks/metrics?x=1", nil, 400, "text/plain", "takes none"},
 	}
 	for _, tt := range tests {

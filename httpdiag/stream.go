@@ -80,6 +80,40 @@ type SnapshotLink struct {
 	Zip    string `json:"zip_url"`
 }
 
+type snapshotURLs struct {
+	Report string `json:"report_url"`
+	JSON   string `json:"json_url"`
+	Zip    string `json:"zip_url"`
+}
+
+// MarshalJSON writes the snapshot's fields and its URLs in one object
+// (SnapshotInfo's own MarshalJSON would otherwise be promoted and leave
+// the URLs out).
+func (l SnapshotLink) MarshalJSON() ([]byte, error) {
+	info, err := json.Marshal(l.SnapshotInfo)
+	if err != nil {
+		return nil, err
+	}
+	urls, err := json.Marshal(snapshotURLs{l.Report, l.JSON, l.Zip})
+	if err != nil {
+		return nil, err
+	}
+	return append(append(info[:len(info)-1], ','), urls[1:]...), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (l *SnapshotLink) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &l.SnapshotInfo); err != nil {
+		return err
+	}
+	var u snapshotURLs
+	if err := json.Unmarshal(b, &u); err != nil {
+		return err
+	}
+	l.Report, l.JSON, l.Zip = u.Report, u.JSON, u.Zip
+	return nil
+}
+
 func linkFor(info diag.SnapshotInfo) SnapshotLink {
 	base := Prefix + "/snapshots/" + info.ID
 	return SnapshotLink{SnapshotInfo: info, Report: base, JSON: base + "?format=json", Zip: base + ".zip"}

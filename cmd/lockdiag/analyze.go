@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/pprof/profile"
@@ -127,7 +128,8 @@ func (c *cli) analyze(ctx context.Context, args []string) int {
 			case bytes.HasPrefix(in.head, []byte("go 1.")):
 				what = "a Go execution trace that cannot be read (corrupt, or from a Go version this build does not know)"
 			}
-			return c.fail("analyze", fmt.Errorf("%s: %s: %v", displayName(name), what, err))
+			detail := strings.TrimPrefix(err.Error(), lockreport.ErrUnreadableTrace.Error()+": ")
+			return c.fail("analyze", fmt.Errorf("%s: %s (%s)", displayName(name), what, detail))
 		}
 		return c.fail("analyze", fmt.Errorf("%s: %v", displayName(name), err))
 	}
@@ -150,6 +152,12 @@ func (c *cli) analyze(ctx context.Context, args []string) int {
 	}
 	if err := out.Flush(); err != nil {
 		return c.fail("analyze", err)
+	}
+	// A trace cut short or corrupt part way gives a report of what was
+	// read; say so and fail, so that scripts notice. Running out of the
+	// time budget (-budget) is not a fault of the input.
+	if rep.Partial && actx.Err() == nil {
+		return c.fail("analyze", fmt.Errorf("%s: the report covers only part of the trace: %s", displayName(name), rep.PartialReason))
 	}
 	return exitOK
 }

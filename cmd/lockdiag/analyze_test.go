@@ -320,3 +320,26 @@ func TestAnalyzeBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestAnalyzeTruncatedTrace: a trace cut short gives the report of what
+// was read, and a failure that says so.
+func TestAnalyzeTruncatedTrace(t *testing.T) {
+	data, err := os.ReadFile("../../lockreport/testdata/convoy.trace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.trace")
+	if err := os.WriteFile(cut, data[:len(data)*2/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, nil, nil, "analyze", cut)
+	if r.code != exitFailure {
+		t.Errorf("analyze of a truncated trace: exit %d, want %d\nstderr: %s", r.code, exitFailure, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "covers only part of the trace") || !strings.Contains(r.stderr, cut) {
+		t.Errorf("stderr does not say the trace was cut: %q", r.stderr)
+	}
+	if r.stdout == "" {
+		t.Error("no report of the part that was read")
+	}
+}

@@ -359,6 +359,13 @@ func writeFileAtomic(name string, r io.Reader) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// CreateTemp makes the file 0600; a downloaded bundle is as readable
+	// as any file the user writes (0644 less the umask's bits).
+	if err := f.Chmod(0o644 &^ umask()); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return 0, err
+	}
 	n, err := io.Copy(f, r)
 	if err != nil {
 		f.Close()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,9 @@ func TestRemote(t *testing.T) {
 		t.Errorf("fetch -o: got %v", r)
 	}
 	checkBundle(t, out)
+	if fi, err := os.Stat(out); err != nil || runtime.GOOS != "windows" && fi.Mode().Perm()&0o044 != 0o044 {
+		t.Errorf("fetched bundle's mode: %v %v; want readable by group and others (0644 less the umask)", fi.Mode(), err)
+	}
 	r = runCLI(t, nil, nil, "fetch", "-o", "-", srv.URL, id)
 	if r.code != exitOK || !strings.HasPrefix(r.stdout, "PK\x03\x04") {
 		t.Errorf("fetch -o -: want the zip on stdout; got exit %d, %d bytes, stderr %s", r.code, len(r.stdout), r.stderr)

@@ -24,7 +24,12 @@
 //	/debug/locks/snapshots/{id}         report; id may be "latest"
 //	/debug/locks/snapshots/{id}.zip     bundle: trace.out, mutex.pb.gz, report.txt, ...
 //	/debug/locks/snapshots/{id}/{file}  one file of the bundle
-//	/debug/locks/metrics                Prometheus text format
+//	/debug/locks/metrics                Prometheus metrics (package promdiag), text or OpenMetrics
+//	/debug/locks/pprof/                 mutex, block, goroutine, goroutineleak (Go >= 1.27) profiles
+//	                                    as net/http/pprof serves them (?seconds=N deltas), and
+//	                                    trace?seconds=N, the flight recorder's window
+//	/debug/locks/ui                     the live page
+//	/debug/locks/stream                 websocket of samples, breaches and snapshots
 //
 // # Environment
 //
@@ -43,6 +48,35 @@
 // stops both, for a program that wants to end them before it exits (or a
 // test): it closes the listener, waits for its connections to finish (up to
 // a few seconds) and stops the monitor. A stopped runtime is not restarted.
+//
+// # The flight recorder
+//
+// The runtime allows one flight recorder per process
+// ([runtime/trace.FlightRecorder]). The import starts it at init, before
+// main: a program's own trace.NewFlightRecorder(...).Start() then fails
+// with "flight recorder already enabled". A program that wants the recent
+// trace (to dump it on overload, say) writes the current window through
+// lockdiag instead, which shares the write with lockdiag's own snapshots:
+//
+//	var buf bytes.Buffer
+//	if _, err := auto.Monitor().WriteTrace(ctx, &buf); err != nil {
+//		return err // lockdiag is off, or records no trace: the error says why
+//	}
+//
+// GET /debug/locks/pprof/trace?seconds=N serves the same window over HTTP.
+// If the program started its own flight recorder before the import's init
+// ran (from a package initialized earlier), lockdiag runs without a trace
+// and its status and every report say so; LOCKDIAG_TRACE=off leaves the
+// recorder to the program from the start. runtime/trace.Start (what
+// net/http/pprof's /debug/pprof/trace uses) works beside either.
+//
+// # Metrics
+//
+// /debug/locks/metrics serves package promdiag's collector on a registry of
+// its own. A program with its own Prometheus registry registers the same
+// collector there instead: reg.MustRegister(promdiag.NewCollector(auto.Monitor())).
+// The import links github.com/prometheus/client_golang for this; programs
+// that wire diag and httpdiag themselves do not.
 //
 // # Security
 //
@@ -67,6 +101,7 @@ import (
 	"github.com/lockdiag/lockdiag/diag"
 	"github.com/lockdiag/lockdiag/httpdiag"
 	"github.com/lockdiag/lockdiag/internal/knobs"
+	"github.com/lockdiag/lockdiag/promdiag"
 )
 
 // DefaultAddr is the own listener's address when LOCKDIAG_ADDR is unset.
@@ -199,7 +234,7 @@ func start(lookup func(string) (string, bool), mux *http.ServeMux) *autoRuntime 
 		return &autoRuntime{}
 	}
 	rt := &autoRuntime{monitor: m}
-	opts := httpdiag.Options{Token: s.token, AllowOrigins: s.allowOrigins}
+	opts := httpdiag.Options{Token: s.token, AllowOrigins: s.allowOrigins, Metrics: promdiag.Handler(m)}
 	var where []string
 	if s.addr != "" {
 		ln, err := net.Listen("tcp", s.addr)
@@ -219,14 +254,14 @@ func start(lookup func(string) (string, bool), mux *http.ServeMux) *autoRuntime 
 					log.Error("diag: own listener stopped", "err", err)
 				}
 			}(rt.srv, rt.done)
-			where = append(where, "http://"+rt.addr+httpdiag.Prefix)
+			where = append(where, "http://"+rt.addr+httpdiag.Prefix+" (live page: "+httpdiag.Prefix+"/ui)")
 		}
 	}
 	if s.defaultMux && mux != nil {
 		if err := httpdiag.Register(mux, m, opts); err != nil {
 			log.Error("diag: not registered on http.DefaultServeMux", "err", err)
 		} else {
-			where = append(where, "http.DefaultServeMux")
+			where = append(where, httpdiag.Prefix+" on the program's own HTTP server, if it serves http.DefaultServeMux")
 		}
 	}
 	if len(where) == 0 {

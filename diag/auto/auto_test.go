@@ -23,6 +23,9 @@ import (
 // as the process, by design, and are not leaks.
 func TestMain(m *testing.M) {
 	if os.Getenv("LOCKDIAG_TEST_CHILD") == "1" {
+		if os.Getenv("LOCKDIAG_TEST_HOST_FR") != "" {
+			coexistChild()
+		}
 		child()
 		return
 	}
@@ -80,6 +83,18 @@ func child() {
 // its report and its stderr.
 func runChild(t *testing.T, env ...string) (childReport, string) {
 	t.Helper()
+	_, stderr, out := runChildRaw(t, env...)
+	var rep childReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("child output %q: %v\nstderr:\n%s", out, err, stderr)
+	}
+	return rep, stderr
+}
+
+// runChildRaw starts this test binary as a child with env added and
+// returns its exit error, its stderr and its stdout.
+func runChildRaw(t *testing.T, env ...string) (error, string, []byte) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "LOCKDIAG_TEST_CHILD=1", "LOCKDIAG_DIR=off", "LOCKDIAG_ADDR=127.0.0.1:0")
 	cmd.Env = append(cmd.Env, env...)
@@ -89,11 +104,7 @@ func runChild(t *testing.T, env ...string) (childReport, string) {
 	if err != nil {
 		t.Fatalf("child: %v\nstderr:\n%s", err, stderr.String())
 	}
-	var rep childReport
-	if err := json.Unmarshal(out, &rep); err != nil {
-		t.Fatalf("child output %q: %v\nstderr:\n%s", out, err, stderr.String())
-	}
-	return rep, stderr.String()
+	return err, stderr.String(), out
 }
 
 func TestInitDefaults(t *testing.T) {

@@ -45,6 +45,7 @@ func main() {
 	readers := flag.Int("readers", 12, "reader goroutines")
 	flag.Parse()
 	m := auto.Monitor()
+	demo.Intro("convoy", "runs the workload for 8s (-duration), then exits", auto.Addr())
 
 	c := &catalog{items: make(map[int]string)}
 	r, err := demo.Run(m, demo.Phase{
@@ -71,4 +72,5 @@ func main() {
 	r.Print()
 	fmt.Println("\nEvery writer waits for the long readers to leave, and the readers that arrive meanwhile wait for the")
 	fmt.Println("writer: one Unlock then wakes them all. Shorter read sections, or copy-on-write, end the convoy.")
+	demo.Done("convoy", m, r)
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/diag/auto"
+	"github.com/lockdiag/lockdiag/examples/internal/demo"
 )
 
 var (
@@ -86,6 +87,12 @@ func run(addr string, load bool, clients, work int, duration time.Duration) erro
 	go func() { serveErr <- srv.Serve(ln) }()
 	fmt.Printf("counter: serving on http://%s/hit\n", ln.Addr())
 
+	ends := "runs until Ctrl-C"
+	if duration > 0 {
+		ends = fmt.Sprintf("runs for %v, then exits (or until Ctrl-C)", duration)
+	}
+	demo.Intro("counter", ends, auto.Addr())
+	start := time.Now()
 	if d := auto.Addr(); d != "" {
 		fmt.Printf(`lockdiag is watching. In another terminal:
   curl %[1]s/debug/locks                                  # status: mutex_wait, waiters, sites
@@ -127,6 +134,17 @@ func run(addr string, load bool, clients, work int, duration time.Duration) erro
 		return fmt.Errorf("counter: %w", err)
 	}
 	fmt.Printf("counter: %d requests served\n", done.Load())
+	var results []demo.Result
+	if m := auto.Monitor(); m != nil {
+		for _, s := range m.Snapshots() {
+			if !s.Time.Before(start) {
+				results = append(results, demo.Result{Snapshot: s})
+			}
+		}
+		if len(results) > 0 {
+			demo.Done("counter", m, results...)
+		}
+	}
 	return nil
 }
 

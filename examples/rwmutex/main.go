@@ -60,6 +60,7 @@ func main() {
 	readers := flag.Int("readers", 8, "reader goroutines")
 	flag.Parse()
 	m := auto.Monitor()
+	demo.Intro("rwmutex", "runs two versions for 6s each (-phase), then exits", auto.Addr())
 
 	ms := &mutexStore{m: fill()}
 	a, err := demo.Run(m, demo.Phase{
@@ -93,6 +94,7 @@ func main() {
 	demo.Compare(a, b)
 	fmt.Println("\nWith one reader at a time the readers queue: the report names the Mutex and that its holders are readers too.")
 	fmt.Println("With an RWMutex they share it; what wait is left is behind the writer.")
+	demo.Done("rwmutex", m, a, b)
 }
 
 func fill() map[int]int {

@@ -65,6 +65,7 @@ func main() {
 	workers := flag.Int("workers", 16, "goroutines updating the map")
 	flag.Parse()
 	m := auto.Monitor()
+	demo.Intro("sharded", "runs two versions for 6s each (-phase), then exits", auto.Addr())
 	keys := make([]string, 4096)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("user-%d", i)
@@ -96,4 +97,5 @@ func main() {
 	demo.Compare(a, b)
 	fmt.Println("\nThe trace has no lock addresses: the 32 shards' locks share one call site, so the report counts them")
 	fmt.Println("as one site. Their total wait is what fell.")
+	demo.Done("sharded", m, a, b)
 }

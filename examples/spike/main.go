@@ -9,6 +9,13 @@
 // and every request queues behind it.
 //
 //	go run ./examples/spike
+//
+// It runs two cycles (20s healthy, 8s incident each) and exits, about a
+// minute in all; -cycles=0 runs until Ctrl-C. The first incident gets an
+// automatic snapshot; the second one's breach is logged without one,
+// because a rule takes at most one snapshot a minute (LOCKDIAG_COOLDOWN).
+// The snapshots stay on disk after it exits: it prints the command that
+// reads them.
 package main
 
 import (
@@ -27,8 +34,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lockdiag/lockdiag/bundle"
 	"github.com/lockdiag/lockdiag/diag"
 	"github.com/lockdiag/lockdiag/diag/auto"
+	"github.com/lockdiag/lockdiag/examples/internal/demo"
 )
 
 // Cache is the shared price cache.
@@ -122,9 +131,21 @@ func run(healthy, incident time.Duration, cycles int, backendDelay time.Duration
 	if err != nil {
 		return err
 	}
+	ends := "runs until Ctrl-C"
+	if cycles > 0 {
+		total := time.Duration(cycles) * (healthy + incident)
+		n := fmt.Sprintf("%d cycles", cycles)
+		if cycles == 1 {
+			n = "1 cycle"
+		}
+		ends = fmt.Sprintf("%s of %v healthy and %v incident, then it exits (%v in all; -cycles=0 runs until Ctrl-C)", n, healthy, incident, total)
+	}
+	demo.Intro("spike", ends, auto.Addr())
 	fmt.Printf("spike: service on http://%s/price, backend on http://%s\n", front, backend)
-	if a := auto.Addr(); a != "" {
-		fmt.Printf("spike: lockdiag status: curl http://%s/debug/locks\n", a)
+	fmt.Println("spike: lines that start with time= are lockdiag's own log (LOCKDIAG_LOG=warn keeps only breaches); lines that start with lockdiag: are this demo's")
+	start := time.Now()
+	if old := len(m.Snapshots()); old > 0 {
+		fmt.Printf("spike: %d snapshots of earlier runs are in %s; lockdiag lists them too (it keeps %d)\n", old, m.Config().Dir, m.Config().Keep)
 	}
 
 	var wg sync.WaitGroup
@@ -159,9 +180,21 @@ func run(healthy, incident time.Duration, cycles int, backendDelay time.Duration
 	fmt.Println("spike: stopping")
 	stop()
 	wg.Wait()
-	if a := auto.Addr(); a != "" && len(m.Snapshots()) > 0 {
-		fmt.Printf("spike: done. The snapshots stay on disk in %s; the latest report:\n  curl http://%s/debug/locks/snapshots/latest\n", m.Config().Dir, a)
+	var mine []diag.SnapshotInfo
+	for _, s := range m.Snapshots() {
+		if !s.Time.Before(start) {
+			mine = append(mine, s)
+		}
 	}
+	var results []demo.Result
+	for i := len(mine) - 1; i >= 0; i-- {
+		results = append(results, demo.Result{Snapshot: mine[i]})
+	}
+	if len(results) == 0 {
+		fmt.Println("\nspike: done, without a snapshot (was the incident too short, or LOCKDIAG_SLO off?)")
+		return nil
+	}
+	demo.Done("spike", m, results...)
 	return nil
 }
 
@@ -277,7 +310,11 @@ func printEvents(sub *diag.Subscription, addr string) {
 			fmt.Printf("lockdiag: no snapshot for this breach: %s\n", ev.Reason)
 		case diag.EventSnapshot:
 			s := ev.Snapshot
-			fmt.Printf("lockdiag: SNAPSHOT %s taken automatically (%v)\n  %s\n", s.ID, s.Took, s.Headline)
+			how := "taken on request"
+			if s.Trigger.Kind == bundle.TriggerRule {
+				how = "taken automatically"
+			}
+			fmt.Printf("lockdiag: SNAPSHOT %s %s (%v)\n  %s\n", s.ID, how, s.Took, s.Headline)
 			if addr != "" {
 				fmt.Printf("  report: curl http://%s/debug/locks/snapshots/%s\n  bundle: curl -o s.zip http://%s/debug/locks/snapshots/%s.zip\n", addr, s.ID, addr, s.ID)
 			}

@@ -133,6 +133,14 @@
     return any ? ms : NaN;
   }
 
+  // A duration from lockdiag's JSON to milliseconds: a Go duration string
+  // ("1.5s", what the server writes) or integer nanoseconds (older servers).
+  function durMs(v) {
+    if (typeof v === 'number') return v / 1e6;
+    if (typeof v === 'string') return parseGoDuration(v);
+    return NaN;
+  }
+
   function pad2(n) { return n < 10 ? '0' + n : String(n); }
   function clock(ms) {
     const d = new Date(ms);
@@ -717,10 +725,10 @@
         const b = f.breach || {};
         const open = S.episodes.find((e) => e.rule === b.rule && !Number.isFinite(e.end));
         if (open) open.end = t;
-        else if (b.duration > 0) S.episodes.push({ rule: b.rule, signal: b.signal || ruleSignal(b.rule), start: t - b.duration / 1e6, end: t });
+        else if (durMs(b.duration) > 0) S.episodes.push({ rule: b.rule, signal: b.signal || ruleSignal(b.rule), start: t - durMs(b.duration), end: t });
         setRuleState(b.rule, 'ok', b.value, b.threshold);
         addEvent(t, 'recovered', 'recovered: ' + b.rule +
-          (b.duration > 0 ? ' after ' + fmtSeconds(b.duration / 1e9) : '') +
+          (durMs(b.duration) > 0 ? ' after ' + fmtSeconds(durMs(b.duration) / 1e3) : '') +
           (Number.isFinite(b.peak) && b.peak ? ', peak ' + fmt(b.peak, unitOf(b.signal)) : ''));
         episodesChanged();
         redraw();
@@ -763,7 +771,11 @@
       if ((r.state === 'breached' || r.state === 'clearing') &&
           !S.episodes.some((e) => e.rule === r.rule && !Number.isFinite(e.end))) {
         const start = parseTime(r.last_breach) || parseTime(r.since);
-        if (Number.isFinite(start)) S.episodes.push({ rule: r.rule, signal: ruleSignal(r.rule), start, end: NaN });
+        if (Number.isFinite(start)) {
+          S.episodes.push({ rule: r.rule, signal: ruleSignal(r.rule), start, end: NaN });
+          // Its shading is on the plots: say so in the events too.
+          addEvent(start, 'breach', 'breached before this page opened: ' + r.rule);
+        }
       }
     }
     for (const s of f.snapshots || []) addSnapshot(s);
@@ -906,8 +918,15 @@
     // profile (its stacks are the Unlock's).
     const holders = (st.holders || []).slice(0, 4);
     if (holders.length) {
-      const win = st.holders_window > 0 ? ', last ' + fmtSeconds(Math.round(st.holders_window / 1e9)) : '';
-      box.append(el('h3', { text: 'Released by' }, el('span', { class: 'sub', text: ' mutex profile' + win })));
+      const win = durMs(st.holders_window) > 0 ? ', last ' + fmtSeconds(Math.round(durMs(st.holders_window) / 1e3)) : '';
+      // The mutex profile records 1 in MutexProfileFraction contentions:
+      // over a few seconds that can be a handful of samples, whose shares
+      // swing from one read to the next. Say how many it stands on.
+      const n = st.holders_samples || 0;
+      const few = n < 20;
+      box.append(el('h3', { text: 'Released by' },
+        el('span', { class: 'sub', text: ' mutex profile' + win + ', ' + n + (n === 1 ? ' sample' : ' samples') }),
+        few ? el('span', { class: 'badge rough', title: 'fewer than 20 samples: the shares are rough and can change with the next read', text: 'rough' }) : null));
       const table = el('table', { class: 'sites holders' });
       for (const h of holders) {
         table.append(el('tr', { title: (h.op || '') + ' in ' + (h.func || '') + '\n' + (h.file || '') + ':' + h.line },
@@ -984,7 +1003,7 @@
     panel.hidden = false;
     setData('report', '');
     $('report-title').textContent = 'Snapshot ' + id;
-    const took = typeof s.took === 'number' ? ' · took ' + fmtSeconds(s.took / 1e9) : '';
+    const took = Number.isFinite(durMs(s.took)) ? ' · took ' + fmtSeconds(durMs(s.took) / 1e3) : '';
     $('report-trigger').textContent = triggerText(s) + took + (s.partial ? ' · analysis partial (budget ran out)' : '') +
       (s.disk_error ? ' · disk: ' + s.disk_error : '');
     renderLinks(s);

@@ -16,6 +16,8 @@ import (
 // 4.1ms, 120ms, 4.12s, 2m3s.
 func Dur(d time.Duration) string {
 	switch {
+	case d == math.MinInt64:
+		return "-" + time.Duration(math.MaxInt64).Round(time.Second).String()
 	case d < 0:
 		return "-" + Dur(-d)
 	case d < time.Microsecond:
@@ -34,6 +36,10 @@ func Dur(d time.Duration) string {
 func Seconds(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
+	}
+	if math.Abs(v) >= float64(math.MaxInt64)/float64(time.Second) {
+		// Beyond time.Duration (292 years): hours, without an exponent.
+		return strconv.FormatFloat(v/3600, 'f', 0, 64) + "h"
 	}
 	return Dur(time.Duration(v * float64(time.Second)))
 }

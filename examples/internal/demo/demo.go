@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,45 @@ type Result struct {
 	// LockWait and Waits are the totals of the phase's own lock sites.
 	LockWait time.Duration
 	Waits    int
+}
+
+// Intro prints what an example does, how it ends and where lockdiag's
+// live page is while it runs (addr is auto.Addr(), "" for none).
+func Intro(name, ends, addr string) {
+	fmt.Printf("%s: %s\n", name, ends)
+	if addr != "" {
+		fmt.Printf("%s: while it runs, lockdiag's live page is http://%s/debug/locks/ui and its status http://%s/debug/locks\n", name, addr, addr)
+	}
+}
+
+// BundlePath returns where a stored snapshot's bundle is on disk, or ""
+// if it is kept in memory only.
+func BundlePath(m *diag.Monitor, info diag.SnapshotInfo) string {
+	if m == nil || !info.OnDisk {
+		return ""
+	}
+	return filepath.Join(m.Config().Dir, info.ID+".zip")
+}
+
+// Done prints what is left after the example exits: the snapshots' files
+// on disk and the command that reads them (the HTTP endpoints end with the
+// program).
+func Done(name string, m *diag.Monitor, results ...Result) {
+	fmt.Printf("\n%s: done; lockdiag's endpoints stopped with it.\n", name)
+	var paths []string
+	for _, r := range results {
+		if p := BundlePath(m, r.Snapshot); p != "" {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) == 0 {
+		fmt.Printf("%s: the snapshots were kept in memory only (LOCKDIAG_DIR=off) and are gone.\n", name)
+		return
+	}
+	fmt.Printf("%s: the snapshots stay on disk; read their full reports with:\n", name)
+	for _, p := range paths {
+		fmt.Printf("  go run ./cmd/lockdiag analyze %s\n", p)
+	}
 }
 
 // Run runs a phase for d, takes a snapshot at its end, and returns what it
@@ -140,7 +180,7 @@ func (r Result) Findings() []lockreport.Finding {
 // Print writes what the phase did and what lockdiag said about it.
 func (r Result) Print() {
 	rate := float64(r.Ops) / r.Elapsed.Seconds()
-	fmt.Printf("   %.0f operations/s; snapshot %s\n", rate, r.Snapshot.ID)
+	fmt.Printf("   %.0f operations/s; snapshot %s (manual: taken at the end of the phase)\n", rate, r.Snapshot.ID)
 	sites := r.Sites()
 	if len(sites) == 0 {
 		fmt.Printf("   lockdiag: no lock wait at this version's sites\n")
@@ -166,7 +206,6 @@ func (r Result) Print() {
 	for _, f := range r.Findings() {
 		fmt.Printf("   finding [%s]: %s\n", f.Kind, f.Summary)
 	}
-	fmt.Printf("   full report: curl 127.0.0.1:6061/debug/locks/snapshots/%s\n", r.Snapshot.ID)
 }
 
 // Compare prints the change from a to b.
