@@ -178,6 +178,7 @@ func (m *Monitor) Start() error {
 		rec = nil
 	}
 	m.trace = newTraceControl(m.cfg.Trace, m.cfg.TraceBudget, rec, m.started)
+	m.traceMode = m.trace.describe(m.started)
 
 	m.resetSampler()
 
@@ -455,7 +456,8 @@ func (m *Monitor) noteCollectErr(what, msg string) {
 // execution trace (to dump it on overload, say) writes it through the
 // monitor, which owns the process's one flight recorder, and shares the
 // write with the monitor's own snapshots. It returns an error if the
-// monitor records no trace ([Status].Trace says why).
+// monitor records no trace ([Status].Trace says why), or none now (trace
+// mode armed, until an early warning).
 func (m *Monitor) WriteTrace(ctx context.Context, w io.Writer) (int64, error) {
 	m.mu.Lock()
 	rec, traceErr, running := m.rec, m.traceErr, m.running
@@ -467,6 +469,9 @@ func (m *Monitor) WriteTrace(ctx context.Context, w io.Writer) (int64, error) {
 		return 0, fmt.Errorf("diag: no trace: %w", traceErr)
 	}
 	data, err := rec.Window(ctx)
+	if errors.Is(err, flightrec.ErrNotRecording) {
+		return 0, fmt.Errorf("diag: no trace now: the flight recorder is armed (%s); LOCKDIAG_TRACE=on keeps a window always", m.trace.describe(time.Now()))
+	}
 	if err != nil {
 		return 0, err
 	}
