@@ -1,0 +1,410 @@
+package lockgraph
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/lockdiag/lockdiag/internal/gdump"
+)
+
+// holders fills in the likely holders of one lock and which of them each
+// waiter waits for.
+func (a *analysis) holders(s *lockState, detail bool) {
+	l := s.l
+	waiterOf := make(map[*gdump.Goroutine]*wait, len(s.waits))
+	siteTypes := make(map[string]bool)
+	siteFuncs := make(map[string]bool)
+	for _, w := range s.waits {
+		waiterOf[w.g] = w
+		if w.siteType != "" {
+			siteTypes[w.siteType] = true
+		}
+		if w.site >= 0 {
+			siteFuncs[w.g.Frames[w.site].Func] = true
+		}
+	}
+
+	var others, selfs []*Holder // non-waiters; waiters that may hold it already
+	if detail {
+		others, selfs = a.refHolders(s, waiterOf, siteTypes)
+	}
+	if !hasConfidence(others, High) {
+		others = append(others, a.typeHolders(s, waiterOf, siteTypes, detail)...)
+		others = append(others, a.hintHolders(s, waiterOf, siteFuncs, detail)...)
+	}
+	others = bestPerGoroutine(others)
+	others = topTier(others)
+
+	var pending []*Holder
+	for _, w := range s.waits {
+		if w.kind == WaitWriteBehindReaders {
+			pending = append(pending, &Holder{
+				G: w.g, Mode: HoldsWriterSlot, Evidence: ByPendingWriter, Confidence: High, Frame: w.site,
+				Reason: fmt.Sprintf("is waiting to write-lock it (RWMutex.Lock in %s): it holds the writer slot, and readers that came after it queue behind it", frameWhere(w.g, w.site)),
+			})
+		}
+	}
+	if !detail {
+		for _, p := range pending {
+			p.Confidence = Low
+			p.Reason += " (debug=1: maybe another instance of the lock)"
+		}
+	}
+
+	mode := Holds
+	if l.Kind == RWMutex {
+		mode = HoldsWrite
+		if len(pending) > 0 {
+			mode = HoldsRead
+		}
+	}
+	for _, h := range others {
+		h.Mode = mode
+	}
+	selfs = bestPerGoroutine(selfs)
+	var keptSelf []*Holder
+	switch {
+	case mode == HoldsRead:
+		// Readers inside: any waiter that already read-holds it counts.
+		for _, h := range selfs {
+			if waiterOf[h.G].kind == WaitRLock {
+				h.Mode = HoldsRead
+				keptSelf = append(keptSelf, h)
+			}
+		}
+	case len(others) == 0 && len(pending) == 0 && len(selfs) == 1:
+		// Nobody else can hold it; the one waiter whose caller is on the
+		// same object likely does.
+		h := selfs[0]
+		h.Mode = mode
+		keptSelf = append(keptSelf, h)
+	}
+	for _, h := range keptSelf {
+		w := waiterOf[h.G]
+		h.Reason = selfReason(h, w, l)
+	}
+
+	hs := append(pending, others...)
+	hs = append(hs, keptSelf...)
+	slices.SortStableFunc(hs, func(x, y *Holder) int {
+		if c := cmp.Compare(y.Confidence, x.Confidence); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.Evidence, y.Evidence); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.G.ID, y.G.ID)
+	})
+	for _, h := range hs {
+		if w := a.byG[h.G]; w != nil {
+			h.Waits = w.ls.l
+		}
+	}
+	l.Holders = hs
+	for i := range l.Waiters {
+		w := &l.Waiters[i]
+		for hi, h := range hs {
+			if waitsFor(w, h) {
+				w.For = append(w.For, hi)
+			}
+		}
+	}
+	if len(hs) == 0 {
+		l.NoHolder = a.noHolderReason(s, siteTypes, detail)
+	}
+}
+
+// waitsFor reports whether waiter w waits for holder h.
+func waitsFor(w *Waiter, h *Holder) bool {
+	if h.G == w.G && h.Evidence != BySelf {
+		return false
+	}
+	switch w.Kind {
+	case WaitRLock, WaitWriteBehindWriter:
+		if h.Mode == HoldsRead {
+			return false
+		}
+	case WaitWriteBehindReaders:
+		return h.Mode == HoldsRead && h.G != w.G
+	}
+	return true
+}
+
+// refHolders ties goroutines to the lock through the words of their frames
+// near it.
+func (a *analysis) refHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait, siteTypes map[string]bool) (others, selfs []*Holder) {
+	l := s.l
+	lockAddr, upper := l.Addr, s.upper
+	if upper == 0 {
+		return nil, nil
+	}
+	obj, objType, fromWaiters := l.Object, s.objType, l.Object != 0
+	if obj == 0 && lockAddr != 0 {
+		// The nearest plausible object below the lock.
+		for _, r := range s.refs {
+			if w := waiterOf[r.g]; w != nil && r.frame <= w.site {
+				continue
+			}
+			if r.value <= lockAddr && a.plausible(r.typ, lockAddr-r.value) && r.value > obj {
+				obj, objType = r.value, r.typ
+			}
+		}
+		if obj != 0 {
+			l.Object, s.objType, l.Type = obj, objType, typeName(objType)
+		}
+	}
+	learned := func(t string) bool {
+		return lockAddr != 0 && obj != 0 && slices.Contains(a.offs[offKey(t, l.Kind)], lockAddr-obj)
+	}
+	for _, r := range s.refs {
+		w := waiterOf[r.g]
+		if w != nil && r.frame <= w.site {
+			continue // the waiter's own call to Lock
+		}
+		h := &Holder{G: r.g, Frame: r.frame}
+		at := frameWhere(r.g, r.frame)
+		switch {
+		case lockAddr != 0 && r.value == lockAddr:
+			h.Evidence, h.Confidence = ByLockAddress, High
+			h.Reason = fmt.Sprintf("%s has the lock's address %#x", at, lockAddr)
+		case obj != 0 && r.value == obj:
+			h.Evidence = ByObjectRef
+			switch {
+			case fromWaiters:
+				h.Confidence = High
+				h.Reason = fmt.Sprintf("%s has the %s that the waiters lock", at, objDesc(obj, objType))
+			case siteTypes[r.typ] || learned(r.typ):
+				h.Confidence = High
+				h.Reason = fmt.Sprintf("%s has the %s, the nearest object below the lock (+%#x), and it is of the waiters' type", at, objDesc(obj, objType), lockAddr-obj)
+			default:
+				h.Confidence = Medium
+				h.Reason = fmt.Sprintf("%s has the %s, the nearest object below the lock (+%#x); nothing else ties it to the lock", at, objDesc(obj, objType), lockAddr-obj)
+			}
+		case obj != 0 && r.value > obj && lockAddr != 0 && r.value < lockAddr:
+			h.Evidence, h.Confidence = ByObjectRef, High
+			h.Reason = fmt.Sprintf("%s has %#x, a pointer into the %s below the lock", at, r.value, objDesc(obj, objType))
+		case obj != 0 && r.value < obj && obj-r.value <= maxEnclosing && !siteTypes[r.typ] &&
+			(r.typ == "" || r.typ != objType) && a.plausible(r.typ, upper-r.value):
+			h.Evidence, h.Confidence = ByEnclosing, Medium
+			h.Reason = fmt.Sprintf("%s has the %s, %d bytes below the %s: it may contain it (an embedded struct)", at, objDesc(r.value, r.typ), obj-r.value, objDesc(obj, objType))
+		default:
+			continue
+		}
+		if w != nil {
+			selfs = append(selfs, h)
+		} else {
+			others = append(others, h)
+		}
+	}
+	// Waiters whose callers are methods of the same type, receivers lost:
+	// weaker self evidence.
+	for _, w := range s.waits {
+		if w.siteType == "" {
+			continue
+		}
+		fr := w.g.Frames
+		for fi := w.site + 1; fi < len(fr); fi++ {
+			t, ok := recvType(fr[fi].Func)
+			if !ok || t != w.siteType {
+				continue
+			}
+			if _, ok := fr[fi].Receiver(); ok {
+				continue // an accurate receiver was judged above
+			}
+			selfs = append(selfs, &Holder{G: w.g, Frame: fi, Evidence: BySelf, Confidence: Medium})
+			break
+		}
+	}
+	for _, h := range selfs {
+		switch h.Evidence {
+		case BySelf:
+		case ByLockAddress, ByObjectRef:
+			h.Evidence = BySelf
+		default:
+			h.Evidence, h.Confidence = BySelf, Medium
+		}
+	}
+	return others, selfs
+}
+
+// typeHolders finds goroutines in methods of the waiters' receiver type
+// whose receiver is not in the dump.
+func (a *analysis) typeHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait, siteTypes map[string]bool, detail bool) []*Holder {
+	if len(siteTypes) == 0 {
+		return nil
+	}
+	l := s.l
+	var hs []*Holder
+	for _, g := range a.d.Goroutines {
+		if waiterOf[g] != nil {
+			continue
+		}
+		for fi := range g.Frames {
+			f := &g.Frames[fi]
+			t, ok := recvType(f.Func)
+			if !ok || !siteTypes[t] {
+				continue
+			}
+			if detail {
+				if _, ok := f.Receiver(); ok && (l.Object != 0 || l.Addr != 0) {
+					// Printed accurately and not near the lock: another
+					// object of the type.
+					continue
+				}
+			}
+			h := &Holder{G: g, Frame: fi, Evidence: ByType}
+			if detail {
+				h.Confidence = Medium
+				h.Reason = fmt.Sprintf("is in %s, a method of %s like the waiters' call site; the dump lost its receiver, so the object is not confirmed", frameWhere(g, fi), typeName(t))
+			} else {
+				h.Confidence = Low
+				h.Reason = fmt.Sprintf("is in %s, a method of %s like the waiters' call site (debug=1: no arguments, so the object is not known)", frameWhere(g, fi), typeName(t))
+			}
+			hs = append(hs, h)
+			break
+		}
+	}
+	return hs
+}
+
+// hintHolders finds goroutines in functions named by Options.Hints for
+// the lock's call sites.
+func (a *analysis) hintHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait, siteFuncs map[string]bool, detail bool) []*Holder {
+	if len(a.opts.Hints) == 0 {
+		return nil
+	}
+	want := make(map[string]Hint)
+	for _, h := range a.opts.Hints {
+		if h.Holder != "" && (h.Site == "" || siteFuncs[h.Site]) {
+			want[h.Holder] = h
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	l := s.l
+	var hs []*Holder
+	for _, g := range a.d.Goroutines {
+		if waiterOf[g] != nil {
+			continue
+		}
+		for fi := range g.Frames {
+			f := &g.Frames[fi]
+			hint, ok := want[f.Func]
+			if !ok {
+				continue
+			}
+			if r, ok := f.Receiver(); ok && detail && l.Object != 0 && r != l.Object {
+				if _, isMethod := recvType(f.Func); isMethod {
+					continue // the same function on another object
+				}
+			}
+			src := hint.Source
+			if src == "" {
+				src = "a hint"
+			}
+			hs = append(hs, &Holder{
+				G: g, Frame: fi, Evidence: ByHint, Confidence: Medium,
+				Reason: fmt.Sprintf("is in %s, which %s saw holding the lock waited for at %s", frameWhere(g, fi), src, shortFunc(l.Site.Func)),
+			})
+			break
+		}
+	}
+	return hs
+}
+
+func (a *analysis) noHolderReason(s *lockState, siteTypes map[string]bool, detail bool) string {
+	l := s.l
+	var b strings.Builder
+	if !detail {
+		b.WriteString("no holder found: a debug=1 profile has no goroutine ids or arguments, and no stack outside the waiters is in a method of the waiters' type")
+		if len(a.opts.Hints) > 0 {
+			b.WriteString(" or in a hinted function")
+		}
+		return b.String()
+	}
+	b.WriteString("no holder found: no goroutine other than the waiters has ")
+	switch {
+	case l.Addr != 0 && l.Object != 0:
+		fmt.Fprintf(&b, "the lock's address or the %s it is in", objDesc(l.Object, s.objType))
+	case l.Addr != 0:
+		b.WriteString("the lock's address or an object just below it")
+	case l.Object != 0:
+		fmt.Fprintf(&b, "the %s the lock is in", objDesc(l.Object, s.objType))
+	default:
+		b.WriteString("anything that identifies the lock (the dump shows neither its address nor its object)")
+	}
+	if len(siteTypes) > 0 {
+		var ts []string
+		for t := range siteTypes {
+			ts = append(ts, typeName(t))
+		}
+		slices.Sort(ts)
+		fmt.Fprintf(&b, ", or is in a method of %s with a receiver the dump lost", strings.Join(ts, ", "))
+	}
+	b.WriteString(". The lock may have been left locked by a goroutine that has returned (an Unlock missing on some path), or its holder keeps no pointer to it in an argument")
+	return b.String()
+}
+
+func selfReason(h *Holder, w *wait, l *Lock) string {
+	at := frameWhere(w.g, w.site)
+	caller := frameWhere(w.g, h.Frame)
+	what := "it likely holds the lock already: a self-deadlock"
+	if h.Mode == HoldsRead {
+		what = "it likely holds a read lock already: a recursive read lock, stuck behind the pending writer"
+	}
+	if h.Confidence == High {
+		obj := fmt.Sprintf("object at %#x", l.Object)
+		if l.Type != "" {
+			obj = fmt.Sprintf("%s %#x", l.Type, l.Object)
+		}
+		return fmt.Sprintf("waits for this lock in %s, and its caller %s has the same %s; %s", at, caller, obj, what)
+	}
+	return fmt.Sprintf("waits for this lock in %s, called from %s, a method of the same type whose receiver the dump lost; %s", at, caller, what)
+}
+
+func hasConfidence(hs []*Holder, c Confidence) bool {
+	for _, h := range hs {
+		if h.Confidence == c {
+			return true
+		}
+	}
+	return false
+}
+
+// bestPerGoroutine keeps each goroutine's strongest tie.
+func bestPerGoroutine(hs []*Holder) []*Holder {
+	best := make(map[*gdump.Goroutine]*Holder)
+	var order []*gdump.Goroutine
+	for _, h := range hs {
+		b, ok := best[h.G]
+		if !ok {
+			order = append(order, h.G)
+		}
+		if !ok || h.Confidence > b.Confidence || (h.Confidence == b.Confidence && h.Evidence < b.Evidence) {
+			best[h.G] = h
+		}
+	}
+	out := make([]*Holder, 0, len(order))
+	for _, g := range order {
+		out = append(out, best[g])
+	}
+	return out
+}
+
+// topTier keeps the holders of the highest confidence present.
+func topTier(hs []*Holder) []*Holder {
+	var top Confidence
+	for _, h := range hs {
+		top = max(top, h.Confidence)
+	}
+	out := hs[:0]
+	for _, h := range hs {
+		if h.Confidence == top {
+			out = append(out, h)
+		}
+	}
+	return out
+}
