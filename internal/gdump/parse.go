@@ -87,11 +87,54 @@ type parser struct {
 	nerr   int
 
 	// The record being read.
-	g        *Goroutine
-	anc      *Ancestor // the ancestor stack being read, if any
-	pending  *Frame    // a function line waiting for its file line
-	created  bool      // pending is the "created by" frame
-	trailing bool      // the record's last frame is complete
+	g          *Goroutine
+	anc        *Ancestor // the ancestor stack being read, if any
+	pending    Frame     // a function line waiting for its file line
+	hasPending bool
+	created    bool    // pending is the "created by" frame
+	trailing   bool    // the record's last frame is complete
+	frames     []Frame // the goroutine's frames so far
+
+	// Slabs: goroutines, frames and argument words are carved from
+	// large blocks, so that a dump costs a few allocations per hundred
+	// goroutines instead of a dozen per goroutine.
+	gSlab     []Goroutine
+	frameSlab []Frame
+	argSlab   []Arg
+	args      []Arg // scratch for parseArgs
+	cache     [1024]string
+}
+
+func (p *parser) newGoroutine() *Goroutine {
+	if len(p.gSlab) == cap(p.gSlab) {
+		p.gSlab = make([]Goroutine, 0, 256)
+	}
+	p.gSlab = p.gSlab[:len(p.gSlab)+1]
+	return &p.gSlab[len(p.gSlab)-1]
+}
+
+func (p *parser) copyFrames(fs []Frame) []Frame {
+	if len(fs) == 0 {
+		return nil
+	}
+	if len(p.frameSlab)+len(fs) > cap(p.frameSlab) {
+		p.frameSlab = make([]Frame, 0, max(2048, len(fs)))
+	}
+	n := len(p.frameSlab)
+	p.frameSlab = append(p.frameSlab, fs...)
+	return p.frameSlab[n : n+len(fs) : n+len(fs)]
+}
+
+func (p *parser) copyArgs(as []Arg) []Arg {
+	if len(as) == 0 {
+		return nil
+	}
+	if len(p.argSlab)+len(as) > cap(p.argSlab) {
+		p.argSlab = make([]Arg, 0, max(4096, len(as)))
+	}
+	n := len(p.argSlab)
+	p.argSlab = append(p.argSlab, as...)
+	return p.argSlab[n : n+len(as) : n+len(as)]
 }
 
 // readLine returns the next line without its line ending; skip is set
@@ -176,21 +219,34 @@ func (p *parser) fail(msg string, line []byte) {
 	}
 }
 
+// intern returns b as a string shared by every occurrence in the dump.
+// A small direct-mapped cache in front of the map catches the repeats
+// (the same functions and files on every stack) cheaply.
 func (p *parser) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	h := uint(len(b))*0x9e3779b1 ^ uint(b[len(b)-1]) ^ uint(b[len(b)/2])<<8 ^ uint(b[len(b)*3/4])<<16 ^ uint(b[len(b)/4])<<24
+	slot := &p.cache[h%uint(len(p.cache))]
+	if *slot == string(b) {
+		return *slot
+	}
 	if s, ok := p.strs[string(b)]; ok {
+		*slot = s
 		return s
 	}
 	s := string(b)
 	if len(p.strs) < 1<<20 {
 		p.strs[s] = s
 	}
+	*slot = s
 	return s
 }
 
 // endRecord closes the record being read. atEOF reports a record cut by
 // the end of the input.
 func (p *parser) endRecord(atEOF bool) {
-	if p.pending != nil {
+	if p.hasPending {
 		what := "frame " + p.pending.Func
 		if p.created {
 			what = "created-by line"
@@ -201,27 +257,35 @@ func (p *parser) endRecord(atEOF bool) {
 		// A frame without its file line is still worth keeping.
 		p.commitPending()
 	}
-	if p.g != nil && atEOF && len(p.g.Frames) == 0 && !p.g.StackUnavailable && p.format == Traceback {
-		p.fail(fmt.Sprintf("goroutine %d has no frames (input truncated?)", p.g.ID), nil)
+	if p.g != nil {
+		p.g.Frames = p.copyFrames(p.frames)
+		if atEOF && len(p.g.Frames) == 0 && !p.g.StackUnavailable && p.format == Traceback {
+			p.fail(fmt.Sprintf("goroutine %d has no frames (input truncated?)", p.g.ID), nil)
+		}
 	}
-	p.g, p.anc, p.pending, p.created, p.trailing = nil, nil, nil, false, false
+	p.g, p.anc, p.hasPending, p.created, p.trailing = nil, nil, false, false, false
+	p.frames = p.frames[:0]
+}
+
+func (p *parser) setPending(f Frame, created bool) {
+	p.pending, p.hasPending, p.created = f, true, created
 }
 
 func (p *parser) commitPending() {
 	f := p.pending
-	p.pending = nil
+	p.hasPending = false
 	switch {
 	case p.created:
 		if p.anc != nil {
-			p.anc.CreatedBy = *f
+			p.anc.CreatedBy = f
 		} else {
-			p.g.CreatedBy = *f
+			p.g.CreatedBy = f
 		}
 		p.created = false
 	case p.anc != nil:
-		p.anc.Frames = append(p.anc.Frames, *f)
+		p.anc.Frames = append(p.anc.Frames, f)
 	default:
-		p.g.Frames = append(p.g.Frames, *f)
+		p.frames = append(p.frames, f)
 	}
 	p.trailing = true
 }
@@ -237,7 +301,7 @@ var (
 )
 
 func (p *parser) traceback(line []byte) {
-	if p.pending != nil {
+	if p.hasPending {
 		if len(line) > 0 && line[0] == '\t' && !bytes.Equal(line[1:], lineUnavailable) {
 			p.fileLine(line)
 			return
@@ -259,6 +323,9 @@ func (p *parser) traceback(line []byte) {
 			g.Line = p.lineNo
 			p.dump.Goroutines = append(p.dump.Goroutines, g)
 			p.g = g
+			return
+		}
+		if p.g == nil && p.format == 0 {
 			return
 		}
 		if p.g == nil {
@@ -302,7 +369,11 @@ func (p *parser) traceback(line []byte) {
 		p.g.FramesElided = int(n)
 	default:
 		f, ok := p.funcLine(line)
-		if !ok {
+		if ok {
+			p.setPending(f, false)
+			return
+		}
+		{
 			if p.trailing {
 				// Text right after a record without a blank line
 				// ("exit status 2" from go run): the record is over.
@@ -310,14 +381,12 @@ func (p *parser) traceback(line []byte) {
 				return
 			}
 			p.fail("expected a function call line", line)
-			return
 		}
-		p.pending = f
 	}
 }
 
 func (p *parser) createdBy(rest []byte) {
-	f := &Frame{}
+	var f Frame
 	if i := bytes.LastIndex(rest, []byte(" in goroutine ")); i >= 0 {
 		id, ok := parseDecimal(rest[i+len(" in goroutine "):])
 		if !ok {
@@ -328,24 +397,23 @@ func (p *parser) createdBy(rest []byte) {
 		rest = rest[:i]
 	}
 	f.Func = p.intern(rest)
-	p.pending = f
-	p.created = true
+	p.setPending(f, true)
 }
 
 // funcLine parses "pkg.(*T).m(0x1, {0x2, 0x3}, 0x4?, ...)".
-func (p *parser) funcLine(line []byte) (*Frame, bool) {
+func (p *parser) funcLine(line []byte) (Frame, bool) {
 	if len(line) < 3 || line[len(line)-1] != ')' {
-		return nil, false
+		return Frame{}, false
 	}
 	open := bytes.LastIndexByte(line, '(')
 	if open <= 0 {
-		return nil, false
+		return Frame{}, false
 	}
 	name := line[:open]
-	if bytes.ContainsAny(name, " \t") {
-		return nil, false
+	if bytes.IndexByte(name, ' ') >= 0 || bytes.IndexByte(name, '\t') >= 0 {
+		return Frame{}, false
 	}
-	f := &Frame{Func: p.intern(name)}
+	f := Frame{Func: p.intern(name)}
 	args := line[open+1 : len(line)-1]
 	if string(args) == "..." {
 		f.Inlined = true
@@ -353,7 +421,8 @@ func (p *parser) funcLine(line []byte) (*Frame, bool) {
 	}
 	if len(args) > 0 {
 		var ok bool
-		f.Args, ok = parseArgs(args)
+		p.args, ok = appendArgs(p.args[:0], args)
+		f.Args = p.copyArgs(p.args)
 		if !ok {
 			p.fail("malformed arguments of "+f.Func, line)
 		}
@@ -365,8 +434,10 @@ func (p *parser) funcLine(line []byte) (*Frame, bool) {
 // "..." and "_", separated by ", ", with "{...}" around the words of an
 // aggregate. It returns what it could read and whether all of it was
 // well formed.
-func parseArgs(s []byte) ([]Arg, bool) {
-	args := make([]Arg, 0, bytes.Count(s, []byte(","))+1)
+func parseArgs(s []byte) ([]Arg, bool) { return appendArgs(make([]Arg, 0, 4), s) }
+
+// appendArgs is parseArgs appending to args.
+func appendArgs(args []Arg, s []byte) ([]Arg, bool) {
 	depth, param := 0, 0
 	for i := 0; i < len(s); {
 		switch c := s[i]; {
@@ -424,7 +495,7 @@ func parseArgs(s []byte) ([]Arg, bool) {
 
 // fileLine parses "\t/path/to/file.go:123 +0x1f fp=0x.. sp=0x.. pc=0x..".
 func (p *parser) fileLine(line []byte) {
-	f := p.pending
+	f := &p.pending
 	s := line[1:]
 	for {
 		sp := bytes.LastIndexByte(s, ' ')
@@ -497,7 +568,8 @@ func (p *parser) parseHeader(line []byte) (*Goroutine, bool) {
 		return nil, false
 	}
 	inner, after := rest[:closeAt], rest[closeAt+1:]
-	g := &Goroutine{ID: id, Count: 1}
+	g := p.newGoroutine()
+	*g = Goroutine{ID: id, Count: 1}
 	if k := bytes.Index(inner, []byte(" labels:{")); k >= 0 {
 		labels, n, ok := parseLabels(inner[k+len(" labels:"):])
 		if !ok || k+len(" labels:")+n != len(inner) {
@@ -660,7 +732,8 @@ func (p *parser) aggregated(line []byte) {
 		p.endRecord(false)
 		i := bytes.Index(line, []byte(" @"))
 		n, _ := parseDecimal(line[:i])
-		p.g = &Goroutine{Count: int(n), Line: p.lineNo}
+		p.g = p.newGoroutine()
+		*p.g = Goroutine{Count: int(n), Line: p.lineNo}
 		p.dump.Goroutines = append(p.dump.Goroutines, p.g)
 	case p.g == nil:
 		// Text between records.
@@ -727,7 +800,7 @@ func (p *parser) aggregatedFrame(line []byte) {
 			f.Line = int(l)
 		}
 	}
-	p.g.Frames = append(p.g.Frames, f)
+	p.frames = append(p.frames, f)
 }
 
 // ---- small helpers ----

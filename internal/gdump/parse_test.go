@@ -421,7 +421,7 @@ created by main.main in goroutine 1
 	g := d.Goroutines[0]
 	want := []Frame{
 		{Func: "main.(*T).m", File: "/a b/c:d/x.go", Line: 12, Inlined: true},
-		{Func: "runtime.goexit", File: "/usr/local/go/src/runtime/asm_amd64.s", Line: 1771, Offset: 1, PC: 0x48e561, Args: []Arg{}},
+		{Func: "runtime.goexit", File: "/usr/local/go/src/runtime/asm_amd64.s", Line: 1771, Offset: 1, PC: 0x48e561},
 	}
 	if !reflect.DeepEqual(g.Frames, want) {
 		t.Errorf("frames\n got %+v\nwant %+v", g.Frames, want)

@@ -59,6 +59,8 @@ type analysis struct {
 	gap    map[string]uint64   // min distance between two receivers of a type
 	offs   map[string][]uint64 // learned lock offsets, by type and lock kind
 	states []*lockState
+	byType map[string][]frameRef // built on first use
+	byFunc map[string][]frameRef
 }
 
 func newAnalysis(d *gdump.Dump, opts Options) *analysis {

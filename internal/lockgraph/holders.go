@@ -30,12 +30,19 @@ func (a *analysis) holders(s *lockState, detail bool) {
 	if detail {
 		others, selfs = a.refHolders(s, waiterOf, siteTypes)
 	}
+	hints := a.hinted(siteFuncs)
 	if !hasConfidence(others, High) {
 		others = append(others, a.typeHolders(s, waiterOf, siteTypes, detail)...)
-		others = append(others, a.hintHolders(s, waiterOf, siteFuncs, detail)...)
+		others = append(others, a.hintHolders(s, waiterOf, hints, detail)...)
 	}
 	others = bestPerGoroutine(others)
 	others = topTier(others)
+	for _, h := range others {
+		if hint, ok := inHinted(h.G, hints); ok && h.Evidence != ByHint {
+			h.hinted = true
+			h.Reason += fmt.Sprintf("; it is also in %s, which %s saw holding this lock", shortFunc(hint.Holder), hintSource(hint))
+		}
+	}
 
 	var pending []*Holder
 	for _, w := range s.waits {
@@ -91,6 +98,12 @@ func (a *analysis) holders(s *lockState, detail bool) {
 	slices.SortStableFunc(hs, func(x, y *Holder) int {
 		if c := cmp.Compare(y.Confidence, x.Confidence); c != 0 {
 			return c
+		}
+		if x.hinted != y.hinted {
+			if x.hinted {
+				return -1
+			}
+			return 1
 		}
 		if c := cmp.Compare(x.Evidence, y.Evidence); c != 0 {
 			return c
@@ -229,26 +242,48 @@ func (a *analysis) refHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait,
 	return others, selfs
 }
 
+// frameRef is a frame of a goroutine.
+type frameRef struct {
+	g     *gdump.Goroutine
+	frame int
+}
+
+// methodFrames returns, for each receiver type in want, the first frame of
+// each goroutine that is a method of that type; the index is built once.
+func (a *analysis) methodFrames(t string) []frameRef {
+	if a.byType == nil {
+		a.byType = make(map[string][]frameRef)
+		for _, g := range a.d.Goroutines {
+			var seen map[string]bool
+			for fi := range g.Frames {
+				typ, ok := recvType(g.Frames[fi].Func)
+				if !ok || seen[typ] {
+					continue
+				}
+				if seen == nil {
+					seen = make(map[string]bool)
+				}
+				seen[typ] = true
+				a.byType[typ] = append(a.byType[typ], frameRef{g, fi})
+			}
+		}
+	}
+	return a.byType[t]
+}
+
 // typeHolders finds goroutines in methods of the waiters' receiver type
 // whose receiver is not in the dump.
 func (a *analysis) typeHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait, siteTypes map[string]bool, detail bool) []*Holder {
-	if len(siteTypes) == 0 {
-		return nil
-	}
 	l := s.l
 	var hs []*Holder
-	for _, g := range a.d.Goroutines {
-		if waiterOf[g] != nil {
-			continue
-		}
-		for fi := range g.Frames {
-			f := &g.Frames[fi]
-			t, ok := recvType(f.Func)
-			if !ok || !siteTypes[t] {
+	for t := range siteTypes {
+		for _, fr := range a.methodFrames(t) {
+			g, fi := fr.g, fr.frame
+			if waiterOf[g] != nil {
 				continue
 			}
 			if detail {
-				if _, ok := f.Receiver(); ok && (l.Object != 0 || l.Addr != 0) {
+				if _, ok := g.Frames[fi].Receiver(); ok && (l.Object != 0 || l.Addr != 0) {
 					// Printed accurately and not near the lock: another
 					// object of the type.
 					continue
@@ -263,56 +298,90 @@ func (a *analysis) typeHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait
 				h.Reason = fmt.Sprintf("is in %s, a method of %s like the waiters' call site (debug=1: no arguments, so the object is not known)", frameWhere(g, fi), typeName(t))
 			}
 			hs = append(hs, h)
-			break
 		}
 	}
 	return hs
 }
 
-// hintHolders finds goroutines in functions named by Options.Hints for
-// the lock's call sites.
-func (a *analysis) hintHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait, siteFuncs map[string]bool, detail bool) []*Holder {
-	if len(a.opts.Hints) == 0 {
-		return nil
-	}
-	want := make(map[string]Hint)
+// hinted returns the hints that apply to a lock waited for at siteFuncs,
+// by holder function.
+func (a *analysis) hinted(siteFuncs map[string]bool) map[string]Hint {
+	var want map[string]Hint
 	for _, h := range a.opts.Hints {
 		if h.Holder != "" && (h.Site == "" || siteFuncs[h.Site]) {
+			if want == nil {
+				want = make(map[string]Hint)
+			}
 			want[h.Holder] = h
 		}
 	}
-	if len(want) == 0 {
-		return nil
+	return want
+}
+
+// funcFrames returns the first frame running fn in each goroutine; the
+// index (of hinted functions only) is built once.
+func (a *analysis) funcFrames(fn string) []frameRef {
+	if a.byFunc == nil {
+		a.byFunc = make(map[string][]frameRef)
+		hinted := make(map[string]bool)
+		for _, h := range a.opts.Hints {
+			hinted[h.Holder] = true
+		}
+		for _, g := range a.d.Goroutines {
+			for fi := range g.Frames {
+				f := g.Frames[fi].Func
+				if hinted[f] {
+					if rs := a.byFunc[f]; len(rs) == 0 || rs[len(rs)-1].g != g {
+						a.byFunc[f] = append(rs, frameRef{g, fi})
+					}
+				}
+			}
+		}
 	}
+	return a.byFunc[fn]
+}
+
+// hintHolders finds goroutines in functions named by Options.Hints for
+// the lock's call sites.
+func (a *analysis) hintHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait, want map[string]Hint, detail bool) []*Holder {
 	l := s.l
 	var hs []*Holder
-	for _, g := range a.d.Goroutines {
-		if waiterOf[g] != nil {
-			continue
-		}
-		for fi := range g.Frames {
-			f := &g.Frames[fi]
-			hint, ok := want[f.Func]
-			if !ok {
+	for fn, hint := range want {
+		for _, fr := range a.funcFrames(fn) {
+			g, fi := fr.g, fr.frame
+			if waiterOf[g] != nil {
 				continue
 			}
+			f := &g.Frames[fi]
 			if r, ok := f.Receiver(); ok && detail && l.Object != 0 && r != l.Object {
 				if _, isMethod := recvType(f.Func); isMethod {
 					continue // the same function on another object
 				}
 			}
-			src := hint.Source
-			if src == "" {
-				src = "a hint"
-			}
 			hs = append(hs, &Holder{
 				G: g, Frame: fi, Evidence: ByHint, Confidence: Medium,
-				Reason: fmt.Sprintf("is in %s, which %s saw holding the lock waited for at %s", frameWhere(g, fi), src, shortFunc(l.Site.Func)),
+				Reason: fmt.Sprintf("is in %s, which %s saw holding the lock waited for at %s", frameWhere(g, fi), hintSource(hint), shortFunc(l.Site.Func)),
 			})
-			break
 		}
 	}
 	return hs
+}
+
+func hintSource(h Hint) string {
+	if h.Source == "" {
+		return "a hint"
+	}
+	return h.Source
+}
+
+// inHinted returns the hint whose function g runs, if any.
+func inHinted(g *gdump.Goroutine, want map[string]Hint) (Hint, bool) {
+	for i := range g.Frames {
+		if h, ok := want[g.Frames[i].Func]; ok {
+			return h, true
+		}
+	}
+	return Hint{}, false
 }
 
 func (a *analysis) noHolderReason(s *lockState, siteTypes map[string]bool, detail bool) string {

@@ -277,6 +277,8 @@ type Holder struct {
 	Reason string
 	// Waits is the lock this goroutine itself waits for, nil if none.
 	Waits *Lock
+
+	hinted bool // also in a hinted function: ranks first among equals
 }
 
 // A Deadlock is a cycle of goroutines: each waits for the lock the next
