@@ -23,25 +23,32 @@ type want struct {
 	// onlyHolder: the holder must be the lock's only one (no neighbour
 	// object mistaken for it).
 	onlyHolder bool
+	// state is the holder's state as the dump must print it: what a
+	// report says the holder is doing.
+	state map[string][]string
 }
 
 var wants = map[string]want{
-	"mutex-sleep":          {waits: map[string]string{"waiter1": "holder", "waiter2": "holder", "waiter3": "holder"}, min: High, onlyHolder: true},
-	"rwmutex-writer-io":    {waits: map[string]string{"reader1": "holder", "reader2": "holder", "reader3": "holder", "writer": "holder"}, min: High, onlyHolder: true},
-	"rwmutex-reader-sleep": {waits: map[string]string{"writer": "holder", "reader": "writer"}, min: High, chain: []string{"writer", "holder"}},
+	"mutex-sleep":          {waits: map[string]string{"waiter1": "holder", "waiter2": "holder", "waiter3": "holder"}, min: High, onlyHolder: true, state: sleeping},
+	"rwmutex-writer-io":    {waits: map[string]string{"reader1": "holder", "reader2": "holder", "reader3": "holder", "writer": "holder"}, min: High, onlyHolder: true, state: map[string][]string{"holder": {"IO wait"}}},
+	"rwmutex-reader-sleep": {waits: map[string]string{"writer": "holder", "reader": "writer"}, min: High, chain: []string{"writer", "holder"}, state: map[string][]string{"holder": {"sleep", "runnable", "running"}, "writer": {"sync.RWMutex.Lock"}}},
 	"deadlock2":            {waits: map[string]string{"g1": "g2", "g2": "g1"}, min: High, deadlock: []string{"g1", "g2"}},
 	"deadlock3":            {waits: map[string]string{"g1": "g2", "g2": "g3", "g3": "g1"}, min: High, deadlock: []string{"g1", "g2", "g3"}},
-	"chain":                {waits: map[string]string{"pusher1": "middle", "pusher2": "middle", "middle": "root"}, min: High, chain: []string{"middle", "root"}},
+	"chain":                {waits: map[string]string{"pusher1": "middle", "pusher2": "middle", "middle": "root"}, min: High, chain: []string{"middle", "root"}, state: map[string][]string{"middle": {"sync.Mutex.Lock"}, "root": {"chan receive", "select"}}},
 	"self-deadlock":        {waits: map[string]string{"g": "g"}, min: Medium, deadlock: []string{"g"}},
 	"rlock-recursive":      {waits: map[string]string{"walker": "writer", "writer": "walker"}, min: High, deadlock: []string{"walker", "writer"}},
-	"same-site":            {waits: map[string]string{"waiter0a": "holder0", "waiter0b": "holder0", "waiter1a": "holder1", "waiter1b": "holder1"}, min: High, onlyHolder: true},
-	"embedded":             {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: Medium, onlyHolder: true},
+	"same-site":            {waits: map[string]string{"waiter0a": "holder0", "waiter0b": "holder0", "waiter1a": "holder1", "waiter1b": "holder1"}, min: High, onlyHolder: true, state: map[string][]string{"holder0": {"chan receive"}, "holder1": {"chan receive"}}},
+	"embedded":             {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: Medium, onlyHolder: true, state: sleeping},
 	"no-holder":            {waits: map[string]string{"waiter1": "", "waiter2": ""}},
-	"running-holder":       {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: High, onlyHolder: true},
-	"syscall-holder":       {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: High, onlyHolder: true},
-	"lost-receiver":        {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: Medium, onlyHolder: true},
-	"crowd":                {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: High, onlyHolder: true},
+	"running-holder":       {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: High, onlyHolder: true, state: map[string][]string{"holder": {"running", "runnable"}}},
+	"syscall-holder":       {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: High, onlyHolder: true, state: map[string][]string{"holder": {"syscall"}}},
+	"lost-receiver":        {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: Medium, onlyHolder: true, state: map[string][]string{"holder": {"chan receive"}}},
+	"crowd":                {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: High, onlyHolder: true, state: map[string][]string{"holder": {"chan receive"}}},
 }
+
+// sleeping: a holder in sleepUntil naps 10ms at a time; a dump may catch
+// it between naps.
+var sleeping = map[string][]string{"holder": {"sleep", "runnable", "running"}}
 
 // score counts checks passed: one per waiter's holder, one per deadlock
 // or chain.
@@ -114,6 +121,22 @@ func check(t *testing.T, name string, r *Result, roles map[string]int64) score {
 			continue
 		}
 		sc.ok++
+	}
+	for hr, states := range w.state {
+		var g *Holder
+		for _, l := range r.Locks {
+			for _, h := range l.Holders {
+				if h.G.ID == roles[hr] {
+					g = h
+				}
+			}
+		}
+		if g == nil {
+			continue // reported above
+		}
+		if !slices.Contains(states, g.G.State) {
+			t.Errorf("%s: holder %s is %q, want one of %q", name, hr, g.G.State, states)
+		}
 	}
 	if w.deadlock != nil {
 		sc.total++

@@ -203,6 +203,41 @@ main.refreshAll()
 	}
 }
 
+// Two goroutines have the waiters' object; the one in a hinted function
+// is named first.
+func TestHintRanks(t *testing.T) {
+	dump := `goroutine 5 [sync.RWMutex.RLock]:
+sync.runtime_SemacquireRWMutexR(0x0?, 0x0?, 0x0?)
+	/usr/local/go/src/runtime/sema.go:100 +0x25
+sync.(*RWMutex).RLock(...)
+	/usr/local/go/src/sync/rwmutex.go:74
+main.(*Cache).Get(0xc000100000, {0x5f51bf, 0x1})
+	/app/cache.go:40 +0x2c
+
+goroutine 6 [select]:
+main.(*Cache).watch(0xc000100000, 0xc000200000)
+	/app/cache.go:80 +0x41
+
+goroutine 7 [sleep]:
+time.Sleep(0x3b9aca00)
+	/usr/local/go/src/runtime/time.go:363 +0x165
+main.(*Cache).migrate(0xc000100000)
+	/app/cache.go:60 +0x41
+`
+	d, err := gdump.Parse(strings.NewReader(dump))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Analyze(d, Options{}).Locks[0]
+	if len(l.Holders) != 2 || l.Holders[0].G.ID != 6 || l.Holders[0].Confidence != High || l.Holders[1].Confidence != High {
+		t.Fatalf("without hints: %v", l.Holders)
+	}
+	l = Analyze(d, Options{Hints: []Hint{{Holder: "main.(*Cache).migrate", Source: "the mutex profile"}}}).Locks[0]
+	if len(l.Holders) != 2 || l.Holders[0].G.ID != 7 || !strings.Contains(l.Holders[0].Reason, "the mutex profile saw") {
+		t.Errorf("with a hint: %v", l.Holders)
+	}
+}
+
 func TestNames(t *testing.T) {
 	tests := []struct{ fn, typ, name string }{
 		{"main.(*Cache).Get", "main.(*Cache)", "*main.Cache"},
