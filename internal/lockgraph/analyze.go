@@ -31,6 +31,7 @@ type wait struct {
 	siteType string // "pkg.(*T)" when the site is a method
 	recv     uint64 // the site method's receiver if printed accurately
 	obj      uint64 // the object the lock is in, from the site frame
+	once     bool   // the Mutex is a sync.Once's
 	ls       *lockState
 	waiter   int // index in ls.l.Waiters
 }
@@ -139,6 +140,9 @@ func classify(g *gdump.Goroutine) *wait {
 		fn := fr[j].Func
 		lf, ok := lockFrames[fn]
 		if !ok {
+			if fn == onceSlow {
+				w.once = true
+			}
 			if strings.HasPrefix(fn, "sync.") || strings.HasPrefix(fn, "internal/sync.") {
 				continue
 			}
@@ -174,8 +178,11 @@ func classify(g *gdump.Goroutine) *wait {
 		w.kind = WaitLock
 	}
 	w.lockKind = Mutex
-	if w.kind != WaitLock {
+	switch {
+	case w.kind != WaitLock:
 		w.lockKind = RWMutex
+	case w.once:
+		w.lockKind = Once
 	}
 	if w.site >= 0 {
 		f := &fr[w.site]
@@ -333,8 +340,8 @@ func (a *analysis) group() {
 		objVotes := make(map[uint64]int)
 		for i, w := range s.waits {
 			w.ls, w.waiter = s, i
-			if w.lockKind == RWMutex {
-				l.Kind = RWMutex
+			if w.lockKind != Mutex {
+				l.Kind = w.lockKind
 			}
 			if w.addr != 0 && l.Addr == 0 {
 				l.Addr = w.addr

@@ -23,6 +23,9 @@ type want struct {
 	// onlyHolder: the holder must be the lock's only one (no neighbour
 	// object mistaken for it).
 	onlyHolder bool
+	// among: the holder need not be first, but must be one of this many
+	// holders of the top confidence.
+	among int
 	// state is the holder's state as the dump must print it: what a
 	// report says the holder is doing.
 	state map[string][]string
@@ -43,7 +46,12 @@ var wants = map[string]want{
 	"running-holder":       {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: High, onlyHolder: true, state: map[string][]string{"holder": {"running", "runnable"}}},
 	"syscall-holder":       {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: High, onlyHolder: true, state: map[string][]string{"holder": {"syscall"}}},
 	"lost-receiver":        {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: Medium, onlyHolder: true, state: map[string][]string{"holder": {"chan receive"}}},
-	"crowd":                {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: High, onlyHolder: true, state: map[string][]string{"holder": {"chan receive"}}},
+	"once":                 {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: High, onlyHolder: true, state: map[string][]string{"holder": {"chan receive"}}},
+	"once-value":           {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: Medium, onlyHolder: true, state: map[string][]string{"holder": {"chan receive"}}},
+	// The dump cannot tell a goroutine that holds the lock from one that
+	// only keeps the object: both are named, the holder among them.
+	"bystander": {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: High, among: 2, state: sleeping},
+	"crowd":     {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: High, onlyHolder: true, state: map[string][]string{"holder": {"chan receive"}}},
 }
 
 // sleeping: a holder in sleepUntil naps 10ms at a time; a dump may catch
@@ -108,6 +116,17 @@ func check(t *testing.T, name string, r *Result, roles map[string]int64) score {
 			continue
 		}
 		top := l.Holders[wt.For[0]]
+		if w.among > 0 {
+			if len(wt.For) != w.among {
+				t.Errorf("%s: %s: want %d holders, got %v", name, wr, w.among, holderRoles(l, wt, role))
+				continue
+			}
+			for _, hi := range wt.For {
+				if h := l.Holders[hi]; h.G.ID == roles[hr] && h.Confidence == top.Confidence {
+					top = h
+				}
+			}
+		}
 		if top.G.ID != roles[hr] {
 			t.Errorf("%s: %s waits for %s (goroutine %d); top holder is %s: %s", name, wr, hr, roles[hr], role[top.G.ID], top)
 			continue

@@ -32,6 +32,9 @@ func (a *analysis) holders(s *lockState, detail bool) {
 	}
 	hints := a.hinted(siteFuncs)
 	if !hasConfidence(others, High) {
+		if l.Kind == Once {
+			others = append(others, a.onceHolders(waiterOf, siteFuncs, detail)...)
+		}
 		others = append(others, a.typeHolders(s, waiterOf, siteTypes, detail)...)
 		others = append(others, a.hintHolders(s, waiterOf, hints, detail)...)
 	}
@@ -298,6 +301,36 @@ func (a *analysis) typeHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait
 				h.Reason = fmt.Sprintf("is in %s, a method of %s like the waiters' call site (debug=1: no arguments, so the object is not known)", frameWhere(g, fi), typeName(t))
 			}
 			hs = append(hs, h)
+		}
+	}
+	return hs
+}
+
+// onceHolders finds goroutines running a sync.Once's function that was
+// called (through Do) from one of the waiters' call sites.
+func (a *analysis) onceHolders(waiterOf map[*gdump.Goroutine]*wait, siteFuncs map[string]bool, detail bool) []*Holder {
+	var hs []*Holder
+	for _, g := range a.d.Goroutines {
+		if waiterOf[g] != nil {
+			continue
+		}
+		for fi := range g.Frames {
+			if g.Frames[fi].Func != onceSlow {
+				continue
+			}
+			site := fi + 1
+			for site < len(g.Frames) && isRuntimeFrame(g.Frames[site].Func) {
+				site++
+			}
+			if site < len(g.Frames) && siteFuncs[g.Frames[site].Func] {
+				h := &Holder{G: g, Frame: fi, Evidence: ByOnceRunner, Confidence: Medium,
+					Reason: fmt.Sprintf("runs the function of a sync.Once (in sync.(*Once).doSlow) called from %s, the waiters' call site", frameWhere(g, site))}
+				if !detail {
+					h.Confidence = Low
+				}
+				hs = append(hs, h)
+			}
+			break
 		}
 	}
 	return hs

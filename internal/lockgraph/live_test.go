@@ -165,6 +165,26 @@ func TestLivePprof(t *testing.T) {
 	}
 }
 
+// A goroutine that only keeps the locked object is as likely a holder as
+// the real one, for the dump; the trace's word (a hint) puts the real one
+// first.
+func TestLiveBystanderHint(t *testing.T) {
+	r, err := scenario.Start("bystander")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	d, err := gdump.Parse(bytes.NewReader(scenario.AllStacks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := Analyze(d, Options{Hints: []Hint{{Holder: "github.com/lockdiag/lockdiag/internal/lockgraph/scenario.(*Feed).refresh", Source: "the trace"}}})
+	l, _ := findWaiter(res, r.G("waiter1"))
+	if l == nil || len(l.Holders) != 2 || l.Holders[0].G.ID != r.G("holder") || l.Holders[1].G.ID != r.G("bystander") {
+		t.Fatalf("holders %v", l.Holders)
+	}
+}
+
 // A hint names the holder when nothing in the dump ties it to the lock.
 func TestHints(t *testing.T) {
 	dump := `goroutine 5 [sync.RWMutex.RLock]:

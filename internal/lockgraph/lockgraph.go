@@ -82,11 +82,17 @@ type LockKind uint8
 const (
 	Mutex LockKind = iota + 1
 	RWMutex
+	// Once is the Mutex of a sync.Once: its waiters call Do while another
+	// goroutine runs the function.
+	Once
 )
 
 func (k LockKind) String() string {
-	if k == RWMutex {
+	switch k {
+	case RWMutex:
 		return "RWMutex"
+	case Once:
+		return "sync.Once"
 	}
 	return "Mutex"
 }
@@ -164,6 +170,9 @@ const (
 	ByPendingWriter
 	// BySelf: a waiter whose caller is a method on the same object.
 	BySelf
+	// ByOnceRunner: the goroutine runs a sync.Once's function, called
+	// from the waiters' call site.
+	ByOnceRunner
 	// ByType: a method of the waiters' receiver type whose receiver the
 	// dump does not show.
 	ByType
@@ -187,6 +196,8 @@ func (e Evidence) String() string {
 		return "receiver type"
 	case ByHint:
 		return "hint"
+	case ByOnceRunner:
+		return "Once runner"
 	}
 	return "?"
 }

@@ -131,7 +131,11 @@ func goroutineDesc(g *gdump.Goroutine, frame int) string {
 // String describes the holder in one line: who, its state, where, how sure
 // and why.
 func (h *Holder) String() string {
-	return fmt.Sprintf("%s (%s confidence): %s", goroutineDesc(h.G, h.Frame), h.Confidence, h.Reason)
+	frame := h.Frame
+	if frame >= 0 && frame < len(h.G.Frames) && isRuntimeFrame(h.G.Frames[frame].Func) {
+		frame = -1 // say where the program is, not sync.(*Once).doSlow
+	}
+	return fmt.Sprintf("%s (%s confidence): %s", goroutineDesc(h.G, frame), h.Confidence, h.Reason)
 }
 
 func gName(g *gdump.Goroutine) string {

@@ -50,6 +50,10 @@ var lockFrames = map[string]lockFrame{
 	"sync.(*RWMutex).RLock":           rwRLockFrame,
 }
 
+// onceSlow is where sync.Once.Do takes its Mutex, and where the goroutine
+// that runs the function is while it runs.
+const onceSlow = "sync.(*Once).doSlow"
+
 // lockStates are the wait reasons of goroutines parked on a lock (Go ≥
 // 1.20); "semacquire" is what older runtimes printed.
 var lockStates = map[string]bool{
@@ -62,8 +66,17 @@ var lockStates = map[string]bool{
 // isRuntimeFrame reports whether fn belongs to the runtime or the sync
 // implementation: frames skipped when looking for a lock's call site and
 // for the objects a goroutine holds.
+//
+// sync.OnceFunc, OnceValue and OnceValues are generic closures named after
+// the function that instantiated them ("app.load.OnceValue[...].func5"):
+// they are sync's frames too.
 func isRuntimeFrame(fn string) bool {
 	return strings.HasPrefix(fn, "runtime.") || strings.HasPrefix(fn, "sync.") ||
 		strings.HasPrefix(fn, "internal/") || strings.HasPrefix(fn, "sync/atomic.") ||
-		fn == "panic"
+		fn == "panic" || isOnceWrapper(fn)
+}
+
+func isOnceWrapper(fn string) bool {
+	return strings.Contains(fn, ".OnceFunc.func") || strings.Contains(fn, ".OnceValue[...].func") ||
+		strings.Contains(fn, ".OnceValues[...].func")
 }

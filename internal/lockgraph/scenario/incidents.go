@@ -23,6 +23,9 @@ func init() {
 	register("running-holder", true, runningHolder)
 	register("lost-receiver", true, lostReceiver)
 	register("crowd", true, crowd)
+	register("once", true, once)
+	register("bystander", true, bystander)
+	register("once-value", true, onceValue)
 }
 
 func addr[T any](p *T) uint64 { return uint64(uintptr(unsafe.Pointer(p))) }
@@ -752,5 +755,137 @@ func crowd(r *Run) error {
 		r.goRole(role, func() { s.Send([]byte("x")) })
 		r.expect(role, stateMutex)
 	}
+	return nil
+}
+
+// ---- once: callers of a sync.Once wait while its function blocks ----
+
+// Client initializes itself once, in init, which waits on a channel (a
+// slow dial): every Get waits in once.Do.
+type Client struct {
+	addr string
+	once sync.Once
+	conn chan struct{}
+}
+
+//go:noinline
+func (c *Client) init(held chan<- struct{}, stop <-chan struct{}) {
+	held <- struct{}{}
+	<-stop
+	c.conn = make(chan struct{})
+}
+
+//go:noinline
+func (c *Client) Get(held chan<- struct{}, stop <-chan struct{}) chan struct{} {
+	c.once.Do(func() { c.init(held, stop) })
+	return c.conn
+}
+
+func once(r *Run) error {
+	c := &Client{addr: "db:5432"}
+	r.setAddr("object", addr(c))
+	r.setAddr("lock", addr(&c.once))
+	stop := make(chan struct{})
+	held := make(chan struct{}, 1)
+	r.goRole("holder", func() { c.Get(held, stop) })
+	<-held
+	r.onRelease(func() { close(stop) })
+	for i := 1; i <= 2; i++ {
+		role := fmt.Sprintf("waiter%d", i)
+		r.goRole(role, func() { c.Get(held, stop) })
+		r.expect(role, stateMutex)
+	}
+	r.expect("holder", stateRecv)
+	return nil
+}
+
+// ---- bystander: a goroutine has the locked object but does not hold the lock ----
+
+// Feed's refresh holds the lock while it sleeps; watch only keeps the Feed
+// while it waits on a channel.
+type Feed struct {
+	url   string
+	mu    sync.Mutex
+	items []string
+}
+
+//go:noinline
+func (f *Feed) refresh(held chan<- struct{}, stop *atomic.Bool) {
+	f.mu.Lock()
+	held <- struct{}{}
+	sleepUntil(stop)
+	f.items = f.items[:0]
+	f.mu.Unlock()
+}
+
+//go:noinline
+func (f *Feed) watch(stop <-chan struct{}) {
+	<-stop
+	f.url = ""
+}
+
+//go:noinline
+func (f *Feed) Items() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.items)
+}
+
+func bystander(r *Run) error {
+	f := &Feed{url: "https://example.com/feed"}
+	r.setAddr("object", addr(f))
+	r.setAddr("lock", addr(&f.mu))
+	stopWatch := make(chan struct{})
+	r.goRole("bystander", func() { f.watch(stopWatch) })
+	r.onRelease(func() { close(stopWatch) })
+	var stop atomic.Bool
+	held := make(chan struct{}, 1)
+	r.goRole("holder", func() { f.refresh(held, &stop) })
+	<-held
+	r.onRelease(func() { stop.Store(true) })
+	for i := 1; i <= 2; i++ {
+		role := fmt.Sprintf("waiter%d", i)
+		r.goRole(role, func() { f.Items() })
+		r.expect(role, stateMutex)
+	}
+	r.expect("bystander", stateRecv)
+	r.expect("holder", stateSleep)
+	return nil
+}
+
+// ---- once-value: callers of a sync.OnceValue wait while it loads ----
+
+// Settings loads once through a sync.OnceValue: the Once lives in the
+// function's closure, which no frame prints.
+type Settings struct {
+	name string
+	load func() map[string]string
+}
+
+//go:noinline
+func (s *Settings) Get(k string) string { return s.load()[k] }
+
+//go:noinline
+func loadSettings(held chan<- struct{}, stop <-chan struct{}) map[string]string {
+	held <- struct{}{}
+	<-stop
+	return map[string]string{}
+}
+
+func onceValue(r *Run) error {
+	stop := make(chan struct{})
+	held := make(chan struct{}, 1)
+	s := &Settings{name: "app"}
+	s.load = sync.OnceValue(func() map[string]string { return loadSettings(held, stop) })
+	r.setAddr("object", addr(s))
+	r.goRole("holder", func() { s.Get("a") })
+	<-held
+	r.onRelease(func() { close(stop) })
+	for i := 1; i <= 2; i++ {
+		role := fmt.Sprintf("waiter%d", i)
+		r.goRole(role, func() { s.Get("b") })
+		r.expect(role, stateMutex)
+	}
+	r.expect("holder", stateRecv)
 	return nil
 }
