@@ -39,6 +39,7 @@ var wants = map[string]want{
 	"deadlock3":            {waits: map[string]string{"g1": "g2", "g2": "g3", "g3": "g1"}, min: High, deadlock: []string{"g1", "g2", "g3"}},
 	"chain":                {waits: map[string]string{"pusher1": "middle", "pusher2": "middle", "middle": "root"}, min: High, chain: []string{"middle", "root"}, state: map[string][]string{"middle": {"sync.Mutex.Lock"}, "root": {"chan receive", "select"}}},
 	"self-deadlock":        {waits: map[string]string{"g": "g"}, min: Medium, deadlock: []string{"g"}},
+	"rlock-upgrade":        {waits: map[string]string{"g": "g"}, min: Medium, deadlock: []string{"g"}},
 	"rlock-recursive":      {waits: map[string]string{"walker": "writer", "writer": "walker"}, min: High, deadlock: []string{"walker", "writer"}},
 	"same-site":            {waits: map[string]string{"waiter0a": "holder0", "waiter0b": "holder0", "waiter1a": "holder1", "waiter1b": "holder1"}, min: High, onlyHolder: true, state: map[string][]string{"holder0": {"chan receive"}, "holder1": {"chan receive"}}},
 	"embedded":             {waits: map[string]string{"waiter1": "holder", "waiter2": "holder"}, min: Medium, onlyHolder: true, state: sleeping},

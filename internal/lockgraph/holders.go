@@ -77,9 +77,11 @@ func (a *analysis) holders(s *lockState, detail bool) {
 	var keptSelf []*Holder
 	switch {
 	case mode == HoldsRead:
-		// Readers inside: any waiter that already read-holds it counts.
+		// Readers inside: any waiter that already read-holds it counts,
+		// the pending writer too (a read lock "upgraded" to a write lock
+		// waits for itself).
 		for _, h := range selfs {
-			if waiterOf[h.G].kind == WaitRLock {
+			if k := waiterOf[h.G].kind; k == WaitRLock || k == WaitWriteBehindReaders {
 				h.Mode = HoldsRead
 				keptSelf = append(keptSelf, h)
 			}
@@ -143,7 +145,7 @@ func waitsFor(w *Waiter, h *Holder) bool {
 			return false
 		}
 	case WaitWriteBehindReaders:
-		return h.Mode == HoldsRead && h.G != w.G
+		return h.Mode == HoldsRead && (h.G != w.G || h.Evidence == BySelf)
 	}
 	return true
 }
@@ -454,7 +456,10 @@ func selfReason(h *Holder, w *wait, l *Lock) string {
 	at := frameWhere(w.g, w.site)
 	caller := frameWhere(w.g, h.Frame)
 	what := "it likely holds the lock already: a self-deadlock"
-	if h.Mode == HoldsRead {
+	switch {
+	case h.Mode == HoldsRead && w.kind == WaitWriteBehindReaders:
+		what = "it likely holds a read lock already and waits for itself to release it: a read lock upgraded to a write lock"
+	case h.Mode == HoldsRead:
 		what = "it likely holds a read lock already: a recursive read lock, stuck behind the pending writer"
 	}
 	if h.Confidence == High {

@@ -187,8 +187,12 @@ func (d *Deadlock) String() string {
 		if w != nil {
 			site = frameWhere(s.G, w.Site)
 		}
-		fmt.Fprintf(&b, "self-deadlock (%s confidence): %s waits in %s for %s; its caller %s %s, so it likely holds the lock already.",
-			d.Confidence, gName(s.G), site, s.Waits, caller, how)
+		holds := "it likely holds the lock already"
+		if s.Holder != nil && s.Holder.Mode == HoldsRead {
+			holds = "it likely holds a read lock on it already (a read lock upgraded to a write lock waits for itself)"
+		}
+		fmt.Fprintf(&b, "self-deadlock (%s confidence): %s %s %s in %s; its caller %s %s, so %s.",
+			d.Confidence, gName(s.G), waitVerb(w), s.Waits, site, caller, how, holds)
 		return b.String()
 	}
 	fmt.Fprintf(&b, "deadlock of %d goroutines (%s confidence): ", len(d.Steps), d.Confidence)

@@ -26,6 +26,7 @@ func init() {
 	register("once", true, once)
 	register("bystander", true, bystander)
 	register("once-value", true, onceValue)
+	register("rlock-upgrade", false, rlockUpgrade)
 }
 
 func addr[T any](p *T) uint64 { return uint64(uintptr(unsafe.Pointer(p))) }
@@ -887,5 +888,40 @@ func onceValue(r *Run) error {
 		r.expect(role, stateMutex)
 	}
 	r.expect("holder", stateRecv)
+	return nil
+}
+
+// ---- rlock-upgrade: a reader calls a method that write-locks ----
+
+// Pool's Acquire read-locks, and on a miss calls grow, which write-locks:
+// the writer waits for the readers, itself among them.
+type Pool struct {
+	free []int
+	mu   sync.RWMutex
+}
+
+//go:noinline
+func (p *Pool) Acquire() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if len(p.free) == 0 {
+		p.grow()
+	}
+	return len(p.free)
+}
+
+//go:noinline
+func (p *Pool) grow() {
+	p.mu.Lock()
+	p.free = append(p.free, 1)
+	p.mu.Unlock()
+}
+
+func rlockUpgrade(r *Run) error {
+	p := &Pool{}
+	r.setAddr("object", addr(p))
+	r.setAddr("lock", addr(&p.mu))
+	r.goRole("g", func() { p.Acquire() })
+	r.expect("g", stateWLock)
 	return nil
 }
