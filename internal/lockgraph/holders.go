@@ -39,6 +39,7 @@ func (a *analysis) holders(s *lockState, detail bool) {
 		others = append(others, a.hintHolders(s, waiterOf, hints, detail)...)
 	}
 	others = bestPerGoroutine(others)
+	others = preferOwners(others)
 	others = topTier(others)
 	for _, h := range others {
 		if hint, ok := inHinted(h.G, hints); ok && h.Evidence != ByHint {
@@ -110,6 +111,12 @@ func (a *analysis) holders(s *lockState, detail bool) {
 			}
 			return 1
 		}
+		if x.owner != y.owner {
+			if x.owner {
+				return -1
+			}
+			return 1
+		}
 		if c := cmp.Compare(x.Evidence, y.Evidence); c != 0 {
 			return c
 		}
@@ -120,6 +127,7 @@ func (a *analysis) holders(s *lockState, detail bool) {
 			h.Waits = w.ls.l
 		}
 	}
+	hs = a.capHolders(l, hs, mode)
 	l.Holders = hs
 	for i := range l.Waiters {
 		w := &l.Waiters[i]
@@ -185,10 +193,11 @@ func (a *analysis) refHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait,
 		at := frameWhere(r.g, r.frame)
 		switch {
 		case lockAddr != 0 && r.value == lockAddr:
-			h.Evidence, h.Confidence = ByLockAddress, High
+			h.Evidence, h.Confidence, h.owner = ByLockAddress, High, true
 			h.Reason = fmt.Sprintf("%s has the lock's address %#x", at, lockAddr)
 		case obj != 0 && r.value == obj:
 			h.Evidence = ByObjectRef
+			h.owner = r.typ != "" && (r.typ == objType || siteTypes[r.typ])
 			switch {
 			case fromWaiters:
 				h.Confidence = High
@@ -481,6 +490,56 @@ func hasConfidence(hs []*Holder, c Confidence) bool {
 	return false
 }
 
+// maxHolders bounds Lock.Holders: a shared object (a server, a pool)
+// can be in the frames of thousands of goroutines.
+const maxHolders = 8
+
+// preferOwners demotes, when some high-confidence holder has the object as
+// the receiver of a method of its type, those that only have it as an
+// argument passed along (a request handler holding the server).
+func preferOwners(hs []*Holder) []*Holder {
+	owners := false
+	for _, h := range hs {
+		owners = owners || h.Confidence == High && h.owner
+	}
+	if !owners {
+		return hs
+	}
+	for _, h := range hs {
+		if h.Confidence == High && !h.owner {
+			h.Confidence = Medium
+			h.Reason += "; other goroutines have it as the receiver of a method of its type, where locks are taken"
+		}
+	}
+	return hs
+}
+
+// capHolders lowers the confidence of holders of an exclusive lock that
+// are too many to tell apart, and keeps the first maxHolders.
+func (a *analysis) capHolders(l *Lock, hs []*Holder, mode HoldMode) []*Holder {
+	n := 0
+	for _, h := range hs {
+		if h.Confidence == hs[0].Confidence && h.Evidence != ByPendingWriter {
+			n++
+		}
+	}
+	if mode != HoldsRead && n > 3 {
+		for _, h := range hs {
+			if h.Confidence == hs[0].Confidence && h.Evidence != ByPendingWriter {
+				if h.Confidence > Low {
+					h.Confidence--
+				}
+				h.Reason += fmt.Sprintf(" (one of %d goroutines tied to the lock alike: the dump cannot tell which holds it)", n)
+			}
+		}
+	}
+	if len(hs) > maxHolders {
+		l.MoreHolders = len(hs) - maxHolders
+		hs = hs[:maxHolders]
+	}
+	return hs
+}
+
 // bestPerGoroutine keeps each goroutine's strongest tie.
 func bestPerGoroutine(hs []*Holder) []*Holder {
 	best := make(map[*gdump.Goroutine]*Holder)
@@ -490,7 +549,8 @@ func bestPerGoroutine(hs []*Holder) []*Holder {
 		if !ok {
 			order = append(order, h.G)
 		}
-		if !ok || h.Confidence > b.Confidence || (h.Confidence == b.Confidence && h.Evidence < b.Evidence) {
+		if !ok || h.Confidence > b.Confidence || (h.Confidence == b.Confidence &&
+			(h.owner && !b.owner || h.owner == b.owner && h.Evidence < b.Evidence)) {
 			best[h.G] = h
 		}
 	}

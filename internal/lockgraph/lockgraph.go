@@ -261,6 +261,9 @@ type Lock struct {
 	Holders []*Holder
 	// NoHolder says why no holder was found, when Holders is empty.
 	NoHolder string
+	// MoreHolders counts candidates left out of Holders (at most
+	// maxHolders are listed).
+	MoreHolders int
 }
 
 // A Waiter is a goroutine parked on a lock.
@@ -290,6 +293,10 @@ type Holder struct {
 	Waits *Lock
 
 	hinted bool // also in a hinted function: ranks first among equals
+	// owner: the tie is the lock's address, or the object as the receiver
+	// of a method of its type (where locks are taken), not an argument
+	// passed along.
+	owner bool
 }
 
 // A Deadlock is a cycle of goroutines: each waits for the lock the next

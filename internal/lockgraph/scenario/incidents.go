@@ -27,6 +27,7 @@ func init() {
 	register("bystander", true, bystander)
 	register("once-value", true, onceValue)
 	register("rlock-upgrade", false, rlockUpgrade)
+	register("shared-object", true, sharedObject)
 }
 
 func addr[T any](p *T) uint64 { return uint64(uintptr(unsafe.Pointer(p))) }
@@ -923,5 +924,62 @@ func rlockUpgrade(r *Run) error {
 	r.setAddr("lock", addr(&p.mu))
 	r.goRole("g", func() { p.Acquire() })
 	r.expect("g", stateWLock)
+	return nil
+}
+
+// ---- shared-object: many request goroutines have the server, one method holds its lock ----
+
+// Server is passed to every request handler; its reload holds the lock.
+type Server struct {
+	name  string
+	conns int
+	mu    sync.Mutex
+}
+
+//go:noinline
+func (s *Server) reload(held chan<- struct{}, stop *atomic.Bool) {
+	s.mu.Lock()
+	held <- struct{}{}
+	sleepUntil(stop)
+	s.conns = 0
+	s.mu.Unlock()
+}
+
+//go:noinline
+func (s *Server) Stats() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+//go:noinline
+func handleRequest(s *Server, id int, stop <-chan struct{}) {
+	<-stop
+	s.conns += 0
+	_ = id
+}
+
+func sharedObject(r *Run) error {
+	s := &Server{name: "api"}
+	r.setAddr("object", addr(s))
+	r.setAddr("lock", addr(&s.mu))
+	stopReq := make(chan struct{})
+	r.onRelease(func() { close(stopReq) })
+	for i := range 30 {
+		role := fmt.Sprintf("request%d", i)
+		r.goRole(role, func() { handleRequest(s, i, stopReq) })
+		r.expect(role, stateRecv)
+	}
+	var stop atomic.Bool
+	held := make(chan struct{}, 1)
+	r.goRole("holder", func() { s.reload(held, &stop) })
+	<-held
+	r.onRelease(func() { stop.Store(true) })
+	for i := 1; i <= 2; i++ {
+		role := fmt.Sprintf("waiter%d", i)
+		r.goRole(role, func() { s.Stats() })
+		r.expect(role, stateMutex)
+	}
+	r.expect("holder", stateSleep)
 	return nil
 }
