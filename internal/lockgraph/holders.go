@@ -173,7 +173,7 @@ func (a *analysis) refHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait,
 			if w := waiterOf[r.g]; w != nil && r.frame <= w.site {
 				continue
 			}
-			if r.value <= lockAddr && a.plausible(r.typ, lockAddr-r.value) && r.value > obj {
+			if r.value <= lockAddr && a.plausible(r.typ, lockAddr-r.value) && (r.value > obj || r.value == obj && objType == "") {
 				obj, objType = r.value, r.typ
 			}
 		}

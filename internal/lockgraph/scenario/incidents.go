@@ -953,10 +953,12 @@ func (s *Server) Stats() int {
 }
 
 //go:noinline
-func handleRequest(s *Server, id int, stop <-chan struct{}) {
+func handleRequest(s *Server, id int, stop <-chan struct{}) int {
 	<-stop
-	s.conns += 0
-	_ = id
+	if s.name == "" { // keeps s live across the wait; reads only
+		id++
+	}
+	return id
 }
 
 func sharedObject(r *Run) error {
