@@ -53,7 +53,8 @@ type Goroutine struct {
 	Leaked bool
 	// WaitMinutes is how long the goroutine has been blocked, in whole
 	// minutes as the runtime prints them; 0 below one minute and when not
-	// printed.
+	// printed. The runtime's figure can be off by a GC interval either way
+	// (see "What the runtime's numbers mean" in the package doc).
 	WaitMinutes int
 	// LockedToThread is set when the goroutine is wired to its OS thread
 	// (runtime.LockOSThread).
