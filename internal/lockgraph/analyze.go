@@ -124,7 +124,7 @@ func classify(g *gdump.Goroutine) *wait {
 	}
 	fr := g.Frames
 	sema := -1
-	for i := 0; i < len(fr) && i < 6; i++ {
+	for i := 0; i < len(fr) && i < 8; i++ { // SIGQUIT dumps show gopark, goparkunlock, semacquire1 first
 		if semaFuncs[fr[i].Func] {
 			sema = i
 			break
