@@ -588,8 +588,7 @@ func (p *parser) parseHeader(line []byte) (*Goroutine, bool) {
 		}
 		g.Labels = labels
 	}
-	parts := bytes.Split(inner, []byte(", "))
-	status := parts[0]
+	status, rest, _ := bytes.Cut(inner, []byte(", "))
 	durable := bytes.HasSuffix(status, []byte(" (durable)"))
 	status = bytes.TrimSuffix(status, []byte(" (durable)"))
 	status = bytes.TrimSuffix(status, []byte(" (scan)"))
@@ -602,7 +601,9 @@ func (p *parser) parseHeader(line []byte) (*Goroutine, bool) {
 	} else {
 		g.State = p.intern(status)
 	}
-	for _, part := range parts[1:] {
+	for len(rest) > 0 {
+		var part []byte
+		part, rest, _ = bytes.Cut(rest, []byte(", "))
 		switch {
 		case bytes.HasSuffix(part, []byte(" minutes")):
 			n, ok := parseDecimal(part[:len(part)-len(" minutes")])

@@ -403,7 +403,18 @@ func (a *analysis) collectRefs() {
 		return
 	}
 	slices.SortFunc(ws, func(x, y window) int { return cmp.Compare(x.lo, y.lo) })
+	// A goroutine passes the same pointer down many frames (a worker
+	// pool's channel, a recursion): one ref per goroutine, lock and value,
+	// the innermost; a waiter's frames below and above its call site are
+	// kept apart (the outer ones say it may hold the lock already).
+	type seenRef struct {
+		s     *lockState
+		v     uint64
+		outer bool
+	}
+	var seen []seenRef
 	for _, g := range a.d.Goroutines {
+		seen = seen[:0]
 		for fi := range g.Frames {
 			f := &g.Frames[fi]
 			if isRuntimeFrame(f.Func) || len(f.Args) == 0 {
@@ -428,6 +439,14 @@ func (a *analysis) collectRefs() {
 						}
 						t = recvT
 					}
+					key := seenRef{ws[k].s, v, false}
+					if w := a.byG[g]; w != nil && w.ls == ws[k].s && fi > w.site {
+						key.outer = true
+					}
+					if t == "" && slices.Contains(seen, key) {
+						continue
+					}
+					seen = append(seen, key)
 					ws[k].s.refs = append(ws[k].s.refs, ref{g: g, frame: fi, value: v, typ: t})
 				}
 			}

@@ -42,6 +42,14 @@ func (a *analysis) holders(s *lockState, detail bool) {
 	others = preferOwners(others)
 	others = topTier(others)
 	for _, h := range others {
+		if h.why != nil {
+			h.Reason = h.why()
+		}
+		if h.demoted {
+			h.Reason += "; other goroutines have it as the receiver of a method of its type, where locks are taken"
+		}
+	}
+	for _, h := range others {
 		if hint, ok := inHinted(h.G, hints); ok && h.Evidence != ByHint {
 			h.hinted = true
 			h.Reason += fmt.Sprintf("; it is also in %s, which %s saw holding this lock", shortFunc(hint.Holder), hintSource(hint))
@@ -190,32 +198,44 @@ func (a *analysis) refHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait,
 			continue // the waiter's own call to Lock
 		}
 		h := &Holder{G: r.g, Frame: r.frame}
-		at := frameWhere(r.g, r.frame)
+		at := func() string { return frameWhere(r.g, r.frame) }
 		switch {
 		case lockAddr != 0 && r.value == lockAddr:
 			h.Evidence, h.Confidence, h.owner = ByLockAddress, High, true
-			h.Reason = fmt.Sprintf("%s has the lock's address %#x", at, lockAddr)
+			h.why = func() string { return fmt.Sprintf("%s has the lock's address %#x", at(), lockAddr) }
 		case obj != 0 && r.value == obj:
 			h.Evidence = ByObjectRef
 			h.owner = r.typ != "" && (r.typ == objType || siteTypes[r.typ])
 			switch {
 			case fromWaiters:
 				h.Confidence = High
-				h.Reason = fmt.Sprintf("%s has the %s that the waiters lock", at, objDesc(obj, objType))
+				h.why = func() string {
+					return fmt.Sprintf("%s has the %s that the waiters lock", at(), objDesc(obj, objType))
+				}
 			case siteTypes[r.typ] || learned(r.typ):
 				h.Confidence = High
-				h.Reason = fmt.Sprintf("%s has the %s, the nearest object below the lock (+%#x), and it is of the waiters' type", at, objDesc(obj, objType), lockAddr-obj)
+				h.why = func() string {
+					return fmt.Sprintf("%s has the %s, the nearest object below the lock (+%#x), and it is of the waiters' type", at(), objDesc(obj, objType), lockAddr-obj)
+				}
 			default:
 				h.Confidence = Medium
-				h.Reason = fmt.Sprintf("%s has the %s, the nearest object below the lock (+%#x); nothing else ties it to the lock", at, objDesc(obj, objType), lockAddr-obj)
+				h.why = func() string {
+					return fmt.Sprintf("%s has the %s, the nearest object below the lock (+%#x); nothing else ties it to the lock", at(), objDesc(obj, objType), lockAddr-obj)
+				}
 			}
 		case obj != 0 && r.value > obj && lockAddr != 0 && r.value < lockAddr:
 			h.Evidence, h.Confidence = ByObjectRef, High
-			h.Reason = fmt.Sprintf("%s has %#x, a pointer into the %s below the lock", at, r.value, objDesc(obj, objType))
+			v := r.value
+			h.why = func() string {
+				return fmt.Sprintf("%s has %#x, a pointer into the %s below the lock", at(), v, objDesc(obj, objType))
+			}
 		case obj != 0 && r.value < obj && obj-r.value <= maxEnclosing && !siteTypes[r.typ] &&
 			(r.typ == "" || r.typ != objType) && a.plausible(r.typ, upper-r.value):
 			h.Evidence, h.Confidence = ByEnclosing, Medium
-			h.Reason = fmt.Sprintf("%s has the %s, %d bytes below the %s: it may contain it (an embedded struct)", at, objDesc(r.value, r.typ), obj-r.value, objDesc(obj, objType))
+			v, t := r.value, r.typ
+			h.why = func() string {
+				return fmt.Sprintf("%s has the %s, %d bytes below the %s: it may contain it (an embedded struct)", at(), objDesc(v, t), obj-v, objDesc(obj, objType))
+			}
 		default:
 			continue
 		}
@@ -303,13 +323,15 @@ func (a *analysis) typeHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait
 					continue
 				}
 			}
-			h := &Holder{G: g, Frame: fi, Evidence: ByType}
-			if detail {
-				h.Confidence = Medium
-				h.Reason = fmt.Sprintf("is in %s, a method of %s like the waiters' call site; the dump lost its receiver, so the object is not confirmed", frameWhere(g, fi), typeName(t))
-			} else {
+			h := &Holder{G: g, Frame: fi, Evidence: ByType, Confidence: Medium}
+			h.why = func() string {
+				return fmt.Sprintf("is in %s, a method of %s like the waiters' call site; the dump lost its receiver, so the object is not confirmed", frameWhere(g, fi), typeName(t))
+			}
+			if !detail {
 				h.Confidence = Low
-				h.Reason = fmt.Sprintf("is in %s, a method of %s like the waiters' call site (debug=1: no arguments, so the object is not known)", frameWhere(g, fi), typeName(t))
+				h.why = func() string {
+					return fmt.Sprintf("is in %s, a method of %s like the waiters' call site (debug=1: no arguments, so the object is not known)", frameWhere(g, fi), typeName(t))
+				}
 			}
 			hs = append(hs, h)
 		}
@@ -335,7 +357,9 @@ func (a *analysis) onceHolders(waiterOf map[*gdump.Goroutine]*wait, siteFuncs ma
 			}
 			if site < len(g.Frames) && siteFuncs[g.Frames[site].Func] {
 				h := &Holder{G: g, Frame: fi, Evidence: ByOnceRunner, Confidence: Medium,
-					Reason: fmt.Sprintf("runs the function of a sync.Once (in sync.(*Once).doSlow) called from %s, the waiters' call site", frameWhere(g, site))}
+					why: func() string {
+						return fmt.Sprintf("runs the function of a sync.Once (in sync.(*Once).doSlow) called from %s, the waiters' call site", frameWhere(g, site))
+					}}
 				if !detail {
 					h.Confidence = Low
 				}
@@ -404,7 +428,9 @@ func (a *analysis) hintHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait
 			}
 			hs = append(hs, &Holder{
 				G: g, Frame: fi, Evidence: ByHint, Confidence: Medium,
-				Reason: fmt.Sprintf("is in %s, which %s saw holding the lock waited for at %s", frameWhere(g, fi), hintSource(hint), shortFunc(l.Site.Func)),
+				why: func() string {
+					return fmt.Sprintf("is in %s, which %s saw holding the lock waited for at %s", frameWhere(g, fi), hintSource(hint), shortFunc(l.Site.Func))
+				},
 			})
 		}
 	}
@@ -507,8 +533,7 @@ func preferOwners(hs []*Holder) []*Holder {
 	}
 	for _, h := range hs {
 		if h.Confidence == High && !h.owner {
-			h.Confidence = Medium
-			h.Reason += "; other goroutines have it as the receiver of a method of its type, where locks are taken"
+			h.Confidence, h.demoted = Medium, true
 		}
 	}
 	return hs

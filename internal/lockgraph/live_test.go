@@ -258,6 +258,32 @@ main.(*Cache).migrate(0xc000100000)
 	}
 }
 
+// A self-deadlock through plain functions: the caller passes the same
+// pointer down, and the waiter's own call site has it too.
+func TestSelfThroughFunctions(t *testing.T) {
+	dump := `goroutine 5 [sync.Mutex.Lock]:
+internal/sync.runtime_SemacquireMutex(0x0?, 0x0?, 0x0?)
+	/usr/local/go/src/runtime/sema.go:95 +0x25
+internal/sync.(*Mutex).lockSlow(0xc000100008)
+	/usr/local/go/src/internal/sync/mutex.go:149 +0x15d
+sync.(*Mutex).Lock(...)
+	/usr/local/go/src/sync/mutex.go:46
+main.helper(0xc000100000, 0x1)
+	/app/x.go:20 +0x2c
+main.process(0xc000100000)
+	/app/x.go:12 +0x2c
+`
+	d, err := gdump.Parse(strings.NewReader(dump))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Analyze(d, Options{})
+	if len(r.Deadlocks) != 1 || len(r.Deadlocks[0].Steps) != 1 || r.Deadlocks[0].Confidence != High ||
+		!strings.Contains(r.Deadlocks[0].String(), "main.process at x.go:12 has the same object") {
+		t.Errorf("deadlocks %v", r.Deadlocks)
+	}
+}
+
 func TestNames(t *testing.T) {
 	tests := []struct{ fn, typ, name string }{
 		{"main.(*Cache).Get", "main.(*Cache)", "*main.Cache"},

@@ -321,6 +321,11 @@ type Holder struct {
 	// of a method of its type (where locks are taken), not an argument
 	// passed along.
 	owner bool
+	// why formats Reason, for the holders that are kept only: a dump can
+	// tie thousands of goroutines to a shared object.
+	why func() string
+	// demoted: lost a level to a goroutine with a better tie.
+	demoted bool
 }
 
 // A Deadlock is a cycle of goroutines: each waits for the lock the next
