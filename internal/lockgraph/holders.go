@@ -462,6 +462,9 @@ func (a *analysis) noHolderReason(s *lockState, siteTypes map[string]bool, detai
 		if len(a.opts.Hints) > 0 {
 			b.WriteString(" or in a hinted function")
 		}
+		if countWaiters(l) > 1 {
+			b.WriteString(". The holder may be one of the waiters (a lock-order deadlock among goroutines at this site, or a self-deadlock); a debug=2 dump can tell")
+		}
 		return b.String()
 	}
 	b.WriteString("no holder found: no goroutine other than the waiters has ")
