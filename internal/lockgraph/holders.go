@@ -189,6 +189,13 @@ func (a *analysis) refHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait,
 			l.Object, s.objType, l.Type = obj, objType, typeName(objType)
 		}
 	}
+	// A pointer that many goroutines have (a worker pool's channel, a
+	// shared config) says nothing about which of them holds a lock just
+	// above it: such pointers count only as the lock's object or address.
+	shared := make(map[uint64]int)
+	for _, r := range s.refs {
+		shared[r.value]++
+	}
 	learned := func(t string) bool {
 		return lockAddr != 0 && obj != 0 && slices.Contains(a.offs[offKey(t, l.Kind)], lockAddr-obj)
 	}
@@ -229,7 +236,7 @@ func (a *analysis) refHolders(s *lockState, waiterOf map[*gdump.Goroutine]*wait,
 			h.why = func() string {
 				return fmt.Sprintf("%s has %#x, a pointer into the %s below the lock", at(), v, objDesc(obj, objType))
 			}
-		case obj != 0 && r.value < obj && obj-r.value <= maxEnclosing && !siteTypes[r.typ] &&
+		case obj != 0 && r.value < obj && obj-r.value <= maxEnclosing && !siteTypes[r.typ] && shared[r.value] <= maxHolders &&
 			(r.typ == "" || r.typ != objType) && a.plausible(r.typ, upper-r.value):
 			h.Evidence, h.Confidence = ByEnclosing, Medium
 			v, t := r.value, r.typ
@@ -287,17 +294,15 @@ type frameRef struct {
 func (a *analysis) methodFrames(t string) []frameRef {
 	if a.byType == nil {
 		a.byType = make(map[string][]frameRef)
+		var seen []string
 		for _, g := range a.d.Goroutines {
-			var seen map[string]bool
+			seen = seen[:0]
 			for fi := range g.Frames {
 				typ, ok := recvType(g.Frames[fi].Func)
-				if !ok || seen[typ] {
+				if !ok || slices.Contains(seen, typ) {
 					continue
 				}
-				if seen == nil {
-					seen = make(map[string]bool)
-				}
-				seen[typ] = true
+				seen = append(seen, typ)
 				a.byType[typ] = append(a.byType[typ], frameRef{g, fi})
 			}
 		}
