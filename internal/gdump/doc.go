@@ -38,13 +38,14 @@
 //
 // # Cost
 //
-// Parsing is linear in the input: about 2.5 µs and 0.9 KB of memory per
-// goroutine of a server-shaped dump of 20,000 goroutines (about 280 MB/s;
-// BenchmarkDump in internal/lockgraph). Taking the dump costs more: the
-// runtime stops the world for runtime.Stack(buf, true), about 5-9 µs per
-// goroutine measured the same way. Function and file names are interned,
-// and goroutines, frames and argument words are allocated in blocks, so a
-// dump costs about one allocation per goroutine.
+// Parsing is linear in the input: 1.4-2.5 µs and 0.9 KB of memory per
+// goroutine of a server-shaped dump of 20,000 goroutines (370-530 MB/s;
+// BenchmarkDump in internal/lockgraph, on a shared 2-vCPU VM). Taking the
+// dump costs more: the runtime stops the world for runtime.Stack(buf,
+// true), 5-15 µs per goroutine measured the same way. Function and file
+// names are interned, and goroutines, frames and argument words are
+// allocated in blocks: a dump of 20,000 goroutines costs about 300
+// allocations.
 //
 // # What the runtime's numbers mean
 //

@@ -70,9 +70,9 @@
 // # Cost
 //
 // Linear in the dump: one pass to classify goroutines, one over the
-// argument words near the locks found; about 0.7 µs per goroutine on a
-// 20,000-goroutine server dump, after about 2.5 µs per goroutine of
-// parsing (see BenchmarkDump).
+// argument words near the locks found; 0.5-1 µs per goroutine on a
+// 20,000-goroutine server dump, after 1.4-2.5 µs per goroutine of parsing
+// (BenchmarkDump, on a shared 2-vCPU VM).
 package lockgraph
 
 import (
