@@ -157,6 +157,14 @@ func (b *Bundle) Options() (lockreport.Options, error) {
 			opts.TraceUnavailable += " (" + b.meta.Trace + ")"
 		}
 	}
+	for _, name := range []string{GoroutinesFullFile, GoroutinesFile} {
+		if b.Has(name) {
+			if opts.Goroutines, err = b.File(name); err != nil {
+				return opts, err
+			}
+			break
+		}
+	}
 	if b.Has(ReportJSONFile) {
 		rep, err := b.Report()
 		if err != nil {

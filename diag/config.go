@@ -112,8 +112,9 @@ type Config struct {
 	// GoroutineGuard is the goroutine count above which the snapshot's
 	// costly collections are skipped: the wall-clock profile (fgprof,
 	// about 1.5µs per goroutine 99 times a second) and the full goroutine
-	// dump (debug=2, which stops the world for about 6µs per goroutine).
-	// If zero, 5000.
+	// dump (debug=2, which stops the world for about 6µs per goroutine;
+	// a snapshot of a stuck lock takes it up to ten times the guard, as
+	// naming the holder needs it). If zero, 5000.
 	GoroutineGuard int
 
 	// LockWaitersInterval is the least time between two goroutine scans

@@ -200,7 +200,13 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 	// their progress), and the goroutine dumps.
 	goroutines := runtime.NumGoroutine()
 	opts.Parked = m.parkedNow()
-	m.goroutineDumps(&b, goroutines)
+	// Naming the holder of a stuck lock, or a deadlock, needs the full
+	// dump: for those it is worth a longer pause.
+	fullLimit := m.cfg.GoroutineGuard
+	if trig.Breach != nil && trig.Breach.Signal == StuckWaiters.String() {
+		fullLimit *= stuckDumpFactor
+	}
+	opts.Goroutines = m.goroutineDumps(&b, goroutines, fullLimit)
 	m.goroutineLeakProfile(&b, goroutines)
 
 	// Threads, at the trigger.
@@ -339,28 +345,32 @@ func (m *Monitor) parkedNow() []lockreport.ParkedSite {
 // goroutine profile, about 1µs per goroutine without a long pause) and,
 // up to the goroutine guard, goroutines-full.txt (debug=2: every goroutine
 // with its id, wait reason and arguments, which stops the world for about
-// 6µs per goroutine).
-func (m *Monitor) goroutineDumps(b *bundle.Builder, goroutines int) {
+// 6µs per goroutine). It returns the fuller of the two, for the analysis
+// to name the holders of the locks goroutines wait for.
+func (m *Monitor) goroutineDumps(b *bundle.Builder, goroutines, fullLimit int) []byte {
 	t0 := time.Now()
 	var buf bytes.Buffer
+	var best []byte
 	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
 		b.Note(bundle.GoroutinesFile, "failed", err.Error(), t0)
 	} else {
-		b.Add(bundle.GoroutinesFile, buf.Bytes())
+		best = buf.Bytes()
+		b.Add(bundle.GoroutinesFile, best)
 		b.Note(bundle.GoroutinesFile, "ok", fmt.Sprintf("%d goroutines", goroutines), t0)
 	}
 	t0 = time.Now()
-	if goroutines > m.cfg.GoroutineGuard {
-		b.Note(bundle.GoroutinesFullFile, "skipped", fmt.Sprintf("%d goroutines is above the guard of %d (LOCKDIAG_GOROUTINE_GUARD); the full dump stops the world", goroutines, m.cfg.GoroutineGuard), t0)
-		return
+	if goroutines > fullLimit {
+		b.Note(bundle.GoroutinesFullFile, "skipped", fmt.Sprintf("%d goroutines is above the limit of %d (LOCKDIAG_GOROUTINE_GUARD, times %d for a stuck lock); the full dump stops the world", goroutines, fullLimit, stuckDumpFactor), t0)
+		return best
 	}
 	var full bytes.Buffer
 	if err := pprof.Lookup("goroutine").WriteTo(&full, 2); err != nil {
 		b.Note(bundle.GoroutinesFullFile, "failed", err.Error(), t0)
-		return
+		return best
 	}
 	b.Add(bundle.GoroutinesFullFile, full.Bytes())
 	b.Note(bundle.GoroutinesFullFile, "ok", "", t0)
+	return full.Bytes()
 }
 
 func (m *Monitor) wallProfile(ctx context.Context, b *bundle.Builder, wall time.Duration, goroutines int) {
@@ -459,6 +469,12 @@ func timelineJSON(interval time.Duration, trigger time.Time, samples []Sample) (
 // needs for a moment (the parser's working set for a dense window,
 // measured at about 2.5 times).
 const analysisFactor = 3
+
+// stuckDumpFactor raises the goroutine guard for the full dump of a
+// snapshot taken for a stuck lock: its holder, or the deadlock, can only be
+// named from it, which is worth up to about 0.3s of stopped world at the
+// default guard (50k goroutines) once per incident.
+const stuckDumpFactor = 10
 
 // minArmed is the least trace an armed recorder gives a snapshot: the
 // incident as it goes on, after the trigger.

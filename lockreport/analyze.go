@@ -61,6 +61,13 @@ type Options struct {
 	// ended (Linux /proc). Nil if not scanned.
 	Threads *Threads
 
+	// Goroutines is a goroutine dump taken when the window ended, as
+	// runtime/pprof's goroutine profile writes it at debug=2 (every
+	// goroutine with its id, state and frame arguments: the holders of
+	// the locks others wait for, and deadlocks, can be named) or debug=1
+	// (stacks with counts: holders by function only). Nil if not taken.
+	Goroutines []byte
+
 	// MainModule is the module path of the traced program (from
 	// [runtime/debug.ReadBuildInfo]'s Main.Path): its packages and
 	// package main are "the program's own code", which the report names
@@ -187,6 +194,7 @@ func Analyze(ctx context.Context, trace io.Reader, opts Options) (*Report, error
 	rep.Profiles = joinProfiles(rep, prof, opts, wk)
 	rep.Parked = parkedSites(opts.Parked)
 	rep.OSThreads = osThreads(opts.Threads, rep.Threads)
+	rep.Locks = lockGraph(opts.Goroutines, rep)
 	explain(rep, a, prof, opts)
 	rep.Caveats = caveats(rep, a, opts)
 	return rep, err

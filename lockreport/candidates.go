@@ -65,6 +65,7 @@ func explain(rep *Report, a *analyzer, prof profiles, opts Options) {
 	cs = append(cs, cgoLockCandidates(rep)...)
 	cs = append(cs, cgoWaitCandidates(rep)...)
 	cs = append(cs, runtimeLockCandidates(rep, profileWindow(rep, prof))...)
+	cs = append(cs, deadlockCandidates(rep)...)
 	cs = append(cs, stuckCandidates(rep)...)
 	cs = append(cs, parkedCandidates(rep)...)
 	cs = append(cs, profileCandidates(rep)...)

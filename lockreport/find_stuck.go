@@ -20,13 +20,24 @@ func stuckCandidates(rep *Report) []candidate {
 		if p.NoProgress <= 0 {
 			continue
 		}
-		h := fmt.Sprintf("stuck lock: %s parked on the %s in %s with no progress for %s",
-			textfmt.Plural(p.Waiters, "goroutine", "goroutines"), kindNoun(p.Kind), p.Where(), textfmt.Dur(p.NoProgress))
+		lock := rep.Locks.lockAt(p.Func, p.Line)
+		h := fmt.Sprintf("stuck lock: %s parked on the %s in %s with no progress for %s%s",
+			textfmt.Plural(p.Waiters, "goroutine", "goroutines"), kindNoun(p.Kind), p.Where(), textfmt.Dur(p.NoProgress), holderPhraseOf(lock))
 		f := Finding{Kind: "stuck-lock", Site: p.Where(), Summary: "Stuck lock: " + h[len("stuck lock: "):] + "."}
 		f.Evidence = append(f.Evidence,
 			"the goroutines were parked at this site at every goroutine scan for that long, and the runtime's lock wait counter "+
-				"did not grow as it would have had they been served: nobody released the lock to them",
-			"the holder is not waiting here: look for the goroutine inside a function that takes this lock (goroutines-full.txt has every goroutine's stack)")
+				"did not grow as it would have had they been served: nobody released the lock to them")
+		if lock != nil && len(lock.Holders) > 0 {
+			f.Evidence = append(f.Evidence, "the holder's stack: "+stackLine(lock.Holders[0].Stack))
+			for _, c := range rep.Locks.Chains {
+				if len(c.Goroutines) > 0 && c.Goroutines[0] == lock.Holders[0].Goroutine {
+					f.Evidence = append(f.Evidence, "the holder waits in turn: "+c.Summary)
+				}
+			}
+		} else {
+			f.Evidence = append(f.Evidence, "the holder is not waiting here: look for the goroutine inside a function that takes this lock "+
+				"(the bundle's goroutine dumps have every goroutine's stack)")
+		}
 		cs = append(cs, candidate{headline: h, finding: f, weight: stuckWeight * float64(p.Waiters) * p.NoProgress.Seconds(), current: true})
 	}
 	return cs

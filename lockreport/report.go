@@ -85,6 +85,11 @@ type Report struct {
 	// ([Options.Threads]), joined with the trace's view of them.
 	OSThreads *OSThreads `json:"os_threads,omitempty"`
 
+	// Locks is what the goroutine dump ([Options.Goroutines]) says of
+	// the locks goroutines were parked on: their likely holders, the
+	// deadlocks and the wait chains.
+	Locks *Locks `json:"locks,omitempty"`
+
 	// Caveats say what the data at hand cannot show.
 	Caveats []string `json:"caveats,omitempty"`
 
@@ -533,4 +538,80 @@ type ThreadOnLock struct {
 	Goroutine int64   `json:"goroutine,omitempty"`
 	State     string  `json:"state,omitempty"`
 	Stack     []Frame `json:"stack,omitempty"`
+}
+
+// Locks is what a goroutine dump taken when the window ended says of the
+// locks goroutines were parked on. The runtime records no lock owner: the
+// holders are inferred from the goroutines' frames (the lock's address or
+// the object it is in, in a frame of the holder's), each with how sure
+// the inference is and why.
+type Locks struct {
+	// Source says what the dump could show: "debug=2" (ids, states and
+	// arguments: holders by goroutine, deadlocks) or "debug=1" (stacks
+	// only: holders by function, no deadlock can be proven).
+	Source    string      `json:"source"`
+	Locks     []LockState `json:"locks"`
+	Deadlocks []LockCycle `json:"deadlocks,omitempty"`
+	Chains    []LockCycle `json:"chains,omitempty"`
+}
+
+// LockState is one lock with goroutines parked on it.
+type LockState struct {
+	// Lock names it: "the Mutex at 0xc000010058 (in *bank.Account
+	// 0xc000010040, +0x18)", or by its call site when the dump does not
+	// show its address.
+	Lock string `json:"lock"`
+	Kind string `json:"kind"`
+	// Func, File and Line are the first waiter's call site.
+	Func string `json:"func"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+	// Waiters is how many goroutines wait; WaiterIDs the first of them.
+	Waiters   int     `json:"waiters"`
+	WaiterIDs []int64 `json:"waiter_ids,omitempty"`
+	// Labels groups the waiters by their pprof labels (an HTTP route, an
+	// RPC method), when the goroutines carry any.
+	Labels []LabelCount `json:"labels,omitempty"`
+	// Holders are the likely holders, best first; NoHolder says why none
+	// was found.
+	Holders  []LockHolder `json:"holders,omitempty"`
+	NoHolder string       `json:"no_holder,omitempty"`
+}
+
+// LockHolder is a goroutine that likely holds a lock.
+type LockHolder struct {
+	// Goroutine is its id (0 in a debug=1 dump, where Count says how many
+	// goroutines share the stack).
+	Goroutine int64 `json:"goroutine,omitempty"`
+	Count     int   `json:"count,omitempty"`
+	// State is what it does: "sleep", "IO wait", "chan receive",
+	// "running", "sync.Mutex.Lock", ...; WaitMinutes how long it has, as
+	// the runtime prints it (whole minutes, off by up to a GC interval).
+	State       string `json:"state,omitempty"`
+	WaitMinutes int    `json:"wait_minutes,omitempty"`
+	// Mode is what it holds: "lock", "write", "read" or "writer slot".
+	Mode string `json:"mode,omitempty"`
+	// Where is the frame that ties it to the lock; Stack its stack.
+	Where string  `json:"where"`
+	Stack []Frame `json:"stack,omitempty"`
+	// Confidence is "high", "medium" or "low"; Reason says why.
+	Confidence string `json:"confidence"`
+	Reason     string `json:"reason"`
+}
+
+// LockCycle is a deadlock (a cycle of goroutines, each waiting for a lock
+// the next holds) or a wait chain (a holder that waits for another lock,
+// followed to the goroutine at its root), told in words.
+type LockCycle struct {
+	Summary    string  `json:"summary"`
+	Goroutines []int64 `json:"goroutines"`
+	// Sites are where each of them waits (the call site of its lock).
+	Sites      []Frame `json:"sites,omitempty"`
+	Confidence string  `json:"confidence"`
+}
+
+// LabelCount is how many waiters carry one set of pprof labels.
+type LabelCount struct {
+	Labels  string `json:"labels"`
+	Waiters int    `json:"waiters"`
 }

@@ -115,6 +115,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Parked != nil {
 		writeParked(bw, r.Parked)
 	}
+	if r.Locks != nil {
+		writeLocks(bw, r.Locks)
+	}
 	if r.OSThreads != nil {
 		writeOSThreads(bw, r.OSThreads)
 	}
