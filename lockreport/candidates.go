@@ -143,6 +143,10 @@ func lockSiteCandidates(rep *Report, a *analyzer) ([]candidate, []Finding) {
 			f = convoyFinding(*s, a)
 		}
 		c.headline = siteHeadline(*s, h, kind, win)
+		if h == nil && len(s.Holders) > 0 && s.Holders[0].Func == notReleased {
+			// Still held when the window ended: the dump may say by whom.
+			c.headline += rep.Locks.holderPhrase(rep.Locks.lockAt(s.Func, s.Line))
+		}
 		if !c.current {
 			// Contention that ended is worth a finding of its own when
 			// it was more than a trace of the window's lock wait.

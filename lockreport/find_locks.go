@@ -68,7 +68,16 @@ func lockGraph(dump []byte, rep *Report) *Locks {
 		out.Deadlocks = append(out.Deadlocks, LockCycle{Summary: dl.String(), Goroutines: stepIDs(dl.Steps), Sites: stepSites(dl.Steps), Confidence: dl.Confidence.String()})
 	}
 	for _, c := range res.Chains {
-		out.Chains = append(out.Chains, LockCycle{Summary: c.String(), Goroutines: stepIDs(c.Steps), Sites: stepSites(c.Steps), Confidence: c.Confidence.String()})
+		lc := LockCycle{Summary: c.String(), Goroutines: stepIDs(c.Steps), Sites: stepSites(c.Steps), Confidence: c.Confidence.String()}
+		if n := len(c.Steps); n > 0 {
+			g := c.Steps[n-1].G
+			root := &LockHolder{Goroutine: g.ID, State: g.State, WaitMinutes: g.WaitMinutes, Stack: shortFrames(g.Frames, stackDepth)}
+			if f, ok := firstProgramFrame(g.Frames); ok {
+				root.Where = siteLabel(Frame{Func: f.Func, File: f.File, Line: f.Line})
+			}
+			lc.Root = root
+		}
+		out.Chains = append(out.Chains, lc)
 	}
 	return out
 }
@@ -211,7 +220,22 @@ func (l *Locks) lockAt(fn string, line int) *LockState {
 
 // holderPhraseOf says who likely holds a lock: "; likely held by
 // goroutine 9 in main.migrate (store.go:30), asleep (sleep) for 2
-// minutes (high: its frame has the *Store the lock is in)".
+// minutes (high: its frame has the *Store the lock is in)", and, when the
+// holder waits for another lock, where that chain ends.
+func (l *Locks) holderPhrase(st *LockState) string {
+	s := holderPhraseOf(st)
+	if l == nil || st == nil || len(st.Holders) == 0 || st.Holders[0].Goroutine == 0 {
+		return s
+	}
+	for _, c := range l.Chains {
+		if len(c.Goroutines) > 1 && c.Goroutines[0] == st.Holders[0].Goroutine && c.Root != nil {
+			s += fmt.Sprintf("; it waits in turn for a lock held, at the end of the chain, by goroutine %d in %s, %s",
+				c.Root.Goroutine, c.Root.Where, c.Root.State)
+		}
+	}
+	return s
+}
+
 func holderPhraseOf(st *LockState) string {
 	if st == nil {
 		return ""

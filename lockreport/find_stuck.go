@@ -22,7 +22,7 @@ func stuckCandidates(rep *Report) []candidate {
 		}
 		lock := rep.Locks.lockAt(p.Func, p.Line)
 		h := fmt.Sprintf("stuck lock: %s parked on the %s in %s with no progress for %s%s",
-			textfmt.Plural(p.Waiters, "goroutine", "goroutines"), kindNoun(p.Kind), p.Where(), textfmt.Dur(p.NoProgress), holderPhraseOf(lock))
+			textfmt.Plural(p.Waiters, "goroutine", "goroutines"), kindNoun(p.Kind), p.Where(), textfmt.Dur(p.NoProgress), rep.Locks.holderPhrase(lock))
 		f := Finding{Kind: "stuck-lock", Site: p.Where(), Summary: "Stuck lock: " + h[len("stuck lock: "):] + "."}
 		f.Evidence = append(f.Evidence,
 			"the goroutines were parked at this site at every goroutine scan for that long, and the runtime's lock wait counter "+

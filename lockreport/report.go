@@ -608,6 +608,9 @@ type LockCycle struct {
 	// Sites are where each of them waits (the call site of its lock).
 	Sites      []Frame `json:"sites,omitempty"`
 	Confidence string  `json:"confidence"`
+	// Root is, for a chain, the goroutine at its end: what it does and
+	// where.
+	Root *LockHolder `json:"root,omitempty"`
 }
 
 // LabelCount is how many waiters carry one set of pprof labels.

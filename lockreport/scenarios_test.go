@@ -339,3 +339,84 @@ func TestScenarioLeavesOutLockdiag(t *testing.T) {
 	}
 	wantNotIn(t, "sites and waits", tables.String(), "lockdiag/diag.", "lockdiag/flightrec.", "(*Monitor).loop")
 }
+
+// stuckExpect is the part of expect.json the stuck-lock tests read.
+type stuckExpect struct {
+	Scenarios map[string]struct {
+		Holder *struct {
+			Function     string  `json:"function"`
+			GoroutineIDs []int64 `json:"goroutine_ids"`
+		} `json:"holder"`
+		Cycle []struct {
+			GoroutineID int64 `json:"goroutine_id"`
+		} `json:"cycle"`
+		Chain []struct {
+			GoroutineID int64  `json:"goroutine_id"`
+			Function    string `json:"function"`
+		} `json:"chain"`
+	} `json:"scenarios"`
+}
+
+func readStuckExpect(t *testing.T) stuckExpect {
+	data, err := os.ReadFile(filepath.Join(scenarioDir, "expect.json"))
+	if err != nil {
+		t.Skipf("no scenario ground truth: %v", err)
+	}
+	var e stuckExpect
+	if err := json.Unmarshal(data, &e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestScenarioStuckHolders: for a lock held and not let go, the headline
+// names the goroutine that holds it (the id the scenario recorded when its
+// holder took the lock), its function and what it does.
+func TestScenarioStuckHolders(t *testing.T) {
+	for _, tt := range []struct{ name, doing string }{
+		{"stuck-sleep", "sleep"},
+		{"stuck-io", "IO wait"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rep, _ := analyzeScenario(t, tt.name)
+			h := readStuckExpect(t).Scenarios[tt.name].Holder
+			if h == nil || len(h.GoroutineIDs) == 0 {
+				t.Fatalf("expect.json names no holder for %s", tt.name)
+			}
+			want := fmt.Sprintf("likely held by goroutine %d in %s", h.GoroutineIDs[0], stacks.Short(h.Function))
+			if !strings.Contains(rep.Headline, want) || !strings.Contains(rep.Headline, tt.doing) {
+				t.Errorf("headline = %q\nwant it to contain %q and %q", rep.Headline, want, tt.doing)
+			}
+		})
+	}
+}
+
+// TestScenarioDeadlock: a lock-order deadlock leads the report, naming
+// the goroutines of the cycle.
+func TestScenarioDeadlock(t *testing.T) {
+	rep, _ := analyzeScenario(t, "deadlock")
+	if len(rep.Findings) == 0 || rep.Findings[0].Kind != "deadlock" || !strings.HasPrefix(rep.Headline, "deadlock: ") {
+		t.Fatalf("headline %q, findings %v; want a deadlock first", rep.Headline, rep.Findings)
+	}
+	for _, c := range readStuckExpect(t).Scenarios["deadlock"].Cycle {
+		if want := fmt.Sprintf("goroutine %d in main.transfer", c.GoroutineID); !strings.Contains(rep.Headline, want) {
+			t.Errorf("headline does not name %q: %q", want, rep.Headline)
+		}
+	}
+}
+
+// TestScenarioChain: the holder of the stuck lock waits for another lock;
+// the headline follows the chain to the goroutine at its end.
+func TestScenarioChain(t *testing.T) {
+	rep, _ := analyzeScenario(t, "chain")
+	chain := readStuckExpect(t).Scenarios["chain"].Chain
+	if len(chain) < 3 {
+		t.Fatalf("expect.json's chain: %+v", chain)
+	}
+	for _, step := range chain[1:] {
+		want := fmt.Sprintf("goroutine %d in %s", step.GoroutineID, step.Function)
+		if !strings.Contains(rep.Headline, want) {
+			t.Errorf("headline does not name %q: %q", want, rep.Headline)
+		}
+	}
+}
