@@ -1,0 +1,174 @@
+package locks
+
+import (
+	"sync"
+	"time"
+	"weak"
+)
+
+// The registry is the package's one piece of process-wide state. It has to
+// be: a named lock lives inside its owner's structs, wherever they are, and
+// the monitor must find every one of them without the owner passing them
+// around. It holds weak pointers, so it never keeps a lock (or its state)
+// alive: when the owner drops a lock, the garbage collector frees it and the
+// registry forgets it at its next sweep.
+var registry struct {
+	mu     sync.Mutex // guards the fields below, and state.id, seenSeq, seenAt
+	locks  []weak.Pointer[state]
+	live   int // live locks found by the last sweep
+	nextID uint64
+}
+
+// register adds a newly named lock. It sweeps out collected locks whenever the
+// list has doubled since the last sweep, so that a program that names and
+// drops locks without ever calling Read does not grow the list without bound.
+func register(s *state) {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	registry.nextID++
+	s.id = registry.nextID
+	if len(registry.locks) >= 2*registry.live+64 {
+		sweep(func(*state) {})
+	}
+	registry.locks = append(registry.locks, weak.Make(s))
+}
+
+// sweep calls f for each live lock, in the order they were named, and drops
+// the collected ones. registry.mu must be held.
+func sweep(f func(*state)) {
+	live := registry.locks[:0]
+	for _, p := range registry.locks {
+		if s := p.Value(); s != nil {
+			live = append(live, p)
+			f(s)
+		}
+	}
+	clear(registry.locks[len(live):])
+	registry.locks = live
+	registry.live = len(live)
+}
+
+// State is the state of one named lock, as read by [Read].
+type State struct {
+	// Name is the lock's id, given by SetName.
+	Name string
+	// Type is TypeMutex or TypeRWMutex.
+	Type string
+
+	// Acquisitions counts the acquisitions since the lock was named: Lock
+	// and successful TryLock calls, and for RWMutex RLock and successful
+	// TryRLock calls too.
+	Acquisitions uint64
+	// Contended counts the acquisitions that had to wait (those whose fast
+	// path failed); it equals Wait.Count.
+	Contended uint64
+
+	// Waiters is the number of goroutines waiting to acquire the lock now.
+	Waiters int
+	// Readers is the number of read holds now (RWMutex only).
+	Readers int
+
+	// Held reports whether the lock is locked (for RWMutex: for writing)
+	// now.
+	Held bool
+	// Holder is the id of the goroutine that holds the lock, as printed
+	// in its runtime.Stack header ("goroutine 18 [running]:"); 0 if the
+	// lock is not held or ids are unavailable (see the package doc). For
+	// RWMutex, it is the writer. The lock may have been unlocked since, by
+	// this or another goroutine.
+	Holder uint64
+	// HeldSince is when the current hold began, if Held. It is exact if
+	// HeldSinceExact (the hold was timed: see the package doc, section
+	// Cost); otherwise it is the first time Read saw this hold, and the
+	// lock has been held at least since then.
+	HeldSince      time.Time
+	HeldSinceExact bool
+
+	// Wait is the distribution of wait durations of contended
+	// acquisitions: from the failed fast path to acquisition. Every
+	// contended acquisition is counted.
+	Wait Histogram
+	// Hold is the distribution of hold durations, from acquisition to
+	// release. It is sampled and its Count and Sum are estimates: see the
+	// package doc, section Cost.
+	Hold Histogram
+
+	stack  [stackDepth]uintptr
+	stackN int
+}
+
+// HolderStack returns the program counters (as from [runtime.Callers]) of the
+// call that acquired the current hold, starting at the caller of Lock, if
+// that acquisition's stack was recorded (see the package doc, section Cost),
+// or nil. Pass it to [runtime.CallersFrames]. The slice shares s's memory.
+func (s *State) HolderStack() []uintptr {
+	return s.stack[:s.stackN:s.stackN]
+}
+
+// Read appends the state of every named lock that is still reachable to dst
+// and returns the extended slice, in the order the locks were named.
+//
+// Read does not allocate if dst has room: a monitor that polls should pass
+// the previous result, truncated (states = Read(states[:0])). Each State is
+// about 5 KiB, mostly its two histograms; Read copies it under a
+// process-wide mutex that [Mutex.SetName] also takes, for about a
+// microsecond per lock. Read is safe for concurrent use, and reading does not
+// stop or slow the locks.
+func Read(dst []State) []State {
+	now := nanotime()
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	sweep(func(s *state) {
+		if len(dst) < cap(dst) {
+			dst = dst[:len(dst)+1]
+		} else {
+			dst = append(dst, State{})
+		}
+		s.read(&dst[len(dst)-1], now)
+	})
+	return dst
+}
+
+// read fills every field of st. registry.mu must be held.
+func (s *state) read(st *State, now int64) {
+	st.Name = *s.name.Load()
+	st.Type = TypeMutex
+	if s.kind == kindRWMutex {
+		st.Type = TypeRWMutex
+	}
+	seq := s.acq.Load()
+	h := s.holder.Load()
+	since := s.heldSince.Load()
+	st.Held = h != 0
+	st.Holder = h
+	if h == unknownG {
+		st.Holder = 0
+	}
+	st.HeldSince, st.HeldSinceExact = time.Time{}, false
+	switch {
+	case !st.Held:
+	case since != 0:
+		st.HeldSince, st.HeldSinceExact = fromNanotime(since), true
+	default:
+		if s.seenSeq != seq || s.seenAt == 0 {
+			s.seenSeq, s.seenAt = seq, now
+		}
+		st.HeldSince = fromNanotime(s.seenAt)
+	}
+
+	st.stackN = 0
+	s.stackMu.Lock()
+	if st.Held && s.stackSeq == seq {
+		st.stack, st.stackN = s.stack, s.stackN
+	}
+	s.stackMu.Unlock()
+
+	runlocks := s.runlocks.Load()
+	rlocks := s.rlocks.Load()
+	st.Readers = int(max(int64(rlocks-runlocks), 0))
+	st.Waiters = int(max(s.waiters.Load(), 0))
+	s.wait.read(&st.Wait)
+	s.hold.read(&st.Hold)
+	st.Contended = st.Wait.Count
+	st.Acquisitions = seq + rlocks
+}

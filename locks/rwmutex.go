@@ -1,0 +1,176 @@
+package locks
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// An RWMutex is a reader/writer mutual exclusion lock with the API and
+// semantics of [sync.RWMutex]; a named one also records its waits, holds,
+// writer and readers (see the package doc). The zero value is an unlocked,
+// unnamed RWMutex.
+//
+// An RWMutex must not be copied after first use.
+type RWMutex struct {
+	rw sync.RWMutex
+	s  atomic.Pointer[state] // nil: unnamed
+}
+
+// SetName names rw; see [Mutex.SetName].
+func (rw *RWMutex) SetName(name string) {
+	if s := rw.s.Load(); s != nil {
+		s.setName(name)
+		return
+	}
+	s := newState(name, kindRWMutex)
+	if rw.s.CompareAndSwap(nil, s) {
+		register(s)
+	} else {
+		rw.s.Load().setName(name)
+	}
+}
+
+// Lock locks rw for writing, waiting until no reader or writer holds it.
+func (rw *RWMutex) Lock() {
+	s := rw.s.Load()
+	if s == nil {
+		rw.rw.Lock()
+		return
+	}
+	rw.lockNamed(s)
+}
+
+func (rw *RWMutex) lockNamed(s *state) {
+	g := goid()
+	if order.on.Load() {
+		s.orderLock(g, true)
+	}
+	if rw.rw.TryLock() {
+		n := s.acq.Add(1)
+		s.holder.Store(g)
+		if n&holdMask == 0 {
+			s.timeHold()
+		}
+		return
+	}
+	start := s.waitBegin()
+	rw.rw.Lock()
+	if n, due := s.waitedW(g, start); due {
+		s.recordStack(n, 2) // skip lockNamed, Lock
+	}
+}
+
+// TryLock tries to lock rw for writing and reports whether it succeeded.
+func (rw *RWMutex) TryLock() bool {
+	s := rw.s.Load()
+	if s == nil {
+		return rw.rw.TryLock()
+	}
+	if !rw.rw.TryLock() {
+		return false
+	}
+	g := goid()
+	s.acquired(g)
+	if order.on.Load() {
+		s.orderLock(g, false)
+	}
+	return true
+}
+
+// Unlock unlocks rw for writing. As with [sync.RWMutex], it is a run-time
+// error if rw is not locked for writing.
+func (rw *RWMutex) Unlock() {
+	s := rw.s.Load()
+	if s == nil {
+		rw.rw.Unlock()
+		return
+	}
+	rw.unlockNamed(s)
+}
+
+func (rw *RWMutex) unlockNamed(s *state) {
+	if order.on.Load() {
+		s.orderUnlock(s.holder.Load())
+	}
+	if s.heldSince.Load() == 0 {
+		s.holder.Store(0)
+		rw.rw.Unlock()
+		return
+	}
+	hold, wait, w := s.releasing()
+	rw.rw.Unlock()
+	s.released(hold, wait, w)
+}
+
+// RLock locks rw for reading. As with [sync.RWMutex.RLock], it waits while a
+// writer holds rw or waits for it, and it must not be used for recursive read
+// locking.
+func (rw *RWMutex) RLock() {
+	s := rw.s.Load()
+	if s == nil {
+		rw.rw.RLock()
+		return
+	}
+	rw.rlockNamed(s)
+}
+
+func (rw *RWMutex) rlockNamed(s *state) {
+	if order.on.Load() {
+		s.orderLock(goid(), true)
+	}
+	if rw.rw.TryRLock() {
+		s.rAcquired(0)
+		return
+	}
+	start := s.waitBegin()
+	rw.rw.RLock()
+	s.rAcquired(start)
+}
+
+// TryRLock tries to lock rw for reading and reports whether it succeeded.
+func (rw *RWMutex) TryRLock() bool {
+	s := rw.s.Load()
+	if s == nil {
+		return rw.rw.TryRLock()
+	}
+	if !rw.rw.TryRLock() {
+		return false
+	}
+	s.rAcquired(0)
+	if order.on.Load() {
+		s.orderLock(goid(), false)
+	}
+	return true
+}
+
+// RUnlock undoes a single RLock. It is a run-time error if rw is not locked
+// for reading.
+func (rw *RWMutex) RUnlock() {
+	s := rw.s.Load()
+	if s == nil {
+		rw.rw.RUnlock()
+		return
+	}
+	rw.runlockNamed(s)
+}
+
+func (rw *RWMutex) runlockNamed(s *state) {
+	if order.on.Load() {
+		s.orderUnlock(goid())
+	}
+	hold, w := s.rReleasing()
+	rw.rw.RUnlock()
+	if hold >= 0 {
+		s.hold.record(hold, w)
+	}
+}
+
+// RLocker returns a [sync.Locker] that calls rw.RLock and rw.RUnlock.
+func (rw *RWMutex) RLocker() sync.Locker {
+	return (*rlocker)(rw)
+}
+
+type rlocker RWMutex
+
+func (r *rlocker) Lock()   { (*RWMutex)(r).RLock() }
+func (r *rlocker) Unlock() { (*RWMutex)(r).RUnlock() }
