@@ -54,7 +54,7 @@ func (m *Mutex) lockNamed(s *state) {
 		// s.acquired, written out: this is the hot path.
 		n := s.acq.Add(1)
 		s.holder.Store(g)
-		if n&holdMask == 0 {
+		if (n-s.contendedW)&holdMask == 0 {
 			s.timeHold()
 		}
 		return

@@ -48,7 +48,7 @@ func (rw *RWMutex) lockNamed(s *state) {
 	if rw.rw.TryLock() {
 		n := s.acq.Add(1)
 		s.holder.Store(g)
-		if n&holdMask == 0 {
+		if (n-s.contendedW)&holdMask == 0 {
 			s.timeHold()
 		}
 		return

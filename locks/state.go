@@ -10,9 +10,11 @@ import (
 // Sampling rates. See the package doc, section Cost.
 var (
 	// holdMask selects the uncontended acquisitions whose hold is timed:
-	// those whose acquisition number n has n&holdMask == 0, 1 in 64. Each
-	// stands for holdMask+1 holds in the hold histogram. Tests set it to 0
-	// to time every hold.
+	// 1 in 64, those whose number u among the uncontended acquisitions has
+	// u&holdMask == 0. Each stands for holdMask+1 holds in the hold
+	// histogram, itself and the untimed ones before it, so that the
+	// histogram's count is exact up to the last 63 acquisitions. Tests set
+	// it to 0 to time every hold.
 	holdMask uint64 = 63
 	// stackEvery is the least time between two holder stacks of one lock.
 	stackEvery int64 = int64(time.Millisecond)
@@ -48,12 +50,14 @@ type state struct {
 
 	holdWeight uint64 // guarded: how many holds the current timed hold stands for
 	waited     int64  // guarded: the current hold's wait in ns, +1; 0 if it did not wait
+	contendedW uint64 // guarded: contended write acquisitions
 
 	waiters atomic.Int64 // goroutines in a slow path now
 
 	// RWMutex read side.
-	rlocks   atomic.Uint64 // read acquisitions
-	runlocks atomic.Uint64 // RUnlock calls
+	rlocks     atomic.Uint64 // read acquisitions
+	runlocks   atomic.Uint64 // RUnlock calls
+	rcontended atomic.Uint64 // contended read acquisitions
 	// One read hold at a time is timed: reader is its goroutine.
 	reader        atomic.Uint64
 	readSince     atomic.Int64
@@ -96,7 +100,7 @@ func (s *state) setName(name string) { s.name.Store(&name) }
 func (s *state) acquired(g uint64) {
 	n := s.acq.Add(1)
 	s.holder.Store(g)
-	if n&holdMask == 0 {
+	if (n-s.contendedW)&holdMask == 0 {
 		s.timeHold()
 	}
 }
@@ -123,6 +127,7 @@ func (s *state) waitedW(g uint64, start int64) (uint64, bool) {
 	s.waiters.Add(-1)
 	n := s.acq.Add(1)
 	s.holder.Store(g)
+	s.contendedW++
 	s.holdWeight = 1
 	s.waited = now - start + 1
 	s.heldSince.Store(now)
@@ -176,9 +181,10 @@ func (s *state) rAcquired(start int64) {
 	if start != 0 {
 		now = nanotime()
 		s.waiters.Add(-1)
+		s.rcontended.Add(1)
 		s.wait.record(now-start, 1)
 		w = 1
-	} else if n&holdMask == 0 {
+	} else if (n-s.rcontended.Load())&holdMask == 0 {
 		w = holdMask + 1
 	}
 	if w == 0 || s.readerMissing.Load() {
