@@ -87,6 +87,7 @@ type state struct {
 
 func newState(name string, kind uint8) *state {
 	initGoid()
+	orderFromEnv()
 	s := &state{kind: kind}
 	s.name.Store(&name)
 	s.readerMissing.Store(goidOffset == 0)
