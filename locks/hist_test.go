@@ -78,7 +78,10 @@ func relErr(got, want time.Duration) float64 {
 }
 
 // holdFor holds m for about d and returns the hold as measured inside it.
-func holdFor(l interface{ Lock(); Unlock() }, d time.Duration) time.Duration {
+func holdFor(l interface {
+	Lock()
+	Unlock()
+}, d time.Duration) time.Duration {
 	l.Lock()
 	start := time.Now()
 	time.Sleep(d)

@@ -71,7 +71,14 @@ func TestNoAllocs(t *testing.T) {
 		{"unnamed", func() { unnamed.Lock(); unnamed.Unlock(); unnamed.TryLock(); unnamed.Unlock() }},
 		{"unnamed rw", func() { rwu.Lock(); rwu.Unlock(); rwu.RLock(); rwu.RUnlock() }},
 		{"named", func() { named.Lock(); named.Unlock(); named.TryLock(); named.Unlock() }},
-		{"named rw", func() { rw.Lock(); rw.Unlock(); rw.RLock(); rw.RUnlock(); rw.TryRLock(); rw.RUnlock() }},
+		{"named rw", func() {
+			rw.Lock()
+			rw.Unlock()
+			rw.RLock()
+			rw.RUnlock()
+			rw.TryRLock()
+			rw.RUnlock()
+		}},
 		{"named, contended path", func() {
 			// The steps of a contended Lock, in one goroutine.
 			start := s.waitBegin()
