@@ -32,14 +32,18 @@ const goidScan = 256
 const goidSamples = 8
 
 var (
-	goidOnce   sync.Once
+	probeOnce  sync.Once
 	goidOffset uintptr // 0: goroutine ids unavailable
 )
 
-// initGoid finds goidOffset once. It runs when the first lock is named, so
-// that unnamed locks and programs that never name one pay nothing.
-func initGoid() {
-	goidOnce.Do(func() { goidOffset = findGoidOffset() })
+// probeRuntime finds goidOffset and checks lockWordOK (state.go), once. It
+// runs when the first lock is named, so that unnamed locks and programs that
+// never name one pay nothing.
+func probeRuntime() {
+	probeOnce.Do(func() {
+		goidOffset = findGoidOffset()
+		lockWordOK = checkLockWord()
+	})
 }
 
 // goid returns the calling goroutine's id, or unknownG if ids are

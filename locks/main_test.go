@@ -65,7 +65,7 @@ func goroutineStack(id uint64) string {
 // needGoid skips tests that need goroutine ids where they are unavailable.
 func needGoid(t *testing.T) {
 	t.Helper()
-	initGoid()
+	probeRuntime()
 	if goidOffset == 0 {
 		t.Skipf("goroutine ids unavailable on %s/%s", runtime.GOOS, runtime.GOARCH)
 	}

@@ -27,7 +27,7 @@ func (m *Mutex) SetName(name string) {
 		s.setName(name)
 		return
 	}
-	s := newState(name, kindMutex)
+	s := newState(name, kindMutex, &m.mu)
 	if m.s.CompareAndSwap(nil, s) {
 		register(s)
 	} else {
@@ -52,8 +52,11 @@ func (m *Mutex) lockNamed(s *state) {
 	}
 	if m.mu.TryLock() {
 		// s.acquired, written out: this is the hot path.
-		n := s.acq.Add(1)
-		s.holder.Store(g)
+		n := (s.hw.Load() + 1) & seqMask
+		s.hw.Store(packG(g) | n)
+		if n == 1<<(seqBits-1) {
+			s.acqHigh.Add(1)
+		}
 		if (n-s.contendedW)&holdMask == 0 {
 			s.timeHold()
 		}
@@ -61,7 +64,7 @@ func (m *Mutex) lockNamed(s *state) {
 	}
 	start := s.waitBegin()
 	m.mu.Lock()
-	if n, due := s.waitedW(g, start); due {
+	if n := s.waitedW(g, start); n != 0 {
 		s.recordStack(n, 2) // skip lockNamed, Lock
 	}
 }
@@ -79,7 +82,9 @@ func (m *Mutex) TryLock() bool {
 		return false
 	}
 	g := goid()
-	s.acquired(g)
+	if n := s.acquired(g); (n-s.contendedW)&holdMask == 0 {
+		s.timeHold()
+	}
 	if order.on.Load() {
 		s.orderLock(g, false)
 	}
@@ -100,14 +105,19 @@ func (m *Mutex) Unlock() {
 
 func (m *Mutex) unlockNamed(s *state) {
 	if order.on.Load() {
-		s.orderUnlock(s.holder.Load())
+		s.orderUnlock(s.holderG())
 	}
 	if s.heldSince.Load() == 0 { // not timed: the hot path
-		s.holder.Store(0)
+		if s.lockWord == nil {
+			s.clearHolder()
+		}
 		m.mu.Unlock()
 		return
 	}
 	hold, wait, w := s.releasing()
+	if s.lockWord == nil {
+		s.clearHolder()
+	}
 	m.mu.Unlock()
 	s.released(hold, wait, w)
 }

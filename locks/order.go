@@ -102,7 +102,7 @@ type Inversion struct {
 // was on, and it forgets every hold when turned off. Inversions found are
 // read with [Inversions].
 func SetOrderCheck(on bool) error {
-	initGoid()
+	probeRuntime()
 	orderFromEnv()
 	if on && goidOffset == 0 {
 		return fmt.Errorf("locks: the lock-order check needs goroutine ids, which are unavailable on %s/%s: %w",

@@ -174,7 +174,7 @@ func TestOrderOffByDefault(t *testing.T) {
 	if os.Getenv(envOrder) != "" {
 		t.Skip(envOrder, " is set")
 	}
-	initGoid()
+	probeRuntime()
 	orderFromEnv()
 	if order.on.Load() {
 		t.Fatal("the lock-order check is on by default")

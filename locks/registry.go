@@ -2,6 +2,7 @@ package locks
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 )
@@ -136,13 +137,19 @@ func (s *state) read(st *State, now int64) {
 	if s.kind == kindRWMutex {
 		st.Type = TypeRWMutex
 	}
-	seq := s.acq.Load()
-	h := s.holder.Load()
+	high := s.acqHigh.Load() // before hw: see acquisitions
+	hw := s.hw.Load()
 	since := s.heldSince.Load()
-	st.Held = h != 0
-	st.Holder = h
-	if h == unknownG {
-		st.Holder = 0
+	acq := max(acquisitions(high, hw&seqMask), s.seenAcq)
+	s.seenAcq = acq
+	g := hw >> seqBits
+	st.Held = g != 0
+	if s.lockWord != nil {
+		st.Held = atomic.LoadInt32(s.lockWord)&1 != 0
+	}
+	st.Holder = 0
+	if st.Held && g != maxG {
+		st.Holder = g
 	}
 	st.HeldSince, st.HeldSinceExact = time.Time{}, false
 	switch {
@@ -150,25 +157,24 @@ func (s *state) read(st *State, now int64) {
 	case since != 0:
 		st.HeldSince, st.HeldSinceExact = fromNanotime(since), true
 	default:
-		if s.seenSeq != seq || s.seenAt == 0 {
-			s.seenSeq, s.seenAt = seq, now
+		if s.seenSeq != acq || s.seenAt == 0 {
+			s.seenSeq, s.seenAt = acq, now
 		}
 		st.HeldSince = fromNanotime(s.seenAt)
 	}
 
 	st.stackN = 0
 	s.stackMu.Lock()
-	if st.Held && s.stackSeq == seq {
+	if st.Held && s.stackSeq == acq {
 		st.stack, st.stackN = s.stack, s.stackN
 	}
 	s.stackMu.Unlock()
 
-	runlocks := s.runlocks.Load()
-	rlocks := s.rlocks.Load()
-	st.Readers = int(max(int64(rlocks-runlocks), 0))
+	readers, rlocks := s.readCounts()
+	st.Readers = int(readers)
 	st.Waiters = int(max(s.waiters.Load(), 0))
 	s.wait.read(&st.Wait)
 	s.hold.read(&st.Hold)
 	st.Contended = st.Wait.Count
-	st.Acquisitions = seq + rlocks
+	st.Acquisitions = acq + rlocks
 }

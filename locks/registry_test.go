@@ -83,7 +83,7 @@ func TestNoAllocs(t *testing.T) {
 			// The steps of a contended Lock, in one goroutine.
 			start := s.waitBegin()
 			named.mu.Lock()
-			if n, due := s.waitedW(g, start); due {
+			if n := s.waitedW(g, start); n != 0 {
 				s.recordStack(n, 0)
 			}
 			named.Unlock()

@@ -22,7 +22,7 @@ func (rw *RWMutex) SetName(name string) {
 		s.setName(name)
 		return
 	}
-	s := newState(name, kindRWMutex)
+	s := newState(name, kindRWMutex, nil)
 	if rw.s.CompareAndSwap(nil, s) {
 		register(s)
 	} else {
@@ -46,16 +46,14 @@ func (rw *RWMutex) lockNamed(s *state) {
 		s.orderLock(g, true)
 	}
 	if rw.rw.TryLock() {
-		n := s.acq.Add(1)
-		s.holder.Store(g)
-		if (n-s.contendedW)&holdMask == 0 {
+		if n := s.acquired(g); (n-s.contendedW)&holdMask == 0 {
 			s.timeHold()
 		}
 		return
 	}
 	start := s.waitBegin()
 	rw.rw.Lock()
-	if n, due := s.waitedW(g, start); due {
+	if n := s.waitedW(g, start); n != 0 {
 		s.recordStack(n, 2) // skip lockNamed, Lock
 	}
 }
@@ -70,7 +68,9 @@ func (rw *RWMutex) TryLock() bool {
 		return false
 	}
 	g := goid()
-	s.acquired(g)
+	if n := s.acquired(g); (n-s.contendedW)&holdMask == 0 {
+		s.timeHold()
+	}
 	if order.on.Load() {
 		s.orderLock(g, false)
 	}
@@ -90,14 +90,15 @@ func (rw *RWMutex) Unlock() {
 
 func (rw *RWMutex) unlockNamed(s *state) {
 	if order.on.Load() {
-		s.orderUnlock(s.holder.Load())
+		s.orderUnlock(s.holderG())
 	}
 	if s.heldSince.Load() == 0 {
-		s.holder.Store(0)
+		s.clearHolder()
 		rw.rw.Unlock()
 		return
 	}
 	hold, wait, w := s.releasing()
+	s.clearHolder()
 	rw.rw.Unlock()
 	s.released(hold, wait, w)
 }
@@ -115,16 +116,17 @@ func (rw *RWMutex) RLock() {
 }
 
 func (rw *RWMutex) rlockNamed(s *state) {
+	g := goid()
 	if order.on.Load() {
-		s.orderLock(goid(), true)
+		s.orderLock(g, true)
 	}
 	if rw.rw.TryRLock() {
-		s.rAcquired(0)
+		s.rAcquired(g, 0)
 		return
 	}
 	start := s.waitBegin()
 	rw.rw.RLock()
-	s.rAcquired(start)
+	s.rAcquired(g, start)
 }
 
 // TryRLock tries to lock rw for reading and reports whether it succeeded.
@@ -136,9 +138,10 @@ func (rw *RWMutex) TryRLock() bool {
 	if !rw.rw.TryRLock() {
 		return false
 	}
-	s.rAcquired(0)
+	g := goid()
+	s.rAcquired(g, 0)
 	if order.on.Load() {
-		s.orderLock(goid(), false)
+		s.orderLock(g, false)
 	}
 	return true
 }
@@ -155,10 +158,11 @@ func (rw *RWMutex) RUnlock() {
 }
 
 func (rw *RWMutex) runlockNamed(s *state) {
+	g := goid()
 	if order.on.Load() {
-		s.orderUnlock(goid())
+		s.orderUnlock(g)
 	}
-	hold, w := s.rReleasing()
+	hold, w := s.rReleasing(g)
 	rw.rw.RUnlock()
 	if hold >= 0 {
 		s.hold.record(hold, w)

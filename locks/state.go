@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Sampling rates. See the package doc, section Cost.
@@ -14,7 +15,7 @@ var (
 	// u&holdMask == 0. Each stands for holdMask+1 holds in the hold
 	// histogram, itself and the untimed ones before it, so that the
 	// histogram's count is exact up to the last 63 acquisitions. Tests set
-	// it to 0 to time every hold.
+	// it to 0 to time every hold. holdMask+1 must divide 1<<seqBits.
 	holdMask uint64 = 63
 	// stackEvery is the least time between two holder stacks of one lock.
 	stackEvery int64 = int64(time.Millisecond)
@@ -39,31 +40,88 @@ const (
 	kindRWMutex
 )
 
+// The holder word. Every write acquisition stores, in one atomic word, the
+// holder's goroutine id and the acquisition's number modulo 2^seqBits: one
+// atomic store per Lock is all the hot path pays for both (an atomic add for
+// the count and a store for the holder cost about 2 ns each on a 2023 x86
+// server). acqHigh carries the count's high bits; see acquisitions.
+const (
+	seqBits = 16
+	seqMask = 1<<seqBits - 1
+	// maxG is the largest goroutine id the word holds; it also stands for
+	// "unknown". Ids grow by one per goroutine created, so 2^48 is
+	// centuries away.
+	maxG = 1<<(64-seqBits) - 1
+)
+
+// packG returns goroutine id g (or unknownG) as stored in the holder word.
+func packG(g uint64) uint64 { return min(g, maxG) << seqBits }
+
+// acquisitions rebuilds the full count of write acquisitions from acqHigh
+// (high) and the number in the holder word (n). acqHigh is incremented when
+// the number becomes 1<<(seqBits-1), after the holder word is stored, so
+// high = (count + 1<<(seqBits-1)) >> seqBits. Read loads acqHigh before the
+// holder word; if an increment falls between the two loads, the count comes
+// out 2^seqBits low, never high, and Read keeps the largest count it has
+// seen.
+func acquisitions(high, n uint64) uint64 {
+	if n < 1<<(seqBits-1) {
+		return high<<seqBits | n
+	}
+	if high == 0 {
+		return n
+	}
+	return (high-1)<<seqBits | n
+}
+
+// lockWordOK reports whether a sync.Mutex's first 32-bit word is its state
+// with bit 0 set while it is locked (internal/sync/mutex.go), checked once
+// by checkLockWord. Then a named Mutex's Unlock need not clear the holder:
+// Read tells whether the Mutex is held from that bit.
+var lockWordOK bool
+
+func checkLockWord() bool {
+	var m sync.Mutex
+	if unsafe.Sizeof(m) != 8 {
+		return false
+	}
+	w := (*int32)(unsafe.Pointer(&m))
+	ok := atomic.LoadInt32(w) == 0
+	m.Lock()
+	ok = ok && atomic.LoadInt32(w) == 1
+	m.Unlock()
+	return ok && atomic.LoadInt32(w) == 0
+}
+
 // state is what a named lock records. Unnamed locks have none. Fields marked
-// "guarded" are written and read only by the goroutine holding the lock (for
-// writes); the others are atomic because Read reads them concurrently.
+// "guarded" are written and read only while holding the lock (for writing);
+// the others are atomic because Read reads them concurrently.
 type state struct {
-	// Written on every (write) acquisition.
-	holder    atomic.Uint64 // goroutine id of the write holder, unknownG, or 0 if not held
-	acq       atomic.Uint64 // write acquisitions (all acquisitions for Mutex)
+	// Written on every write acquisition.
+	hw        atomic.Uint64 // holder word: packG(goroutine id) | acquisition number mod 2^seqBits; id 0: not held
+	acqHigh   atomic.Uint64 // see acquisitions
 	heldSince atomic.Int64  // nanotime when the current hold began, if it is timed; else 0
 
 	holdWeight uint64 // guarded: how many holds the current timed hold stands for
 	waited     int64  // guarded: the current hold's wait in ns, +1; 0 if it did not wait
 	contendedW uint64 // guarded: contended write acquisitions
 
+	// lockWord is the state word of a Mutex's sync.Mutex if lockWordOK,
+	// else nil: Unlock then clears the holder in hw.
+	lockWord *int32
+
 	waiters atomic.Int64 // goroutines in a slow path now
 
-	// RWMutex read side.
-	rlocks     atomic.Uint64 // read acquisitions
-	runlocks   atomic.Uint64 // RUnlock calls
-	rcontended atomic.Uint64 // contended read acquisitions
+	// RWMutex read side: counters sharded by goroutine id, so that readers
+	// on different processors do not write one cache line (sync.RWMutex
+	// already makes them share one).
+	reads [readShards]readShard
 	// One read hold at a time is timed: reader is its goroutine.
 	reader        atomic.Uint64
 	readSince     atomic.Int64
 	readWeight    atomic.Uint64
 	readUntimed   atomic.Uint64 // weight of read holds that were due but not timed
-	readerMissing atomic.Bool   // goroutine ids unavailable: read holds are not timed
+	readerMissing bool          // goroutine ids unavailable: read holds are not timed
 
 	wait hist
 	hold hist
@@ -71,7 +129,7 @@ type state struct {
 	// Holder stacks, sampled on contended acquisitions.
 	lastStack atomic.Int64 // nanotime of the last stack
 	stackMu   sync.Mutex
-	stackSeq  uint64 // acq of the hold the stack belongs to
+	stackSeq  uint64 // the acquisition the stack belongs to
 	stackN    int
 	stack     [stackDepth]uintptr
 
@@ -80,31 +138,58 @@ type state struct {
 	kind uint8
 	id   uint64 // registration number (registry.mu)
 
-	// The first time Read saw the current hold (registry.mu).
+	// Read's memory (registry.mu): the largest count seen, and the first
+	// time it saw the current hold.
+	seenAcq uint64
 	seenSeq uint64
 	seenAt  int64
 }
 
-func newState(name string, kind uint8) *state {
-	initGoid()
+const readShards = 8
+
+// readShard is 128 bytes so that no 64-byte cache line holds the counters
+// of two shards, wherever the state starts.
+type readShard struct {
+	rlocks     atomic.Uint64 // read acquisitions
+	runlocks   atomic.Uint64 // RUnlock calls
+	rcontended atomic.Uint64 // contended read acquisitions
+	_          [128 - 24]byte
+}
+
+func (s *state) shard(g uint64) *readShard { return &s.reads[g%readShards] }
+
+// newState returns the state of a lock named name; mu is the Mutex's
+// sync.Mutex, or nil for an RWMutex.
+func newState(name string, kind uint8, mu *sync.Mutex) *state {
+	probeRuntime()
 	orderFromEnv()
 	s := &state{kind: kind}
 	s.name.Store(&name)
-	s.readerMissing.Store(goidOffset == 0)
+	s.readerMissing = goidOffset == 0
+	if mu != nil && lockWordOK {
+		s.lockWord = (*int32)(unsafe.Pointer(mu))
+	}
 	return s
 }
 
 func (s *state) setName(name string) { s.name.Store(&name) }
 
-// acquired records an uncontended write acquisition by goroutine g. Lock
-// does the same, written out.
-func (s *state) acquired(g uint64) {
-	n := s.acq.Add(1)
-	s.holder.Store(g)
-	if (n-s.contendedW)&holdMask == 0 {
-		s.timeHold()
+// acquired records a write acquisition by goroutine g and returns its number
+// modulo 2^seqBits. It is the hot path, written out in Lock.
+func (s *state) acquired(g uint64) uint64 {
+	n := (s.hw.Load() + 1) & seqMask
+	s.hw.Store(packG(g) | n)
+	if n == 1<<(seqBits-1) {
+		s.acqHigh.Add(1)
 	}
+	return n
 }
+
+// holderG returns the goroutine id in the holder word.
+func (s *state) holderG() uint64 { return s.hw.Load() >> seqBits }
+
+// clearHolder marks the lock as not held, keeping the acquisition number.
+func (s *state) clearHolder() { s.hw.Store(s.hw.Load() & seqMask) }
 
 // timeHold times the current hold, an uncontended one that stands for
 // holdMask+1 holds.
@@ -120,19 +205,21 @@ func (s *state) waitBegin() int64 {
 	return nanotime()
 }
 
-// waited records a contended write acquisition by goroutine g that began to
-// wait at start. It reports the acquisition number and whether a holder stack
-// is due.
-func (s *state) waitedW(g uint64, start int64) (uint64, bool) {
+// waitedW records a contended write acquisition by goroutine g that began to
+// wait at start. It returns the full acquisition count if a holder stack is
+// due, else 0.
+func (s *state) waitedW(g uint64, start int64) uint64 {
 	now := nanotime()
 	s.waiters.Add(-1)
-	n := s.acq.Add(1)
-	s.holder.Store(g)
+	n := s.acquired(g)
 	s.contendedW++
 	s.holdWeight = 1
 	s.waited = now - start + 1
 	s.heldSince.Store(now)
-	return n, s.stackDue(now)
+	if !s.stackDue(now) {
+		return 0
+	}
+	return acquisitions(s.acqHigh.Load(), n)
 }
 
 // releasing is called by Unlock before the lock is released, if the hold is
@@ -141,7 +228,6 @@ func (s *state) releasing() (hold, wait int64, w uint64) {
 	hold, wait, w = nanotime()-s.heldSince.Load(), s.waited-1, s.holdWeight
 	s.waited = 0
 	s.heldSince.Store(0)
-	s.holder.Store(0)
 	return hold, wait, w
 }
 
@@ -161,8 +247,8 @@ func (s *state) stackDue(now int64) bool {
 	return now-last >= stackEvery && s.lastStack.CompareAndSwap(last, now)
 }
 
-// recordStack records the calling goroutine's stack as that of hold n,
-// skipping skip frames above its caller.
+// recordStack records the calling goroutine's stack as that of acquisition
+// n (a full count), skipping skip frames above its caller.
 func (s *state) recordStack(n uint64, skip int) {
 	var pcs [stackDepth]uintptr
 	k := runtime.Callers(skip+2, pcs[:])
@@ -173,25 +259,25 @@ func (s *state) recordStack(n uint64, skip int) {
 
 // Read side of RWMutex.
 
-// rAcquired records a read acquisition; start is the start of its wait, or 0
-// if it did not wait.
-func (s *state) rAcquired(start int64) {
-	n := s.rlocks.Add(1)
+// rAcquired records a read acquisition by goroutine g; start is the start of
+// its wait, or 0 if it did not wait.
+func (s *state) rAcquired(g uint64, start int64) {
+	sh := s.shard(g)
+	n := sh.rlocks.Add(1)
 	w := uint64(0)
 	var now int64
 	if start != 0 {
 		now = nanotime()
 		s.waiters.Add(-1)
-		s.rcontended.Add(1)
+		sh.rcontended.Add(1)
 		s.wait.record(now-start, 1)
 		w = 1
-	} else if (n-s.rcontended.Load())&holdMask == 0 {
+	} else if (n-sh.rcontended.Load())&holdMask == 0 {
 		w = holdMask + 1
 	}
-	if w == 0 || s.readerMissing.Load() {
+	if w == 0 || s.readerMissing {
 		return
 	}
-	g := goid()
 	if s.reader.Load() != 0 || !s.reader.CompareAndSwap(0, g) {
 		s.readUntimed.Add(w)
 		return
@@ -203,25 +289,41 @@ func (s *state) rAcquired(start int64) {
 	s.readSince.Store(now)
 }
 
-// rReleasing is called by RUnlock before the read lock is released. It
-// returns a read hold to record after the release (hold < 0: none).
-func (s *state) rReleasing() (hold int64, w uint64) {
+// rReleasing is called by RUnlock by goroutine g before the read lock is
+// released. It returns a read hold to record after the release (hold < 0:
+// none).
+func (s *state) rReleasing(g uint64) (hold int64, w uint64) {
 	r := s.reader.Load()
-	if r == 0 {
-		s.runlocks.Add(1)
-		return -1, 0
-	}
-	if r == goid() {
+	if r == g {
 		hold, w = nanotime()-s.readSince.Load(), s.readWeight.Load()
 		s.reader.Store(0)
-		s.runlocks.Add(1)
+		s.shard(g).runlocks.Add(1)
 		return hold, w
 	}
+	u := s.shard(g).runlocks.Add(1)
 	// The timed reader may have released its hold from another goroutine
-	// (sync allows it); if no reader holds the lock now, give up on it and
-	// carry its weight over to the next timed read hold.
-	if u := s.runlocks.Add(1); s.rlocks.Load() == u && s.reader.CompareAndSwap(r, 0) {
+	// (sync allows it). Now and then (this is a sum over the shards), if
+	// no reader holds the lock, give up on it and carry its weight over to
+	// the next timed read hold.
+	if r != 0 && u&holdMask == 0 && s.readers() == 0 && s.reader.CompareAndSwap(r, 0) {
 		s.readUntimed.Add(s.readWeight.Load())
 	}
 	return -1, 0
+}
+
+// readers returns the number of read holds now, and the read acquisitions.
+func (s *state) readers() int64 {
+	n, _ := s.readCounts()
+	return n
+}
+
+func (s *state) readCounts() (readers int64, rlocks uint64) {
+	var runlocks uint64
+	for i := range s.reads {
+		runlocks += s.reads[i].runlocks.Load()
+	}
+	for i := range s.reads {
+		rlocks += s.reads[i].rlocks.Load()
+	}
+	return max(int64(rlocks-runlocks), 0), rlocks
 }
