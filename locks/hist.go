@@ -1,6 +1,7 @@
 package locks
 
 import (
+	"encoding/json"
 	"math"
 	"math/bits"
 	"sync/atomic"
@@ -142,4 +143,45 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 		cum += float64(c)
 	}
 	return h.Max
+}
+
+// MarshalJSON encodes h in seconds, the unit of the metrics, as
+//
+//	{"count": 12, "sum": 0.0123, "max": 0.004, "p50": 0.0009, "p99": 0.0039,
+//	 "scale": 3, "zero_threshold": 5.960464477539063e-08, "zero_count": 0,
+//	 "offset": -81, "bucket_counts": [1, 0, 3, ...]}
+//
+// The last six fields are those of an OpenTelemetry exponential histogram:
+// bucket_counts[k] counts the durations in (2^((offset+k)/8), 2^((offset+k+1)/8)]
+// seconds, from the first non-empty bucket to the last (none and offset 0
+// if all are empty).
+func (h Histogram) MarshalJSON() ([]byte, error) {
+	first, last := 1, 0
+	for i := 1; i < numBuckets; i++ {
+		if h.Buckets[i] != 0 {
+			if last == 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	counts, offset := []uint64{}, 0
+	if last != 0 {
+		counts, offset = h.Buckets[first:last+1], first+histMinExp<<histScale-1
+	}
+	return json.Marshal(struct {
+		Count         uint64   `json:"count"`
+		Sum           float64  `json:"sum"`
+		Max           float64  `json:"max"`
+		P50           float64  `json:"p50"`
+		P99           float64  `json:"p99"`
+		Scale         int      `json:"scale"`
+		ZeroThreshold float64  `json:"zero_threshold"`
+		ZeroCount     uint64   `json:"zero_count"`
+		Offset        int      `json:"offset"`
+		BucketCounts  []uint64 `json:"bucket_counts"`
+	}{
+		h.Count, h.Sum.Seconds(), h.Max.Seconds(), h.Quantile(0.5).Seconds(), h.Quantile(0.99).Seconds(),
+		histScale, math.Exp2(histMinExp), h.Buckets[0], offset, counts,
+	})
 }

@@ -1,6 +1,7 @@
 package locks
 
 import (
+	"encoding/json"
 	"math"
 	"runtime"
 	"slices"
@@ -215,4 +216,44 @@ func TestReadHoldSlotRecovers(t *testing.T) {
 		t.Errorf("Hold.Count %d, Readers %d; want 6 (5 timed, one of them standing for the lost one too), 0", s.Hold.Count, s.Readers)
 	}
 	runtime.KeepAlive(&rw)
+}
+
+func TestHistogramJSON(t *testing.T) {
+	var h hist
+	h.record(1000, 1) // 1 µs
+	h.record(2000, 2) // 2 µs, twice
+	h.record(10, 1)   // zero bucket
+	var got Histogram
+	h.read(&got)
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Count         uint64
+		Sum, Max      float64
+		Scale         int
+		ZeroThreshold float64 `json:"zero_threshold"`
+		ZeroCount     uint64  `json:"zero_count"`
+		Offset        int
+		BucketCounts  []uint64 `json:"bucket_counts"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Count != 4 || v.ZeroCount != 1 || v.Scale != 3 || v.Max != 2e-6 || math.Abs(v.Sum-5.01e-6) > 1e-12 {
+		t.Errorf("got %s", b)
+	}
+	// 1 µs is in OpenTelemetry bucket ceil(8*log2(1e-6))-1 = -160, 2 µs
+	// in -152; the counts run from the first to the last.
+	if v.Offset != -160 || len(v.BucketCounts) != 9 || v.BucketCounts[0] != 1 || v.BucketCounts[8] != 2 {
+		t.Errorf("offset %d, counts %v; want -160, [1 0 0 0 0 0 0 0 2]", v.Offset, v.BucketCounts)
+	}
+	for _, i := range []int{-160, -152} {
+		lo, hi := math.Exp2(float64(i)/8), math.Exp2(float64(i+1)/8)
+		d := 1e-6 * float64(1+(i+160)/8)
+		if !(lo < d && d <= hi) {
+			t.Errorf("%g s is not in (%g, %g]", d, lo, hi)
+		}
+	}
 }

@@ -49,50 +49,53 @@ func sweep(f func(*state)) {
 	registry.live = len(live)
 }
 
-// State is the state of one named lock, as read by [Read].
+// State is the state of one named lock, as read by [Read]. Its JSON form
+// uses the names of the schema (lock.id, lock.type, lock.wait.duration,
+// lock.held.duration) and snake_case for the rest; see
+// [Histogram.MarshalJSON].
 type State struct {
 	// Name is the lock's id, given by SetName.
-	Name string
+	Name string `json:"lock.id"`
 	// Type is TypeMutex or TypeRWMutex.
-	Type string
+	Type string `json:"lock.type"`
 
 	// Acquisitions counts the acquisitions since the lock was named: Lock
 	// and successful TryLock calls, and for RWMutex RLock and successful
 	// TryRLock calls too.
-	Acquisitions uint64
+	Acquisitions uint64 `json:"acquisitions"`
 	// Contended counts the acquisitions that had to wait (those whose fast
 	// path failed); it equals Wait.Count.
-	Contended uint64
+	Contended uint64 `json:"contended"`
 
 	// Waiters is the number of goroutines waiting to acquire the lock now.
-	Waiters int
+	Waiters int `json:"waiters"`
 	// Readers is the number of read holds now (RWMutex only).
-	Readers int
+	Readers int `json:"readers"`
 
 	// Held reports whether the lock is locked (for RWMutex: for writing)
 	// now.
-	Held bool
+	Held bool `json:"held"`
 	// Holder is the id of the goroutine that holds the lock, as printed
 	// in its runtime.Stack header ("goroutine 18 [running]:"); 0 if the
 	// lock is not held or ids are unavailable (see the package doc). For
 	// RWMutex, it is the writer. The lock may have been unlocked since, by
 	// this or another goroutine.
-	Holder uint64
+	Holder uint64 `json:"holder_goroutine,omitzero"`
 	// HeldSince is when the current hold began, if Held. It is exact if
 	// HeldSinceExact (the hold was timed: see the package doc, section
 	// Cost); otherwise it is the first time Read saw this hold, and the
 	// lock has been held at least since then.
-	HeldSince      time.Time
-	HeldSinceExact bool
+	HeldSince      time.Time `json:"held_since,omitzero"`
+	HeldSinceExact bool      `json:"held_since_exact,omitzero"`
 
 	// Wait is the distribution of wait durations of contended
 	// acquisitions: from the failed fast path to acquisition. Every
 	// contended acquisition is counted.
-	Wait Histogram
+	Wait Histogram `json:"lock.wait.duration"`
 	// Hold is the distribution of hold durations, from acquisition to
 	// release. It is sampled and its Count and Sum are estimates: see the
 	// package doc, section Cost.
-	Hold Histogram
+	Hold Histogram `json:"lock.held.duration"`
 
 	stack  [stackDepth]uintptr
 	stackN int

@@ -96,3 +96,61 @@ func TestNoAllocs(t *testing.T) {
 		}
 	}
 }
+
+func TestAcquisitionsDecode(t *testing.T) {
+	// Walk the count across two periods of the holder word, as Lock
+	// stores it, and check the decoding at every step, and that a read
+	// between the holder word's store and acqHigh's increment comes out
+	// low, never high.
+	var high uint64
+	for count := uint64(1); count < 3<<seqBits; count++ {
+		n := count & seqMask
+		if n == 1<<(seqBits-1) {
+			if got := acquisitions(high, n); got > count {
+				t.Fatalf("count %d: mid-update read %d, higher than the count", count, got)
+			}
+			high++
+		}
+		if got := acquisitions(high, n); got != count {
+			t.Fatalf("count %d (high %d, n %#x): decoded %d", count, high, n, got)
+		}
+	}
+}
+
+// TestAcquisitionsWrap: a Mutex locked 3×2^16+5 times counts them all.
+func TestAcquisitionsWrap(t *testing.T) {
+	var m Mutex
+	m.SetName("wrap")
+	const n = 3<<seqBits + 5
+	for range n {
+		m.Lock()
+		m.Unlock()
+	}
+	if s := find(t, "wrap"); s.Acquisitions != n {
+		t.Errorf("Acquisitions %d, want %d", s.Acquisitions, n)
+	}
+	runtime.KeepAlive(&m)
+}
+
+// TestHeldWithoutLockWord: where sync.Mutex's lock bit cannot be read,
+// Unlock clears the holder itself.
+func TestHeldWithoutLockWord(t *testing.T) {
+	var m Mutex
+	m.SetName("no_lock_word")
+	m.s.Load().lockWord = nil // as if checkLockWord had failed
+	for i, want := range []bool{true, false} {
+		if want {
+			m.Lock()
+		} else {
+			m.Unlock()
+		}
+		s := find(t, "no_lock_word")
+		if s.Held != want || (s.Holder != 0) != (want && goidOffset != 0) {
+			t.Errorf("step %d: Held %v, Holder %d; want Held %v", i, s.Held, s.Holder, want)
+		}
+	}
+	if !lockWordOK && runtime.GOARCH == "amd64" {
+		t.Error("the lock bit of sync.Mutex was not found on amd64")
+	}
+	runtime.KeepAlive(&m)
+}

@@ -1,0 +1,109 @@
+// Package locks provides [Mutex] and [RWMutex], drop-in replacements for
+// [sync.Mutex] and [sync.RWMutex] that, once named, record what a diagnosis
+// of lock contention needs and what a Go execution trace or mutex profile
+// cannot give: which lock it is, who holds it now, how long it is held, and
+// how long its waiters wait.
+//
+// # Usage
+//
+// Change the type and name the lock where its owner is built:
+//
+//	type shard struct {
+//		mu    locks.Mutex // was sync.Mutex
+//		items map[string]int
+//	}
+//
+//	s := &shard{items: map[string]int{}}
+//	s.mu.SetName("inventory_shard_127")
+//
+// The zero value works and is unnamed: it records nothing and costs what
+// sync's locks cost. A named lock records, until it is garbage collected:
+//
+//   - the wait of every contended acquisition (from the failed fast path to
+//     acquisition), in a histogram;
+//   - hold durations (acquisition to release), sampled, in a histogram;
+//   - the goroutine holding it now, by id, so that its stack can be found in
+//     a goroutine dump ([runtime.Stack] prints "goroutine 18 [...]"), when the
+//     hold began, and, for a sampled contended acquisition, the holder's
+//     stack at Lock;
+//   - how many goroutines wait for it now, and for RWMutex how many readers
+//     hold it;
+//   - its acquisitions and contended acquisitions.
+//
+// [Read] returns that state for every named lock in the process, without
+// allocating when given room; a monitor polls it. The histograms use fixed
+// log-scale buckets (9 % wide; see [Histogram]) and the metric and attribute
+// names of the schema (MetricWaitDuration, AttrID, ...), which package
+// oteldiag exports to OpenTelemetry.
+//
+// # Why SetName
+//
+// A lock is named by a method rather than by a constructor or a field because
+// locks live as values inside their owners' structs, like sync's: a
+// constructor would turn every such field into a pointer and every struct
+// literal into an initialization, and a Name field would be read (and could
+// be changed) on every Lock. SetName is one line, once, before first use; it
+// allocates the lock's state and registers it, so unnamed locks carry only a
+// nil pointer.
+//
+// # The registry
+//
+// The registry of named locks is the one piece of process-wide state in this
+// package, and it has to be: locks are spread through a program's data, and
+// a monitor must find all of them without the program passing them around.
+// It holds weak pointers ([weak.Pointer]), so naming a lock never keeps it
+// alive: when its owner is collected, the registry forgets it.
+//
+// # Lock order
+//
+// [SetOrderCheck] (or LOCKDIAG_LOCK_ORDER=on in the environment) turns on a
+// check, off by default, that reports a potential deadlock the first time two
+// named locks are taken in both orders, A then B in one place and B then A
+// in another, with both stacks, before the second order waits; see
+// [Inversions].
+//
+// # Goroutine ids
+//
+// The holder is named by its goroutine id. The runtime does not export it, so
+// the package reads it from the runtime's per-goroutine struct: a few lines
+// of assembly on amd64 and arm64 find that struct, and the offset of the id
+// in it is found and checked, when the first lock is named, against the ids
+// that [runtime.Stack] prints for several goroutines. On other architectures,
+// with gccgo, or if that check fails, holders are not identified (Holder is 0
+// and Held still works), read holds are not timed, and the lock-order check
+// is unavailable.
+//
+// # Cost
+//
+// Measured on a 2-core AMD EPYC (Zen 4) VM shared with other work, Go 1.26,
+// in one run of this package's benchmarks (preliminary):
+//
+//   - Unnamed locks: as sync's, within noise.
+//   - Named Mutex, uncontended Lock+Unlock: COST_NAMED ns against
+//     COST_SYNC ns for sync.Mutex: one atomic store per Lock (holder id and
+//     acquisition number share one word), a goroutine-id read (a call to 3
+//     instructions of assembly), and no store in Unlock (whether a Mutex is
+//     held is read from sync.Mutex's lock bit).
+//   - Contended: the waiter reads the clock before waiting and after
+//     acquiring; the histograms are updated after Unlock has released the
+//     lock, so the critical section grows by one clock read and a few
+//     stores. Throughput with 8 and 64 goroutines is within COST_CONTENDED
+//     of sync.Mutex.
+//   - Named RWMutex readers: RLock and RUnlock each add a goroutine-id read
+//     and an atomic add on a counter sharded by goroutine id (so that
+//     readers on different processors do not share a cache line):
+//     COST_READ.
+//   - Hold durations are timed for every contended acquisition and for 1 in
+//     64 uncontended ones, each of which stands for itself and the 63
+//     untimed holds before it: the hold histogram's Count and Sum are
+//     estimates whose count is exact up to the last 63 holds. Timing a hold
+//     costs two clock reads (about 40 ns). An RWMutex times one read hold at
+//     a time; a read hold due for timing while another is timed is not
+//     timed, and its weight goes to the next one that is.
+//   - Holder stacks ([runtime.Callers], about 1 µs) are recorded on
+//     contended acquisitions, at most once per millisecond per lock.
+//   - Memory: about 7 KiB per named lock, mostly its two histograms.
+//   - The lock-order check costs a sharded mutex per Lock and Unlock and a
+//     map lookup per lock held at the time; it is meant for tests, staging
+//     or a while in production.
+package locks
