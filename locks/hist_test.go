@@ -132,7 +132,9 @@ func TestHoldHistogramMatchesWorkload(t *testing.T) {
 		}
 	}
 	checkHist(t, "Mutex hold", find(t, "hold_workload").Hold, measured)
-	checkHist(t, "RWMutex read hold", find(t, "hold_workload_rw").Hold, measuredRW)
+	if goidOffset != 0 { // else read holds are not timed (see the package doc)
+		checkHist(t, "RWMutex read hold", find(t, "hold_workload_rw").Hold, measuredRW)
+	}
 	runtime.KeepAlive(&m)
 	runtime.KeepAlive(&rw)
 }

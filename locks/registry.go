@@ -58,6 +58,9 @@ type State struct {
 	Name string `json:"lock.id"`
 	// Type is TypeMutex or TypeRWMutex.
 	Type string `json:"lock.type"`
+	// Named is when the lock was first named: the start of its counts and
+	// histograms.
+	Named time.Time `json:"named"`
 
 	// Acquisitions counts the acquisitions since the lock was named: Lock
 	// and successful TryLock calls, and for RWMutex RLock and successful
@@ -136,6 +139,7 @@ func Read(dst []State) []State {
 // read fills every field of st. registry.mu must be held.
 func (s *state) read(st *State, now int64) {
 	st.Name = *s.name.Load()
+	st.Named = fromNanotime(s.named)
 	st.Type = TypeMutex
 	if s.kind == kindRWMutex {
 		st.Type = TypeRWMutex

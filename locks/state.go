@@ -134,9 +134,10 @@ type state struct {
 	stack     [stackDepth]uintptr
 
 	// Identity.
-	name atomic.Pointer[string]
-	kind uint8
-	id   uint64 // registration number (registry.mu)
+	name  atomic.Pointer[string]
+	kind  uint8
+	named int64  // nanotime of the first SetName
+	id    uint64 // registration number (registry.mu)
 
 	// Read's memory (registry.mu): the largest count seen, and the first
 	// time it saw the current hold.
@@ -163,7 +164,7 @@ func (s *state) shard(g uint64) *readShard { return &s.reads[g%readShards] }
 func newState(name string, kind uint8, mu *sync.Mutex) *state {
 	probeRuntime()
 	orderFromEnv()
-	s := &state{kind: kind}
+	s := &state{kind: kind, named: nanotime()}
 	s.name.Store(&name)
 	s.readerMissing = goidOffset == 0
 	if mu != nil && lockWordOK {
