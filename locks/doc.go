@@ -48,11 +48,14 @@
 //
 // # The registry
 //
-// The registry of named locks is the one piece of process-wide state in this
-// package, and it has to be: locks are spread through a program's data, and
-// a monitor must find all of them without the program passing them around.
-// It holds weak pointers ([weak.Pointer]), so naming a lock never keeps it
-// alive: when its owner is collected, the registry forgets it.
+// The registry of named locks is the package's one piece of process-wide
+// state, and it has to be: locks are spread through a program's data, inside
+// values of every type, and a monitor must find all of them without the
+// program handing them over. It holds weak pointers ([weak.Pointer]), so
+// naming a lock never keeps it alive: when its owner is collected, the
+// registry forgets it. Besides it, the package keeps only facts found once
+// (where the runtime keeps goroutine ids) and, while the lock-order check is
+// on, that check's findings.
 //
 // # Lock order
 //

@@ -14,10 +14,9 @@ import (
 // alive: when the owner drops a lock, the garbage collector frees it and the
 // registry forgets it at its next sweep.
 var registry struct {
-	mu     sync.Mutex // guards the fields below, and state.id, seenSeq, seenAt
-	locks  []weak.Pointer[state]
-	live   int // live locks found by the last sweep
-	nextID uint64
+	mu    sync.Mutex // guards the fields below, and each state's seenAcq, seenSeq, seenAt
+	locks []weak.Pointer[state]
+	live  int // live locks found by the last sweep
 }
 
 // register adds a newly named lock. It sweeps out collected locks whenever the
@@ -26,8 +25,6 @@ var registry struct {
 func register(s *state) {
 	registry.mu.Lock()
 	defer registry.mu.Unlock()
-	registry.nextID++
-	s.id = registry.nextID
 	if len(registry.locks) >= 2*registry.live+64 {
 		sweep(func(*state) {})
 	}

@@ -137,7 +137,7 @@ type state struct {
 	name  atomic.Pointer[string]
 	kind  uint8
 	named int64  // nanotime of the first SetName
-	id    uint64 // registration number (registry.mu)
+	id    uint64 // unique, for the lock-order check
 
 	// Read's memory (registry.mu): the largest count seen, and the first
 	// time it saw the current hold.
@@ -157,6 +157,8 @@ type readShard struct {
 	_          [128 - 24]byte
 }
 
+var lastID atomic.Uint64 // the last state id given
+
 func (s *state) shard(g uint64) *readShard { return &s.reads[g%readShards] }
 
 // newState returns the state of a lock named name; mu is the Mutex's
@@ -164,7 +166,7 @@ func (s *state) shard(g uint64) *readShard { return &s.reads[g%readShards] }
 func newState(name string, kind uint8, mu *sync.Mutex) *state {
 	probeRuntime()
 	orderFromEnv()
-	s := &state{kind: kind, named: nanotime()}
+	s := &state{kind: kind, named: nanotime(), id: lastID.Add(1)}
 	s.name.Store(&name)
 	s.readerMissing = goidOffset == 0
 	if mu != nil && lockWordOK {
