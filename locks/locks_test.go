@@ -375,3 +375,43 @@ func TestRename(t *testing.T) {
 	}
 	runtime.KeepAlive(&m)
 }
+
+// TestConcurrentSetName: goroutines that name and use one lock at once
+// leave one named lock, race-free (run with -race).
+func TestConcurrentSetName(t *testing.T) {
+	needGoid(t)
+	if err := SetOrderCheck(true); err != nil {
+		t.Fatal(err)
+	}
+	defer SetOrderCheck(false)
+	var m Mutex
+	var rw RWMutex
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			m.SetName("concurrent_name")
+			rw.SetName("concurrent_name_rw")
+			for range 100 {
+				m.Lock()
+				rw.RLock()
+				rw.RUnlock()
+				m.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	for _, s := range Read(nil) {
+		if s.Name == "concurrent_name" {
+			n++
+			if s.Acquisitions != 800 {
+				t.Errorf("Acquisitions %d, want 800", s.Acquisitions)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d named locks called concurrent_name, want 1", n)
+	}
+	runtime.KeepAlive(&m)
+	runtime.KeepAlive(&rw)
+}

@@ -13,7 +13,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // find returns the state of the named lock called name.
-func find(t *testing.T, name string) State {
+func find(t testing.TB, name string) State {
 	t.Helper()
 	for _, s := range Read(nil) {
 		if s.Name == name {

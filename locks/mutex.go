@@ -51,13 +51,7 @@ func (m *Mutex) lockNamed(s *state) {
 		s.orderLock(g, true)
 	}
 	if m.mu.TryLock() {
-		// s.acquired, written out: this is the hot path.
-		n := (s.hw.Load() + 1) & seqMask
-		s.hw.Store(packG(g) | n)
-		if n == 1<<(seqBits-1) {
-			s.acqHigh.Add(1)
-		}
-		if (n-s.contendedW)&holdMask == 0 {
+		if n := s.acquired(g); (n-s.contendedW)&holdMask == 0 {
 			s.timeHold()
 		}
 		return

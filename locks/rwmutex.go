@@ -121,12 +121,15 @@ func (rw *RWMutex) rlockNamed(s *state) {
 		s.orderLock(g, true)
 	}
 	if rw.rw.TryRLock() {
-		s.rAcquired(g, 0)
+		sh := s.shard(g)
+		if n := sh.rlocks.Add(1); (n-sh.rcontended.Load())&holdMask == 0 {
+			s.timeRead(g, holdMask+1, 0)
+		}
 		return
 	}
 	start := s.waitBegin()
 	rw.rw.RLock()
-	s.rAcquired(g, start)
+	s.rWaited(g, start)
 }
 
 // TryRLock tries to lock rw for reading and reports whether it succeeded.
@@ -139,7 +142,10 @@ func (rw *RWMutex) TryRLock() bool {
 		return false
 	}
 	g := goid()
-	s.rAcquired(g, 0)
+	sh := s.shard(g)
+	if n := sh.rlocks.Add(1); (n-sh.rcontended.Load())&holdMask == 0 {
+		s.timeRead(g, holdMask+1, 0)
+	}
 	if order.on.Load() {
 		s.orderLock(g, false)
 	}
@@ -162,7 +168,12 @@ func (rw *RWMutex) runlockNamed(s *state) {
 	if order.on.Load() {
 		s.orderUnlock(g)
 	}
-	hold, w := s.rReleasing(g)
+	if s.reader.Load() == 0 { // no read hold is timed: the hot path
+		s.shard(g).runlocks.Add(1)
+		rw.rw.RUnlock()
+		return
+	}
+	hold, w := s.rReleasingTimed(g)
 	rw.rw.RUnlock()
 	if hold >= 0 {
 		s.hold.record(hold, w)

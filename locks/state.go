@@ -178,7 +178,7 @@ func newState(name string, kind uint8, mu *sync.Mutex) *state {
 func (s *state) setName(name string) { s.name.Store(&name) }
 
 // acquired records a write acquisition by goroutine g and returns its number
-// modulo 2^seqBits. It is the hot path, written out in Lock.
+// modulo 2^seqBits. It is the hot path, inlined.
 func (s *state) acquired(g uint64) uint64 {
 	n := (s.hw.Load() + 1) & seqMask
 	s.hw.Store(packG(g) | n)
@@ -262,23 +262,22 @@ func (s *state) recordStack(n uint64, skip int) {
 
 // Read side of RWMutex.
 
-// rAcquired records a read acquisition by goroutine g; start is the start of
-// its wait, or 0 if it did not wait.
-func (s *state) rAcquired(g uint64, start int64) {
+// rWaited records a read acquisition by goroutine g that began to wait at
+// start.
+func (s *state) rWaited(g uint64, start int64) {
+	now := nanotime()
+	s.waiters.Add(-1)
 	sh := s.shard(g)
-	n := sh.rlocks.Add(1)
-	w := uint64(0)
-	var now int64
-	if start != 0 {
-		now = nanotime()
-		s.waiters.Add(-1)
-		sh.rcontended.Add(1)
-		s.wait.record(now-start, 1)
-		w = 1
-	} else if (n-sh.rcontended.Load())&holdMask == 0 {
-		w = holdMask + 1
-	}
-	if w == 0 || s.readerMissing {
+	sh.rlocks.Add(1)
+	sh.rcontended.Add(1)
+	s.wait.record(now-start, 1)
+	s.timeRead(g, 1, now)
+}
+
+// timeRead times the read hold of goroutine g that began at now (0: not
+// read yet) and stands for w holds, unless a read hold is timed already.
+func (s *state) timeRead(g, w uint64, now int64) {
+	if s.readerMissing {
 		return
 	}
 	if s.reader.Load() != 0 || !s.reader.CompareAndSwap(0, g) {
@@ -292,10 +291,10 @@ func (s *state) rAcquired(g uint64, start int64) {
 	s.readSince.Store(now)
 }
 
-// rReleasing is called by RUnlock by goroutine g before the read lock is
-// released. It returns a read hold to record after the release (hold < 0:
-// none).
-func (s *state) rReleasing(g uint64) (hold int64, w uint64) {
+// rReleasingTimed is called by RUnlock by goroutine g before the read lock
+// is released, while a read hold is timed. It returns a read hold to record
+// after the release (hold < 0: none).
+func (s *state) rReleasingTimed(g uint64) (hold int64, w uint64) {
 	r := s.reader.Load()
 	if r == g {
 		hold, w = nanotime()-s.readSince.Load(), s.readWeight.Load()
