@@ -31,7 +31,7 @@ func mutexes() []struct {
 		name string
 		l    locker
 	}{
-		{"sync.Mutex", new(sync.Mutex)},
+		{"sync", new(sync.Mutex)},
 		{"unnamed", new(Mutex)},
 		{"named", named},
 	}
@@ -47,16 +47,18 @@ func rwmutexes() []struct {
 		name string
 		l    rwlocker
 	}{
-		{"sync.RWMutex", new(sync.RWMutex)},
+		{"sync", new(sync.RWMutex)},
 		{"unnamed", new(RWMutex)},
 		{"named", named},
 	}
 }
 
-// BenchmarkUncontended is one goroutine's Lock+Unlock. The calls go through
-// concrete types, as in real code (an interface call would add its own cost).
+// BenchmarkUncontended is one goroutine's Lock+Unlock (RLock+RUnlock for
+// lock=RWMutex.RLock). The calls go through concrete types, as in real code
+// (an interface call would add its own cost). Compare the impl column with
+// benchstat -col /impl.
 func BenchmarkUncontended(b *testing.B) {
-	b.Run("sync.Mutex", func(b *testing.B) {
+	b.Run("lock=Mutex/impl=sync", func(b *testing.B) {
 		var mu sync.Mutex
 		b.ReportAllocs()
 		for b.Loop() {
@@ -64,7 +66,7 @@ func BenchmarkUncontended(b *testing.B) {
 			mu.Unlock()
 		}
 	})
-	b.Run("unnamed", func(b *testing.B) {
+	b.Run("lock=Mutex/impl=unnamed", func(b *testing.B) {
 		var mu Mutex
 		b.ReportAllocs()
 		for b.Loop() {
@@ -72,7 +74,7 @@ func BenchmarkUncontended(b *testing.B) {
 			mu.Unlock()
 		}
 	})
-	b.Run("named", func(b *testing.B) {
+	b.Run("lock=Mutex/impl=named", func(b *testing.B) {
 		var mu Mutex
 		mu.SetName("bench_uncontended")
 		b.ReportAllocs()
@@ -81,7 +83,7 @@ func BenchmarkUncontended(b *testing.B) {
 			mu.Unlock()
 		}
 	})
-	b.Run("sync.RWMutex", func(b *testing.B) {
+	b.Run("lock=RWMutex/impl=sync", func(b *testing.B) {
 		var mu sync.RWMutex
 		b.ReportAllocs()
 		for b.Loop() {
@@ -89,7 +91,7 @@ func BenchmarkUncontended(b *testing.B) {
 			mu.Unlock()
 		}
 	})
-	b.Run("rw-unnamed", func(b *testing.B) {
+	b.Run("lock=RWMutex/impl=unnamed", func(b *testing.B) {
 		var mu RWMutex
 		b.ReportAllocs()
 		for b.Loop() {
@@ -97,7 +99,7 @@ func BenchmarkUncontended(b *testing.B) {
 			mu.Unlock()
 		}
 	})
-	b.Run("rw-named", func(b *testing.B) {
+	b.Run("lock=RWMutex/impl=named", func(b *testing.B) {
 		var mu RWMutex
 		mu.SetName("bench_uncontended_rw")
 		b.ReportAllocs()
@@ -106,11 +108,7 @@ func BenchmarkUncontended(b *testing.B) {
 			mu.Unlock()
 		}
 	})
-}
-
-// BenchmarkUncontendedRead is one goroutine's RLock+RUnlock.
-func BenchmarkUncontendedRead(b *testing.B) {
-	b.Run("sync.RWMutex", func(b *testing.B) {
+	b.Run("lock=RWMutex.RLock/impl=sync", func(b *testing.B) {
 		var mu sync.RWMutex
 		b.ReportAllocs()
 		for b.Loop() {
@@ -118,7 +116,7 @@ func BenchmarkUncontendedRead(b *testing.B) {
 			mu.RUnlock()
 		}
 	})
-	b.Run("unnamed", func(b *testing.B) {
+	b.Run("lock=RWMutex.RLock/impl=unnamed", func(b *testing.B) {
 		var mu RWMutex
 		b.ReportAllocs()
 		for b.Loop() {
@@ -126,7 +124,7 @@ func BenchmarkUncontendedRead(b *testing.B) {
 			mu.RUnlock()
 		}
 	})
-	b.Run("named", func(b *testing.B) {
+	b.Run("lock=RWMutex.RLock/impl=named", func(b *testing.B) {
 		var mu RWMutex
 		mu.SetName("bench_uncontended_read")
 		b.ReportAllocs()
@@ -145,7 +143,7 @@ func BenchmarkUncontendedRead(b *testing.B) {
 func BenchmarkContended(b *testing.B) {
 	for _, g := range []int{8, 64} {
 		for _, m := range mutexes() {
-			b.Run(fmt.Sprintf("g=%d/%s", g, m.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("g=%d/impl=%s", g, m.name), func(b *testing.B) {
 				b.ReportAllocs()
 				var before State
 				if n, ok := m.l.(*Mutex); ok && n.s.Load() != nil {
@@ -168,13 +166,14 @@ func contend(b *testing.B, g int, l locker) {
 	var table [16]uint64
 	var wg sync.WaitGroup
 	per := b.N / g
-	b.ResetTimer()
+	start := make(chan struct{})
 	for i := range g {
 		n := per
 		if i == 0 {
 			n += b.N % g
 		}
 		wg.Go(func() {
+			<-start
 			x := uint64(i)
 			for range n {
 				l.Lock()
@@ -189,6 +188,8 @@ func contend(b *testing.B, g int, l locker) {
 			atomic.AddUint64(&sink, x)
 		})
 	}
+	b.ResetTimer() // not the goroutines' creation
+	close(start)
 	wg.Wait()
 }
 
@@ -196,7 +197,7 @@ func contend(b *testing.B, g int, l locker) {
 // per P) and written by 1 operation in 100, with a short critical section.
 func BenchmarkReadHeavy(b *testing.B) {
 	for _, m := range rwmutexes() {
-		b.Run(m.name, func(b *testing.B) {
+		b.Run("impl="+m.name, func(b *testing.B) {
 			b.ReportAllocs()
 			var shared [16]int
 			b.RunParallel(func(pb *testing.PB) {
