@@ -87,22 +87,26 @@
 //     acquisition number share one word), a goroutine-id read (a call to 3
 //     instructions of assembly), and no store in Unlock (whether a Mutex is
 //     held is read from sync.Mutex's lock bit).
-//   - Contended: the waiter reads the clock before waiting and after
-//     acquiring; the histograms are updated after Unlock has released the
-//     lock, so the critical section grows by one clock read and a few
-//     stores. Throughput with 8 and 64 goroutines is within COST_CONTENDED
-//     of sync.Mutex.
+//   - Contended: throughput with 8 and 64 goroutines is within
+//     COST_CONTENDED of sync.Mutex.
 //   - Named RWMutex readers: RLock and RUnlock each add a goroutine-id read
 //     and an atomic add on a counter sharded by goroutine id (so that
 //     readers on different processors do not share a cache line):
 //     COST_READ.
-//   - Hold durations are timed for every contended acquisition and for 1 in
-//     64 uncontended ones, each of which stands for itself and the 63
-//     untimed holds before it: the hold histogram's Count and Sum are
-//     estimates whose count is exact up to the last 63 holds. Timing a hold
-//     costs two clock reads (about 40 ns). An RWMutex times one read hold at
-//     a time; a read hold due for timing while another is timed is not
-//     timed, and its weight goes to the next one that is.
+//   - Hold durations are timed for 1 in 64 acquisitions, and for a
+//     contended acquisition when no hold of that lock was timed in the last
+//     100 µs (so that slow, contended locks have most holds timed, and hot
+//     ones pay for at most one timed hold per 100 µs beyond the 1 in 64).
+//     Each timed hold counts for itself and for the untimed holds since the
+//     previous timed one: the hold histogram's Count is exact but for the
+//     holds since the last timed one, and its Sum and buckets are estimates.
+//     Timing a hold costs two clock reads (about 20 ns each here). An
+//     RWMutex times one read hold at a time; a read hold due for timing
+//     while another is timed is not timed, and its weight goes to the next
+//     one that is. [State.HeldSince] is exact for a timed hold; for others
+//     it is when Read first saw the hold.
+//   - Every contended acquisition reads the clock before waiting and after
+//     acquiring; its wait is recorded after Unlock has released the lock.
 //   - Holder stacks ([runtime.Callers], about 1 µs) are recorded on
 //     contended acquisitions, at most once per millisecond per lock.
 //   - Memory: about 7 KiB per named lock, mostly its two histograms.

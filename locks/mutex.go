@@ -51,8 +51,8 @@ func (m *Mutex) lockNamed(s *state) {
 		s.orderLock(g, true)
 	}
 	if m.mu.TryLock() {
-		if n := s.acquired(g); (n-s.contendedW)&holdMask == 0 {
-			s.timeHold()
+		if n := s.acquired(g); n&holdMask == 0 {
+			s.timeHold(n, nanotime())
 		}
 		return
 	}
@@ -76,8 +76,8 @@ func (m *Mutex) TryLock() bool {
 		return false
 	}
 	g := goid()
-	if n := s.acquired(g); (n-s.contendedW)&holdMask == 0 {
-		s.timeHold()
+	if n := s.acquired(g); n&holdMask == 0 {
+		s.timeHold(n, nanotime())
 	}
 	if order.on.Load() {
 		s.orderLock(g, false)
@@ -101,7 +101,7 @@ func (m *Mutex) unlockNamed(s *state) {
 	if order.on.Load() {
 		s.orderUnlock(s.holderG())
 	}
-	if s.heldSince.Load() == 0 { // not timed: the hot path
+	if s.heldSince.Load() == 0 && s.waited == 0 { // not timed: the hot path
 		if s.lockWord == nil {
 			s.clearHolder()
 		}

@@ -46,8 +46,8 @@ func (rw *RWMutex) lockNamed(s *state) {
 		s.orderLock(g, true)
 	}
 	if rw.rw.TryLock() {
-		if n := s.acquired(g); (n-s.contendedW)&holdMask == 0 {
-			s.timeHold()
+		if n := s.acquired(g); n&holdMask == 0 {
+			s.timeHold(n, nanotime())
 		}
 		return
 	}
@@ -68,8 +68,8 @@ func (rw *RWMutex) TryLock() bool {
 		return false
 	}
 	g := goid()
-	if n := s.acquired(g); (n-s.contendedW)&holdMask == 0 {
-		s.timeHold()
+	if n := s.acquired(g); n&holdMask == 0 {
+		s.timeHold(n, nanotime())
 	}
 	if order.on.Load() {
 		s.orderLock(g, false)
@@ -92,7 +92,7 @@ func (rw *RWMutex) unlockNamed(s *state) {
 	if order.on.Load() {
 		s.orderUnlock(s.holderG())
 	}
-	if s.heldSince.Load() == 0 {
+	if s.heldSince.Load() == 0 && s.waited == 0 {
 		s.clearHolder()
 		rw.rw.Unlock()
 		return
@@ -122,7 +122,7 @@ func (rw *RWMutex) rlockNamed(s *state) {
 	}
 	if rw.rw.TryRLock() {
 		sh := s.shard(g)
-		if n := sh.rlocks.Add(1); (n-sh.rcontended.Load())&holdMask == 0 {
+		if n := sh.rlocks.Add(1); n&holdMask == 0 {
 			s.timeRead(g, holdMask+1, 0)
 		}
 		return
@@ -143,7 +143,7 @@ func (rw *RWMutex) TryRLock() bool {
 	}
 	g := goid()
 	sh := s.shard(g)
-	if n := sh.rlocks.Add(1); (n-sh.rcontended.Load())&holdMask == 0 {
+	if n := sh.rlocks.Add(1); n&holdMask == 0 {
 		s.timeRead(g, holdMask+1, 0)
 	}
 	if order.on.Load() {

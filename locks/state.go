@@ -10,13 +10,15 @@ import (
 
 // Sampling rates. See the package doc, section Cost.
 var (
-	// holdMask selects the uncontended acquisitions whose hold is timed:
-	// 1 in 64, those whose number u among the uncontended acquisitions has
-	// u&holdMask == 0. Each stands for holdMask+1 holds in the hold
-	// histogram, itself and the untimed ones before it, so that the
-	// histogram's count is exact up to the last 63 acquisitions. Tests set
-	// it to 0 to time every hold. holdMask+1 must divide 1<<seqBits.
-	holdMask uint64 = 63
+	// holdMask selects the acquisitions whose hold is timed: 1 in 64,
+	// those whose number n has n&holdMask == 0. A contended acquisition's
+	// hold is also timed if no hold of the lock was timed for holdEvery.
+	// A timed hold stands for itself and the untimed ones since the last
+	// timed one, so that the hold histogram's count is exact but for the
+	// acquisitions since the last timed hold. Tests set holdMask to 0 to
+	// time every hold. holdMask+1 must divide 1<<seqBits.
+	holdMask  uint64 = 63
+	holdEvery int64  = int64(100 * time.Microsecond)
 	// stackEvery is the least time between two holder stacks of one lock.
 	stackEvery int64 = int64(time.Millisecond)
 )
@@ -102,9 +104,10 @@ type state struct {
 	acqHigh   atomic.Uint64 // see acquisitions
 	heldSince atomic.Int64  // nanotime when the current hold began, if it is timed; else 0
 
-	holdWeight uint64 // guarded: how many holds the current timed hold stands for
-	waited     int64  // guarded: the current hold's wait in ns, +1; 0 if it did not wait
-	contendedW uint64 // guarded: contended write acquisitions
+	holdWeight   uint64 // guarded: how many holds the current timed hold stands for
+	waited       int64  // guarded: the current hold's wait in ns, +1; 0 if it did not wait
+	lastTimedSeq uint64 // guarded: number (mod 2^seqBits) of the last timed hold
+	lastTimedAt  int64  // guarded: nanotime when it began
 
 	// lockWord is the state word of a Mutex's sync.Mutex if lockWordOK,
 	// else nil: Unlock then clears the holder in hw.
@@ -151,10 +154,9 @@ const readShards = 8
 // readShard is 128 bytes so that no 64-byte cache line holds the counters
 // of two shards, wherever the state starts.
 type readShard struct {
-	rlocks     atomic.Uint64 // read acquisitions
-	runlocks   atomic.Uint64 // RUnlock calls
-	rcontended atomic.Uint64 // contended read acquisitions
-	_          [128 - 24]byte
+	rlocks   atomic.Uint64 // read acquisitions
+	runlocks atomic.Uint64 // RUnlock calls
+	_        [128 - 16]byte
 }
 
 var lastID atomic.Uint64 // the last state id given
@@ -194,11 +196,12 @@ func (s *state) holderG() uint64 { return s.hw.Load() >> seqBits }
 // clearHolder marks the lock as not held, keeping the acquisition number.
 func (s *state) clearHolder() { s.hw.Store(s.hw.Load() & seqMask) }
 
-// timeHold times the current hold, an uncontended one that stands for
-// holdMask+1 holds.
-func (s *state) timeHold() {
-	s.holdWeight = holdMask + 1
-	s.heldSince.Store(nanotime())
+// timeHold times the current hold, acquisition n (mod 2^seqBits), which
+// began at now.
+func (s *state) timeHold(n uint64, now int64) {
+	s.holdWeight = (n - s.lastTimedSeq) & seqMask
+	s.lastTimedSeq, s.lastTimedAt = n, now
+	s.heldSince.Store(now)
 }
 
 // waitBegin is called when the fast path failed; it returns the start of the
@@ -209,16 +212,16 @@ func (s *state) waitBegin() int64 {
 }
 
 // waitedW records a contended write acquisition by goroutine g that began to
-// wait at start. It returns the full acquisition count if a holder stack is
-// due, else 0.
+// wait at start. Its wait is recorded after Unlock has released the lock. It
+// returns the full acquisition count if a holder stack is due, else 0.
 func (s *state) waitedW(g uint64, start int64) uint64 {
 	now := nanotime()
 	s.waiters.Add(-1)
 	n := s.acquired(g)
-	s.contendedW++
-	s.holdWeight = 1
 	s.waited = now - start + 1
-	s.heldSince.Store(now)
+	if n&holdMask == 0 || now-s.lastTimedAt >= holdEvery {
+		s.timeHold(n, now)
+	}
 	if !s.stackDue(now) {
 		return 0
 	}
@@ -226,18 +229,24 @@ func (s *state) waitedW(g uint64, start int64) uint64 {
 }
 
 // releasing is called by Unlock before the lock is released, if the hold is
-// timed. It returns the hold to record after the release.
+// timed or waited. It returns what to record after the release (hold or wait
+// < 0: none).
 func (s *state) releasing() (hold, wait int64, w uint64) {
-	hold, wait, w = nanotime()-s.heldSince.Load(), s.waited-1, s.holdWeight
+	hold, wait = -1, s.waited-1
+	if t := s.heldSince.Load(); t != 0 {
+		hold, w = nanotime()-t, s.holdWeight
+		s.heldSince.Store(0)
+	}
 	s.waited = 0
-	s.heldSince.Store(0)
 	return hold, wait, w
 }
 
 // released records what releasing returned, after the lock was released so
 // that the recording does not lengthen the critical section.
 func (s *state) released(hold, wait int64, w uint64) {
-	s.hold.record(hold, w)
+	if hold >= 0 {
+		s.hold.record(hold, w)
+	}
 	if wait >= 0 {
 		s.wait.record(wait, 1)
 	}
@@ -267,11 +276,10 @@ func (s *state) recordStack(n uint64, skip int) {
 func (s *state) rWaited(g uint64, start int64) {
 	now := nanotime()
 	s.waiters.Add(-1)
-	sh := s.shard(g)
-	sh.rlocks.Add(1)
-	sh.rcontended.Add(1)
 	s.wait.record(now-start, 1)
-	s.timeRead(g, 1, now)
+	if n := s.shard(g).rlocks.Add(1); n&holdMask == 0 {
+		s.timeRead(g, holdMask+1, now)
+	}
 }
 
 // timeRead times the read hold of goroutine g that began at now (0: not
