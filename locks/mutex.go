@@ -42,24 +42,30 @@ func (m *Mutex) Lock() {
 		m.mu.Lock()
 		return
 	}
-	m.lockNamed(s)
-}
-
-func (m *Mutex) lockNamed(s *state) {
 	g := goid()
-	if order.on.Load() {
-		s.orderLock(g, true)
-	}
-	if m.mu.TryLock() {
+	if !order.on.Load() && m.mu.TryLock() { // the hot path, written out
 		if n := s.acquired(g); n&holdMask == 0 {
 			s.timeHold(n, nanotime())
 		}
 		return
 	}
+	m.lockSlow(s, g)
+}
+
+func (m *Mutex) lockSlow(s *state, g uint64) {
+	if order.on.Load() {
+		s.orderLock(g, true)
+		if m.mu.TryLock() {
+			if n := s.acquired(g); n&holdMask == 0 {
+				s.timeHold(n, nanotime())
+			}
+			return
+		}
+	}
 	start := s.waitBegin()
 	m.mu.Lock()
 	if n := s.waitedW(g, start); n != 0 {
-		s.recordStack(n, 2) // skip lockNamed, Lock
+		s.recordStack(n, 2) // skip lockSlow, Lock
 	}
 }
 
@@ -94,19 +100,16 @@ func (m *Mutex) Unlock() {
 		m.mu.Unlock()
 		return
 	}
-	m.unlockNamed(s)
+	if !order.on.Load() && s.heldSince.Load() == 0 && s.waited == 0 && s.lockWord != nil {
+		m.mu.Unlock() // the hot path: nothing to record or clear
+		return
+	}
+	m.unlockSlow(s)
 }
 
-func (m *Mutex) unlockNamed(s *state) {
+func (m *Mutex) unlockSlow(s *state) {
 	if order.on.Load() {
 		s.orderUnlock(s.holderG())
-	}
-	if s.heldSince.Load() == 0 && s.waited == 0 { // not timed: the hot path
-		if s.lockWord == nil {
-			s.clearHolder()
-		}
-		m.mu.Unlock()
-		return
 	}
 	hold, wait, w := s.releasing()
 	if s.lockWord == nil {

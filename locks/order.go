@@ -220,7 +220,7 @@ func checkEdge(a, b *state, g uint64) {
 		return
 	}
 	var pcs [stackDepth]uintptr
-	// Skip Callers, checkEdge, orderLock, lockNamed (or rlockNamed) and
+	// Skip Callers, checkEdge, orderLock, lockSlow (or rlockSlow) and
 	// Lock (or RLock).
 	n := runtime.Callers(5, pcs[:])
 	e := &edge{g: g, stack: append([]uintptr(nil), pcs[:n]...)}

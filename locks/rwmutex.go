@@ -37,24 +37,30 @@ func (rw *RWMutex) Lock() {
 		rw.rw.Lock()
 		return
 	}
-	rw.lockNamed(s)
-}
-
-func (rw *RWMutex) lockNamed(s *state) {
 	g := goid()
-	if order.on.Load() {
-		s.orderLock(g, true)
-	}
-	if rw.rw.TryLock() {
+	if !order.on.Load() && rw.rw.TryLock() { // the hot path, written out
 		if n := s.acquired(g); n&holdMask == 0 {
 			s.timeHold(n, nanotime())
 		}
 		return
 	}
+	rw.lockSlow(s, g)
+}
+
+func (rw *RWMutex) lockSlow(s *state, g uint64) {
+	if order.on.Load() {
+		s.orderLock(g, true)
+		if rw.rw.TryLock() {
+			if n := s.acquired(g); n&holdMask == 0 {
+				s.timeHold(n, nanotime())
+			}
+			return
+		}
+	}
 	start := s.waitBegin()
 	rw.rw.Lock()
 	if n := s.waitedW(g, start); n != 0 {
-		s.recordStack(n, 2) // skip lockNamed, Lock
+		s.recordStack(n, 2) // skip lockSlow, Lock
 	}
 }
 
@@ -85,17 +91,17 @@ func (rw *RWMutex) Unlock() {
 		rw.rw.Unlock()
 		return
 	}
-	rw.unlockNamed(s)
-}
-
-func (rw *RWMutex) unlockNamed(s *state) {
-	if order.on.Load() {
-		s.orderUnlock(s.holderG())
-	}
-	if s.heldSince.Load() == 0 && s.waited == 0 {
-		s.clearHolder()
+	if !order.on.Load() && s.heldSince.Load() == 0 && s.waited == 0 {
+		s.clearHolder() // the hot path, written out
 		rw.rw.Unlock()
 		return
+	}
+	rw.unlockSlow(s)
+}
+
+func (rw *RWMutex) unlockSlow(s *state) {
+	if order.on.Load() {
+		s.orderUnlock(s.holderG())
 	}
 	hold, wait, w := s.releasing()
 	s.clearHolder()
@@ -112,20 +118,25 @@ func (rw *RWMutex) RLock() {
 		rw.rw.RLock()
 		return
 	}
-	rw.rlockNamed(s)
-}
-
-func (rw *RWMutex) rlockNamed(s *state) {
 	g := goid()
-	if order.on.Load() {
-		s.orderLock(g, true)
-	}
-	if rw.rw.TryRLock() {
-		sh := s.shard(g)
-		if n := sh.rlocks.Add(1); n&holdMask == 0 {
+	if !order.on.Load() && rw.rw.TryRLock() { // the hot path, written out
+		if n := s.shard(g).rlocks.Add(1); n&holdMask == 0 {
 			s.timeRead(g, holdMask+1, 0)
 		}
 		return
+	}
+	rw.rlockSlow(s, g)
+}
+
+func (rw *RWMutex) rlockSlow(s *state, g uint64) {
+	if order.on.Load() {
+		s.orderLock(g, true)
+		if rw.rw.TryRLock() {
+			if n := s.shard(g).rlocks.Add(1); n&holdMask == 0 {
+				s.timeRead(g, holdMask+1, 0)
+			}
+			return
+		}
 	}
 	start := s.waitBegin()
 	rw.rw.RLock()
@@ -160,20 +171,20 @@ func (rw *RWMutex) RUnlock() {
 		rw.rw.RUnlock()
 		return
 	}
-	rw.runlockNamed(s)
+	if !order.on.Load() && s.reader.Load() == 0 { // no read hold is timed: the hot path
+		s.shard(goid()).runlocks.Add(1)
+		rw.rw.RUnlock()
+		return
+	}
+	rw.runlockSlow(s)
 }
 
-func (rw *RWMutex) runlockNamed(s *state) {
+func (rw *RWMutex) runlockSlow(s *state) {
 	g := goid()
 	if order.on.Load() {
 		s.orderUnlock(g)
 	}
-	if s.reader.Load() == 0 { // no read hold is timed: the hot path
-		s.shard(g).runlocks.Add(1)
-		rw.rw.RUnlock()
-		return
-	}
-	hold, w := s.rReleasingTimed(g)
+	hold, w := s.rReleasing(g)
 	rw.rw.RUnlock()
 	if hold >= 0 {
 		s.hold.record(hold, w)

@@ -299,10 +299,10 @@ func (s *state) timeRead(g, w uint64, now int64) {
 	s.readSince.Store(now)
 }
 
-// rReleasingTimed is called by RUnlock by goroutine g before the read lock
-// is released, while a read hold is timed. It returns a read hold to record
+// rReleasing is called by RUnlock by goroutine g before the read lock is
+// released, unless it took the hot path. It returns a read hold to record
 // after the release (hold < 0: none).
-func (s *state) rReleasingTimed(g uint64) (hold int64, w uint64) {
+func (s *state) rReleasing(g uint64) (hold int64, w uint64) {
 	r := s.reader.Load()
 	if r == g {
 		hold, w = nanotime()-s.readSince.Load(), s.readWeight.Load()
