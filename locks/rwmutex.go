@@ -118,21 +118,21 @@ func (rw *RWMutex) RLock() {
 		rw.rw.RLock()
 		return
 	}
-	g := goid()
 	if !order.on.Load() && rw.rw.TryRLock() { // the hot path, written out
-		if n := s.shard(g).rlocks.Add(1); n&holdMask == 0 {
-			s.timeRead(g, holdMask+1, 0)
+		if n := s.shard().rlocks.Add(1); n&holdMask == 0 {
+			s.timeRead(goid(), holdMask+1, 0)
 		}
 		return
 	}
-	rw.rlockSlow(s, g)
+	rw.rlockSlow(s)
 }
 
-func (rw *RWMutex) rlockSlow(s *state, g uint64) {
+func (rw *RWMutex) rlockSlow(s *state) {
+	g := goid()
 	if order.on.Load() {
 		s.orderLock(g, true)
 		if rw.rw.TryRLock() {
-			if n := s.shard(g).rlocks.Add(1); n&holdMask == 0 {
+			if n := s.shard().rlocks.Add(1); n&holdMask == 0 {
 				s.timeRead(g, holdMask+1, 0)
 			}
 			return
@@ -153,8 +153,7 @@ func (rw *RWMutex) TryRLock() bool {
 		return false
 	}
 	g := goid()
-	sh := s.shard(g)
-	if n := sh.rlocks.Add(1); n&holdMask == 0 {
+	if n := s.shard().rlocks.Add(1); n&holdMask == 0 {
 		s.timeRead(g, holdMask+1, 0)
 	}
 	if order.on.Load() {
@@ -172,7 +171,7 @@ func (rw *RWMutex) RUnlock() {
 		return
 	}
 	if !order.on.Load() && s.reader.Load() == 0 { // no read hold is timed: the hot path
-		s.shard(goid()).runlocks.Add(1)
+		s.shard().runlocks.Add(1)
 		rw.rw.RUnlock()
 		return
 	}

@@ -149,7 +149,7 @@ type state struct {
 	seenAt  int64
 }
 
-const readShards = 8
+const readShards = 8 // a power of 2: see shard
 
 // readShard is 128 bytes so that no 64-byte cache line holds the counters
 // of two shards, wherever the state starts.
@@ -161,7 +161,15 @@ type readShard struct {
 
 var lastID atomic.Uint64 // the last state id given
 
-func (s *state) shard(g uint64) *readShard { return &s.reads[g%readShards] }
+// shard returns the read counters of the calling goroutine: the shard is
+// chosen by the address of its stack, which differs between goroutines and
+// costs nothing to find (a goroutine whose stack moves just changes shard;
+// any shard is correct, the counters are summed).
+func (s *state) shard() *readShard {
+	var here byte
+	p := uint64(uintptr(unsafe.Pointer(&here)))
+	return &s.reads[(p>>10*0x9E3779B97F4A7C15)>>(64-3)]
+}
 
 // newState returns the state of a lock named name; mu is the Mutex's
 // sync.Mutex, or nil for an RWMutex.
@@ -277,7 +285,7 @@ func (s *state) rWaited(g uint64, start int64) {
 	now := nanotime()
 	s.waiters.Add(-1)
 	s.wait.record(now-start, 1)
-	if n := s.shard(g).rlocks.Add(1); n&holdMask == 0 {
+	if n := s.shard().rlocks.Add(1); n&holdMask == 0 {
 		s.timeRead(g, holdMask+1, now)
 	}
 }
@@ -307,10 +315,10 @@ func (s *state) rReleasing(g uint64) (hold int64, w uint64) {
 	if r == g {
 		hold, w = nanotime()-s.readSince.Load(), s.readWeight.Load()
 		s.reader.Store(0)
-		s.shard(g).runlocks.Add(1)
+		s.shard().runlocks.Add(1)
 		return hold, w
 	}
-	u := s.shard(g).runlocks.Add(1)
+	u := s.shard().runlocks.Add(1)
 	// The timed reader may have released its hold from another goroutine
 	// (sync allows it). Now and then (this is a sum over the shards), if
 	// no reader holds the lock, give up on it and carry its weight over to
