@@ -2,6 +2,7 @@ package locks
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -136,33 +137,36 @@ func BenchmarkUncontended(b *testing.B) {
 }
 
 // BenchmarkContended is the throughput of g goroutines that lock, update a
-// shared table for about 20 ns, unlock, and compute for about as long on
-// their own; ns/op is per Lock+Unlock. With GOMAXPROCS goroutines running
-// at once, the lock is held about half the time, so that a good share of
-// acquisitions find it held (contended/op, for the named lock).
+// shared table, unlock, and compute for about as long on their own; ns/op is
+// per Lock+Unlock, and contended/op (named lock only) the share of
+// acquisitions that found the lock held. In cs=short the goroutines only
+// contend when two run at once, so contention depends on free processors; in
+// cs=yield each yields the processor (runtime.Gosched) while holding the
+// lock, so that nearly every acquisition waits, parks and is handed the lock.
 func BenchmarkContended(b *testing.B) {
-	for _, g := range []int{8, 64} {
-		for _, m := range mutexes() {
-			b.Run(fmt.Sprintf("g=%d/impl=%s", g, m.name), func(b *testing.B) {
-				b.ReportAllocs()
-				var before State
-				if n, ok := m.l.(*Mutex); ok && n.s.Load() != nil {
-					before = find(b, "bench_mutex")
-				}
-				contend(b, g, m.l)
-				if before.Name != "" {
-					after := find(b, "bench_mutex")
-					// How many acquisitions took the slow path.
-					b.ReportMetric(float64(after.Contended-before.Contended)/float64(b.N), "contended/op")
-				}
-			})
+	for _, cs := range []string{"short", "yield"} {
+		for _, g := range []int{8, 64} {
+			for _, m := range mutexes() {
+				b.Run(fmt.Sprintf("cs=%s/g=%d/impl=%s", cs, g, m.name), func(b *testing.B) {
+					b.ReportAllocs()
+					var before State
+					if n, ok := m.l.(*Mutex); ok && n.s.Load() != nil {
+						before = find(b, "bench_mutex")
+					}
+					contend(b, g, m.l, cs == "yield")
+					if before.Name != "" {
+						after := find(b, "bench_mutex")
+						b.ReportMetric(float64(after.Contended-before.Contended)/float64(b.N), "contended/op")
+					}
+				})
+			}
 		}
 	}
 }
 
 var sink uint64
 
-func contend(b *testing.B, g int, l locker) {
+func contend(b *testing.B, g int, l locker, yield bool) {
 	var table [16]uint64
 	var wg sync.WaitGroup
 	per := b.N / g
@@ -179,6 +183,9 @@ func contend(b *testing.B, g int, l locker) {
 				l.Lock()
 				for j := range table {
 					table[j] += x
+				}
+				if yield {
+					runtime.Gosched()
 				}
 				l.Unlock()
 				for range 16 {
@@ -237,4 +244,42 @@ func BenchmarkRead(b *testing.B) {
 	if len(states) < 100 {
 		b.Fatalf("Read returned %d locks", len(states))
 	}
+}
+
+// BenchmarkSlowPathSteps runs the steps a named Mutex adds to a contended
+// acquisition (without the waiting itself) in one goroutine: the cost a
+// contended acquisition adds, and (critical) the part of it spent while
+// holding the lock, which delays the other waiters.
+func BenchmarkSlowPathSteps(b *testing.B) {
+	var m Mutex
+	m.SetName("bench_slow_path")
+	s := m.s.Load()
+	g := goid()
+	b.Run("part=all", func(b *testing.B) {
+		for b.Loop() {
+			start := s.waitBegin()
+			m.mu.Lock()
+			if n := s.waitedW(g, start); n != 0 {
+				s.recordStack(n, 0)
+			}
+			m.Unlock()
+		}
+	})
+	b.Run("part=critical", func(b *testing.B) {
+		start := s.waitBegin()
+		for b.Loop() {
+			s.waiters.Add(1)
+			m.mu.Lock()
+			s.waitedW(g, start)
+			hold, wait, w := s.releasing()
+			m.mu.Unlock()
+			_, _, _ = hold, wait, w
+		}
+	})
+	b.Run("part=none", func(b *testing.B) { // sync.Mutex alone, for reference
+		for b.Loop() {
+			m.mu.Lock()
+			m.mu.Unlock()
+		}
+	})
 }
