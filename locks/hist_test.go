@@ -78,11 +78,8 @@ func relErr(got, want time.Duration) float64 {
 	return math.Abs(float64(got-want)) / float64(want)
 }
 
-// holdFor holds m for about d and returns the hold as measured inside it.
-func holdFor(l interface {
-	Lock()
-	Unlock()
-}, d time.Duration) time.Duration {
+// holdFor holds l for about d and returns the hold as measured inside it.
+func holdFor(l sync.Locker, d time.Duration) time.Duration {
 	l.Lock()
 	start := time.Now()
 	time.Sleep(d)

@@ -48,7 +48,7 @@ var order struct {
 type heldShard struct {
 	mu   sync.Mutex
 	held map[uint64]*heldList // goroutine id -> the named locks it holds
-	_    [40]byte             // keep shards on separate cache lines
+	_    [48]byte             // 64 bytes a shard, so that neighbours rarely share a cache line
 }
 
 type heldList struct {
@@ -96,11 +96,12 @@ type Inversion struct {
 // [errors.ErrUnsupported] and the check stays off.
 //
 // The check costs: it takes a sharded mutex on every named lock and unlock,
-// and a process-wide one when a lock is taken while another is held. Turn it
-// on in tests, in staging, or for a while in production, and turn it on
-// before the locks are used: it follows only the holds that began while it
-// was on, and it forgets every hold when turned off. Inversions found are
-// read with [Inversions].
+// and a process-wide read lock when a lock is taken while another is held
+// (a write lock and a stack trace the first time a pair is seen). Turn it on
+// in tests, in staging, or for a while in production, and turn it on before
+// the locks are used: it follows only the holds that began while it was on,
+// and it forgets every hold when turned off. Inversions found are read with
+// [Inversions]. SetOrderCheck is safe for concurrent use.
 func SetOrderCheck(on bool) error {
 	probeRuntime()
 	orderFromEnv()

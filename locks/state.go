@@ -115,9 +115,9 @@ type state struct {
 
 	waiters atomic.Int64 // goroutines in a slow path now
 
-	// RWMutex read side: counters sharded by goroutine id, so that readers
-	// on different processors do not write one cache line (sync.RWMutex
-	// already makes them share one).
+	// RWMutex read side: counters sharded (see shard), so that readers on
+	// different processors do not write one more shared cache line
+	// (sync.RWMutex already makes them share one).
 	reads [readShards]readShard
 	// One read hold at a time is timed: reader is its goroutine.
 	reader        atomic.Uint64
