@@ -35,6 +35,7 @@ func ExampleMutex_SetName() {
 	for _, st := range locks.Read(nil) {
 		if st.Name == "inventory_shard_127" {
 			fmt.Println(st.Type, st.Acquisitions, st.Held)
+			break
 		}
 	}
 	runtime.KeepAlive(s)
@@ -87,6 +88,7 @@ func ExampleState_json() {
 				return
 			}
 			fmt.Println(string(b))
+			break
 		}
 	}
 	runtime.KeepAlive(&mu)

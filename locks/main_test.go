@@ -12,12 +12,14 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// find returns the state of the named lock called name.
+// find returns the state of the named lock called name, the one named last
+// if there are several (as with go test -count=2).
 func find(t testing.TB, name string) State {
 	t.Helper()
-	for _, s := range Read(nil) {
-		if s.Name == name {
-			return s
+	states := Read(nil)
+	for i := len(states) - 1; i >= 0; i-- {
+		if states[i].Name == name {
+			return states[i]
 		}
 	}
 	var names []string
