@@ -33,7 +33,8 @@ func collect(t *testing.T) metricdata.ResourceMetrics {
 	return rm
 }
 
-// point finds the data point of metric name for the lock called id.
+// point finds the data point of metric name for the lock called id, the one
+// named last if there are several (as with go test -count=2).
 func point(t *testing.T, rm metricdata.ResourceMetrics, name, id string) (metricdata.Metrics, metricdata.ExponentialHistogramDataPoint[float64]) {
 	t.Helper()
 	for _, sm := range rm.ScopeMetrics {
@@ -51,7 +52,8 @@ func point(t *testing.T, rm metricdata.ResourceMetrics, name, id string) (metric
 			if h.Temporality != metricdata.CumulativeTemporality {
 				t.Errorf("%s: temporality %v, want cumulative", name, h.Temporality)
 			}
-			for _, dp := range h.DataPoints {
+			for i := len(h.DataPoints) - 1; i >= 0; i-- {
+				dp := h.DataPoints[i]
 				if v, ok := dp.Attributes.Value(locks.AttrID); ok && v.AsString() == id {
 					return m, dp
 				}
@@ -64,9 +66,10 @@ func point(t *testing.T, rm metricdata.ResourceMetrics, name, id string) (metric
 
 func state(t *testing.T, id string) locks.State {
 	t.Helper()
-	for _, s := range locks.Read(nil) {
-		if s.Name == id {
-			return s
+	states := locks.Read(nil)
+	for i := len(states) - 1; i >= 0; i-- {
+		if states[i].Name == id {
+			return states[i]
 		}
 	}
 	t.Fatalf("no lock %q", id)
