@@ -33,11 +33,9 @@ func Example() {
 		for _, m := range sm.Metrics {
 			for _, dp := range m.Data.(metricdata.ExponentialHistogram[float64]).DataPoints {
 				if id, _ := dp.Attributes.Value(locks.AttrID); id.AsString() == "inventory_shard_127" {
-					// (One point per lock and metric; break in case an
-					// earlier lock of that name is not yet collected.)
 					typ, _ := dp.Attributes.Value(locks.AttrType)
 					fmt.Printf("%s{lock.type=%s, lock.id=%s} unit %s\n", m.Name, typ.AsString(), id.AsString(), m.Unit)
-					break
+					break // one lock of that name (an earlier one may not be collected yet)
 				}
 			}
 		}
