@@ -79,9 +79,10 @@ type State struct {
 	// in its runtime.Stack header ("goroutine 18 [running]:"); 0 if the
 	// lock is not held or ids are unavailable (see the package doc). For
 	// RWMutex, it is the writer. It is read without stopping the lock, so
-	// the lock may have changed hands since; and for a few nanoseconds
-	// after an acquisition, before the new holder has stored its id, a
-	// Mutex shows its previous holder.
+	// the lock may have changed hands since; and right after an
+	// acquisition, before the new holder has stored its id (a few
+	// nanoseconds, unless it is preempted just then), a Mutex shows its
+	// previous holder.
 	Holder uint64 `json:"holder_goroutine,omitzero"`
 	// HeldSince is when the current hold began, if Held. It is exact if
 	// HeldSinceExact (the hold was timed: see the package doc, section
