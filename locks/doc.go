@@ -1,0 +1,125 @@
+// Package locks provides [Mutex] and [RWMutex], drop-in replacements for
+// [sync.Mutex] and [sync.RWMutex] that, once named, record what a diagnosis
+// of lock contention needs and what a Go execution trace or mutex profile
+// cannot give: which lock it is, who holds it now, how long it is held, and
+// how long its waiters wait.
+//
+// # Usage
+//
+// Change the type and name the lock where its owner is built:
+//
+//	type shard struct {
+//		mu    locks.Mutex // was sync.Mutex
+//		items map[string]int
+//	}
+//
+//	s := &shard{items: map[string]int{}}
+//	s.mu.SetName("inventory_shard_127")
+//
+// The zero value works and is unnamed: it records nothing and costs what
+// sync's locks cost. A named lock records, until it is garbage collected:
+//
+//   - the wait of every contended acquisition (from the failed fast path to
+//     acquisition), in a histogram;
+//   - hold durations (acquisition to release), sampled, in a histogram;
+//   - the goroutine holding it now, by id, so that its stack can be found in
+//     a goroutine dump ([runtime.Stack] prints "goroutine 18 [...]"), when the
+//     hold began, and, for a sampled contended acquisition, the holder's
+//     stack at Lock;
+//   - how many goroutines wait for it now, and for RWMutex how many readers
+//     hold it;
+//   - its acquisitions and contended acquisitions.
+//
+// [Read] returns that state for every named lock in the process, without
+// allocating when given room; a monitor polls it. The histograms use fixed
+// log-scale buckets (9 % wide; see [Histogram]) and the metric and attribute
+// names of the schema (MetricWaitDuration, AttrID, ...), which package
+// oteldiag exports to OpenTelemetry.
+//
+// # Why SetName
+//
+// A lock is named by a method rather than by a constructor or a field because
+// locks live as values inside their owners' structs, like sync's: a
+// constructor would turn every such field into a pointer and every struct
+// literal into an initialization, and a Name field would be read (and could
+// be changed) on every Lock. SetName is one line, once, before first use; it
+// allocates the lock's state and registers it, so unnamed locks carry only a
+// nil pointer.
+//
+// # The registry
+//
+// The registry of named locks is the package's one piece of process-wide
+// state, and it has to be: locks are spread through a program's data, inside
+// values of every type, and a monitor must find all of them without the
+// program handing them over. It holds weak pointers ([weak.Pointer]), so
+// naming a lock never keeps it alive: when its owner is collected, the
+// registry forgets it. Besides it, the package keeps only facts found once
+// (where the runtime keeps goroutine ids) and, while the lock-order check is
+// on, that check's findings.
+//
+// # Lock order
+//
+// [SetOrderCheck] (or LOCKDIAG_LOCK_ORDER=on in the environment) turns on a
+// check, off by default, that reports a potential deadlock the first time two
+// named locks are taken in both orders, A then B in one place and B then A
+// in another, with both stacks, before the second order waits; see
+// [Inversions].
+//
+// # Goroutine ids
+//
+// The holder is named by its goroutine id. The runtime does not export it, so
+// the package reads it from the runtime's per-goroutine struct: a few lines
+// of assembly on amd64 and arm64 find that struct, and the offset of the id
+// in it is found and checked, when the first lock is named, against the ids
+// that [runtime.Stack] prints for several goroutines. On other architectures,
+// with gccgo, or if that check fails, holders are not identified (Holder is 0
+// and Held still works), read holds are not timed, and the lock-order check
+// is unavailable.
+//
+// # Cost
+//
+// Measured on a 2-core AMD EPYC (Zen 4) VM shared with other work, Go 1.26,
+// with this package's benchmarks run round-robin (medians of 10 short runs;
+// preliminary, the machine was busy):
+//
+//   - Unnamed locks cost what sync's cost: the same within noise.
+//   - Named Mutex, uncontended Lock+Unlock: 8.0 ns against 4.7 ns for
+//     sync.Mutex. Lock adds one atomic store (the holder's goroutine id and
+//     the acquisition number share one word) and a goroutine-id read (a call
+//     to three instructions of assembly); Unlock adds nothing but loads,
+//     because whether a Mutex is held is read from sync.Mutex's lock bit
+//     (its layout is checked when the first lock is named; if the check
+//     fails, Unlock clears the holder, one more atomic store).
+//   - Named RWMutex: Lock+Unlock 15.4 ns against 9.4 ns (Unlock clears the
+//     holder). RLock+RUnlock 10.2 ns against 4.7 ns: each adds an atomic
+//     add on counters that are sharded by the address of the goroutine's
+//     stack, so that readers on different processors do not share a cache
+//     line; with readers on both processors and 1 write in 100, 12.7 ns
+//     against 5.9 ns per operation.
+//   - Contended: a contended acquisition reads the clock before waiting and
+//     after acquiring, and records its wait after Unlock has released the
+//     lock: about 65 ns of CPU, of which about 30 ns while holding the lock.
+//     The contended benchmarks (8 and 64 goroutines) showed no significant
+//     difference from sync.Mutex (fastest runs within 7 %), but this machine
+//     never made more than a few percent of acquisitions wait; a lock whose
+//     every acquisition is handed over within about 100 ns would lose more.
+//   - Hold durations are timed for 1 in 64 acquisitions, and for a
+//     contended acquisition when no hold of that lock was timed in the last
+//     100 µs (so that slow, contended locks have most holds timed, and hot
+//     ones pay for at most one timed hold per 100 µs beyond the 1 in 64).
+//     Each timed hold counts for itself and for the untimed holds since the
+//     previous timed one: the hold histogram's Count is exact but for the
+//     holds since the last timed one, and its Sum and buckets are estimates.
+//     Timing a hold costs two clock reads (about 30 ns each here). An
+//     RWMutex times one read hold at a time; a read hold due for timing
+//     while another is timed is not timed, and its weight goes to the next
+//     one that is. [State.HeldSince] is exact for a timed hold; for others
+//     it is when Read first saw the hold.
+//   - Holder stacks ([runtime.Callers], about 1 µs) are recorded on
+//     contended acquisitions, at most once per millisecond per lock.
+//   - Memory: about 6 KiB per named lock, mostly its two histograms.
+//   - [Read]: about 0.7 µs per named lock.
+//   - The lock-order check costs a sharded mutex per Lock and Unlock and a
+//     map lookup per lock held at the time; it is meant for tests, staging
+//     or a while in production.
+package locks
