@@ -74,14 +74,17 @@ type Monitor struct {
 	}
 
 	// Used by the sampling goroutine only.
-	trace    *traceControl
-	metrics  *metricsReader
-	waiters  *waiterScanner
-	schedule *scanSchedule
-	stuck    *stuckTracker
-	threads  *threadSampler
-	next     struct{ threads, profiles time.Time }
-	carried  [numSignals]float64 // slow signals, carried between their scans
+	trace   *traceControl
+	metrics *metricsReader
+	waiters *waiterScanner
+	// waitingAtTick is goroutines_waiting at the last tick, for the scan
+	// that follows it.
+	waitingAtTick float64
+	schedule      *scanSchedule
+	stuck         *stuckTracker
+	threads       *threadSampler
+	next          struct{ threads, profiles time.Time }
+	carried       [numSignals]float64 // slow signals, carried between their scans
 }
 
 // rawProfiles is one read of the cumulative mutex and block profiles, kept
@@ -267,38 +270,67 @@ func (m *Monitor) loop(ctx context.Context) {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
-	m.safeTick(time.Now())
+	// The goroutine scans run off the tick's grid: at a random moment
+	// between one tick and the next, so that a program's own ticker (a
+	// refresher that takes a lock every 50ms, say) cannot stay in phase
+	// with them and hide its waiters.
+	scanT := time.NewTimer(time.Hour)
+	scanT.Stop()
+	defer scanT.Stop()
+	var scanC <-chan time.Time
+	tick := func() {
+		if m.safeTick(time.Now()) && scanC == nil {
+			scanT.Reset(m.schedule.offset(m.cfg.Interval))
+			scanC = scanT.C
+		}
+	}
+	tick()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			m.safeTick(time.Now())
+			tick()
+		case <-scanC:
+			scanC = nil
+			m.safeScan(time.Now())
 		}
 	}
 }
 
 // safeTick runs one tick; a panic in it is logged and the loop goes on.
-func (m *Monitor) safeTick(now time.Time) {
-	defer func() {
-		if r := recover(); r != nil {
-			m.log.Error("diag: sampler panicked; continuing", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			m.noteCollectErr("sampler", fmt.Sprintf("panic: %v", r))
-		}
-	}()
-	m.tick(now)
+// It reports whether a goroutine scan is due.
+func (m *Monitor) safeTick(now time.Time) (scan bool) {
+	defer m.recoverSampler()
+	return m.tick(now)
 }
 
-func (m *Monitor) tick(now time.Time) {
+// safeScan runs one goroutine scan, recovering as safeTick does.
+func (m *Monitor) safeScan(now time.Time) {
+	defer m.recoverSampler()
+	m.scanWaiters(now, m.waitingAtTick)
+}
+
+func (m *Monitor) recoverSampler() {
+	if r := recover(); r != nil {
+		m.log.Error("diag: sampler panicked; continuing", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		m.noteCollectErr("sampler", fmt.Sprintf("panic: %v", r))
+	}
+}
+
+// tick samples the cheap signals, evaluates the rules and runs the trace
+// controller. It reports whether a goroutine scan is due; the caller runs
+// it (scanWaiters) before the next tick, and its counts are published
+// with that tick's sample.
+func (m *Monitor) tick(now time.Time) (scan bool) {
 	if m.hooks.tick != nil {
 		m.hooks.tick()
 	}
 	s := emptySample(now)
 	m.metrics.read(&s)
 
-	if m.cfg.LockWaitersInterval > 0 && m.schedule.due(now, s.Values[GoroutinesWaiting], m.stuck.confirmAt()) {
-		m.scanWaiters(now, s.Values[GoroutinesWaiting])
-	}
+	m.waitingAtTick = s.Values[GoroutinesWaiting]
+	scan = m.cfg.LockWaitersInterval > 0 && m.schedule.due(now, s.Values[GoroutinesWaiting], m.stuck.confirmAt())
 	if m.cfg.ThreadsInterval > 0 && !now.Before(m.next.threads) {
 		m.next.threads = now.Add(m.cfg.ThreadsInterval)
 		if err := m.threads.sample(now, &m.carried); err != nil {
@@ -320,6 +352,7 @@ func (m *Monitor) tick(now time.Time) {
 	}
 	m.evaluate(s)
 	m.controlTrace(now, s)
+	return scan
 }
 
 // controlTrace runs the trace controller: it arms the recorder on an

@@ -14,8 +14,9 @@ import (
 // never alias with a program's own periodic work:
 //
 //   - regular scans every max(Config.LockWaitersInterval, cost/budget),
-//     each gap drawn at random between 0.7 and 1.3 of it, so a holder
-//     driven by a ticker cannot stay in phase with them;
+//     each gap drawn at random between 0.7 and 1.3 of it, and each scan
+//     run at a random moment between two ticks (offset), off the tick's
+//     grid: a holder driven by a ticker cannot stay in phase with them;
 //   - early scans when a cheap hint says one is worth it: goroutines_waiting
 //     (from runtime/metrics, every tick) has risen by hintWaiters since the
 //     last scan and stayed up for hintTicks ticks (goroutines piling up
@@ -96,6 +97,12 @@ func (s *scanSchedule) due(now time.Time, waiting float64, confirm time.Time) bo
 		}
 	}
 	return false
+}
+
+// offset is how long after a tick a due scan runs: uniform over the
+// tick's interval, so that the scans fall on no fixed grid.
+func (s *scanSchedule) offset(interval time.Duration) time.Duration {
+	return time.Duration(s.rng.Int64N(int64(max(interval, 1))))
 }
 
 func (s *scanSchedule) refill(now time.Time) {

@@ -2,9 +2,12 @@ package diag
 
 import (
 	"math"
+	"runtime/trace"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/lockdiag/lockdiag/internal/testkit"
 	"github.com/lockdiag/lockdiag/lockreport"
 )
 
@@ -156,4 +159,66 @@ func TestScanScheduleBudget(t *testing.T) {
 	if !early || now.Sub(last) > 20*time.Second && !early {
 		t.Errorf("no early scan for 200 more waiting goroutines")
 	}
+}
+
+// TestScansAreOffTheTickGrid runs a program in the worst phase a ticker
+// can have: it lets its lock's waiters through at every tick of the
+// monitor and holds them parked the rest of the time. Scans taken at the
+// ticks would never see a waiter; scans off the tick's grid do.
+func TestScansAreOffTheTickGrid(t *testing.T) {
+	if trace.IsEnabled() {
+		t.Skip("the test binary is being traced")
+	}
+	const n = 8
+	var mu sync.Mutex
+	mu.Lock() // the program holds the lock between the monitor's ticks
+	passed := make(chan struct{})
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				mu.Unlock()
+				select {
+				case passed <- struct{}{}:
+				case <-quit:
+					return
+				}
+				// Off the lock for a moment after the tick: where a
+				// scan at the tick would look.
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	cfg := testConfig(t)
+	cfg.LockWaitersInterval = 10 * time.Millisecond
+	cfg.ScanCPU = 1
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.hooks.tick = func() {
+		mu.Unlock()
+		for range n {
+			select {
+			case <-passed:
+			case <-quit:
+			}
+		}
+		mu.Lock()
+	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		close(quit)
+		m.Stop()
+		mu.Unlock()
+		wg.Wait()
+	}()
+	testkit.WaitFor(t, 10*time.Second, "lock_waiters seen between ticks", func() bool {
+		s, ok := m.Latest()
+		return ok && s.Values[LockWaiters] >= n/2
+	})
 }

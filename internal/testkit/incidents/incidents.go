@@ -124,6 +124,12 @@ var incidents = map[string]func(onset func()){
 		}
 		select {}
 	},
+	// A busy HTTP client and server on loopback, the client's pool sized
+	// for its 8 callers as a service configures it. (With the default
+	// pool of 2 idle connections per host, 8 callers in a tight loop
+	// open and close connections all the time, and their goroutines pile
+	// up on the Transport's own lock: real contention, not a healthy
+	// control.)
 	"io": func(onset func()) {
 		onset()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -131,10 +137,11 @@ var incidents = map[string]func(onset func()){
 			panic(err)
 		}
 		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 		for range 8 {
 			go func() {
 				for {
-					if resp, err := http.Get("http://" + ln.Addr().String()); err == nil {
+					if resp, err := client.Get("http://" + ln.Addr().String()); err == nil {
 						io.Copy(io.Discard, resp.Body)
 						resp.Body.Close()
 					}
