@@ -188,7 +188,20 @@ func writeSiteDetail(w io.Writer, n int, s Site) {
 		when += fmt.Sprintf("; %d still waiting when the window ended", s.WaitingAtEnd)
 	}
 	if s.Contended > 0 {
-		when += fmt.Sprintf("; someone waited %s of the window, and the holds seen cover %s", textfmt.Pct(s.Contended), textfmt.Pct(s.Held))
+		when += fmt.Sprintf("; someone waited %s of the window, and the holds seen from their start (a lock taken after a wait) cover %s",
+			textfmt.Pct(s.Contended), textfmt.Pct(s.Held))
+		var inside time.Duration
+		for _, h := range s.Holders {
+			if bi := h.BlockedInside; bi != nil {
+				inside += bi.Blocked
+			}
+		}
+		if inside > 0 {
+			// The holds taken on the fast path start unseen; the time
+			// their holders blocked inside them is seen, and can be far
+			// more than the holds seen whole.
+			when += fmt.Sprintf("; holders blocked %s inside their critical sections (a lock taken without a wait is seen only from such moments)", textfmt.Dur(inside))
+		}
 	}
 	fmt.Fprintf(w, "      %s\n", textfmt.Wrap(when, 98, "        "))
 	if bp := s.BlockProfile; bp != nil {
