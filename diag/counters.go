@@ -26,9 +26,10 @@ type Counters struct {
 	// signal. NaN if the runtime does not have the metric.
 	MutexWaitSeconds float64
 
-	// Breaches counts the breaches of each rule, in the order of
-	// [Monitor.Status]'s Rules (the rule text is the key).
-	Breaches []RuleCount
+	// Breaches counts the breaches of each rule, by the rule's text as
+	// [Monitor.Status]'s Rules write it (rules with the same text share a
+	// count); every rule has a key, zero until it breaches.
+	Breaches map[string]uint64
 
 	// Snapshots counts the stored snapshots by trigger kind
 	// (bundle.TriggerManual, bundle.TriggerRule).
@@ -42,12 +43,6 @@ type Counters struct {
 
 	// Failed counts the snapshots that could not be taken.
 	Failed uint64
-}
-
-// RuleCount is a count for one rule.
-type RuleCount struct {
-	Rule  string
-	Count uint64
 }
 
 // The reasons of [Counters.Skipped].
@@ -130,8 +125,9 @@ func (m *Monitor) Counters() Counters {
 	if v, ok := floatValue(s[0]); ok {
 		out.MutexWaitSeconds = v
 	}
+	out.Breaches = make(map[string]uint64, len(m.rules.rules))
 	for i, r := range m.rules.rules {
-		out.Breaches = append(out.Breaches, RuleCount{Rule: r.String(), Count: c.breaches[i].Load()})
+		out.Breaches[r.String()] += c.breaches[i].Load()
 	}
 	for i, r := range SkipReasons() {
 		out.Skipped[r] = c.skipped[i].Load()

@@ -159,8 +159,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if v := cnt.MutexWaitSeconds; v == v { // not NaN
 		ch <- prometheus.MustNewConstMetric(c.mutexWait, prometheus.CounterValue, v)
 	}
-	for _, b := range cnt.Breaches {
-		counter(c.breaches, float64(b.Count), b.Rule)
+	for rule, n := range cnt.Breaches {
+		counter(c.breaches, float64(n), rule)
 	}
 	for _, k := range []bundle.TriggerKind{bundle.TriggerRule, bundle.TriggerManual} {
 		counter(c.snapshots, float64(cnt.Snapshots[k]), string(k))

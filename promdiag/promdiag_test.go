@@ -72,7 +72,7 @@ func TestCollector(t *testing.T) {
 	contend(t)
 	testkit.WaitFor(t, 20*time.Second, "a breach and its snapshot", func() bool {
 		c := m.Counters()
-		return c.Breaches[0].Count > 0 && c.Snapshots["rule"] > 0
+		return c.Breaches[m.Status().Rules[0].Rule] > 0 && c.Snapshots["rule"] > 0
 	})
 	if _, err := m.Snapshot(context.Background(), diag.SnapshotOptions{Reason: "test"}); err != nil {
 		t.Fatal(err)
