@@ -333,7 +333,7 @@ func (m *Monitor) parkedNow() []lockreport.ParkedSite {
 	m.stateMu.Unlock()
 	for i := range sites {
 		for _, k := range known {
-			if k.NoProgress > 0 && k.Kind == sites[i].Kind && k.Func == sites[i].Func && k.File == sites[i].File && k.Line == sites[i].Line {
+			if k.NoProgress > 0 && k.Kind == sites[i].Kind && k.Func == sites[i].Func && k.File == sites[i].File && k.Line == sites[i].Line && k.Named == sites[i].Named {
 				sites[i].NoProgress = k.NoProgress + since
 			}
 		}

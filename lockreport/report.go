@@ -459,6 +459,10 @@ type ParkedSite struct {
 	// the lock wait they would have added by being served did not come.
 	// Zero when the site progressed or was not watched that long.
 	NoProgress time.Duration `json:"no_progress,omitempty"`
+	// Named says the goroutines wait for named locks (package locks),
+	// which a monitor follows lock by lock ([Options.NamedLocks]) rather
+	// than by site: NoProgress is not set for them.
+	Named bool `json:"named,omitempty"`
 }
 
 // Where returns "pkg.Func (file.go:88)".
