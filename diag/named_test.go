@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/internal/testkit"
-	"github.com/lockdiag/lockdiag/locks"
 	"github.com/lockdiag/lockdiag/lockreport"
+	"github.com/lockdiag/lockdiag/locks"
 )
 
 func parkOnLocksMutex(mu *locks.Mutex, wg *sync.WaitGroup) {
