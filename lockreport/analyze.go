@@ -77,6 +77,19 @@ type Options struct {
 	// stacks share.
 	MainModule string
 
+	// NamedLocks are the named locks of package locks when the window
+	// ended, as a monitor read them (diag converts locks.Read's states):
+	// their names, exact holders and hold times. A stuck one leads the
+	// report by its name, with its holder's stack from Goroutines (found
+	// by goroutine id) or, when the dump lacks it, the stack the lock
+	// sampled at acquisition. Nil if there are none.
+	NamedLocks []NamedLock
+
+	// Inversions are the lock-order inversions between named locks found
+	// so far (package locks' lock-order check, when it is on): each is a
+	// finding, a potential deadlock. Nil if none.
+	Inversions []LockInversion
+
 	// Top is how many sites to list. If zero, 10.
 	Top int
 
@@ -194,7 +207,9 @@ func Analyze(ctx context.Context, trace io.Reader, opts Options) (*Report, error
 	rep.Profiles = joinProfiles(rep, prof, opts, wk)
 	rep.Parked = parkedSites(opts.Parked)
 	rep.OSThreads = osThreads(opts.Threads, rep.Threads)
-	rep.Locks = lockGraph(opts.Goroutines, rep)
+	dump := parseDump(opts.Goroutines)
+	rep.Locks = lockGraph(dump, rep)
+	rep.NamedLocks, rep.Inversions = namedLocks(opts, dump), inversions(opts)
 	explain(rep, a, prof, opts)
 	rep.Caveats = caveats(rep, a, opts)
 	return rep, err

@@ -29,12 +29,8 @@ const (
 // deadlocks and chains among them. The trace's and the mutex profile's
 // holders of each site are hints: a goroutine inside one of those
 // functions is a likely holder when nothing better ties one to the lock.
-func lockGraph(dump []byte, rep *Report) *Locks {
-	if len(dump) == 0 {
-		return nil
-	}
-	d, _ := gdump.Parse(bytes.NewReader(dump))
-	if d == nil || len(d.Goroutines) == 0 {
+func lockGraph(d *gdump.Dump, rep *Report) *Locks {
+	if d == nil {
 		return nil
 	}
 	var hints []lockgraph.Hint
@@ -62,7 +58,9 @@ func lockGraph(dump []byte, rep *Report) *Locks {
 		if len(l.Waiters) > 0 && ownFrames(l.Waiters[0].G.Frames) {
 			continue // lockdiag's own
 		}
-		out.Locks = append(out.Locks, lockState(l))
+		st := lockState(l)
+		namedDumpLock(l, &st)
+		out.Locks = append(out.Locks, st)
 	}
 	for _, dl := range res.Deadlocks {
 		out.Deadlocks = append(out.Deadlocks, LockCycle{Summary: dl.String(), Goroutines: stepIDs(dl.Steps), Sites: stepSites(dl.Steps), Confidence: dl.Confidence.String()})
@@ -148,6 +146,19 @@ func labelString(m map[string]string) string {
 		parts[i] = k + "=" + m[k]
 	}
 	return strings.Join(parts, ",")
+}
+
+// parseDump parses the goroutine dump taken when the window ended, or
+// returns nil if there is none or it holds no goroutine.
+func parseDump(dump []byte) *gdump.Dump {
+	if len(dump) == 0 {
+		return nil
+	}
+	d, _ := gdump.Parse(bytes.NewReader(dump))
+	if d == nil || len(d.Goroutines) == 0 {
+		return nil
+	}
+	return d
 }
 
 // ownFrames reports whether a stack is one of lockdiag's own goroutines.
@@ -336,6 +347,9 @@ func writeLocks(w io.Writer, l *Locks) {
 			line := fmt.Sprintf("held by %s (%s) in %s, %s confidence: %s", who, state, h.Where, h.Confidence, h.Reason)
 			fmt.Fprintf(w, "    %s\n", textfmt.Wrap(line, 94, "      "))
 			writeStack(w, "      ", h.Stack)
+		}
+		if s.Named {
+			fmt.Fprintf(w, "    a named lock: no holder is guessed, NAMED LOCKS has the exact one\n")
 		}
 		if len(s.Holders) == 0 && s.NoHolder != "" {
 			fmt.Fprintf(w, "    %s\n", textfmt.Wrap("no holder found: "+s.NoHolder, 94, "      "))
