@@ -290,7 +290,8 @@ func namedSitePhrase(rep *Report, s Site) string {
 }
 
 // siteCaveat is the caveat on lock identity in the trace, unless every
-// contended lock site is of named locks.
+// contended lock site is of named locks (or there is none, and the report
+// speaks of named locks).
 func siteCaveat(rep *Report) string {
 	named, other := 0, 0
 	for _, s := range rep.Sites {
@@ -303,7 +304,7 @@ func siteCaveat(rep *Report) string {
 	const c = "The trace has no lock addresses: different locks taken at the same call site count as one site, " +
 		"and one lock taken at two call sites shows as two."
 	switch {
-	case named > 0 && other == 0:
+	case other == 0 && (named > 0 || len(rep.NamedLocks) > 0):
 		return ""
 	case named > 0:
 		return c + " Named locks (package locks) are the exception: NAMED LOCKS tells them apart."
