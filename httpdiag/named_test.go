@@ -13,8 +13,8 @@ import (
 	"github.com/lockdiag/lockdiag/diag"
 	"github.com/lockdiag/lockdiag/internal/testkit"
 	"github.com/lockdiag/lockdiag/internal/testkit/chromium"
-	"github.com/lockdiag/lockdiag/locks"
 	"github.com/lockdiag/lockdiag/lockreport"
+	"github.com/lockdiag/lockdiag/locks"
 )
 
 // heldNamedLock names a lock, locks it and parks one goroutine on it until

@@ -208,7 +208,7 @@ func Analyze(ctx context.Context, trace io.Reader, opts Options) (*Report, error
 	rep.Parked = parkedSites(opts.Parked)
 	rep.OSThreads = osThreads(opts.Threads, rep.Threads)
 	dump := parseDump(opts.Goroutines)
-	rep.Locks = lockGraph(dump, rep)
+	rep.Locks = lockGraph(dump, rep, opts.NamedLocks)
 	rep.NamedLocks, rep.Inversions = namedLocks(opts, dump), inversions(opts)
 	explain(rep, a, prof, opts)
 	rep.Caveats = caveats(rep, a, opts)

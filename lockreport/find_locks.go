@@ -29,7 +29,11 @@ const (
 // deadlocks and chains among them. The trace's and the mutex profile's
 // holders of each site are hints: a goroutine inside one of those
 // functions is a likely holder when nothing better ties one to the lock.
-func lockGraph(d *gdump.Dump, rep *Report) *Locks {
+//
+// A goroutine that holds a named lock (package locks) is known exactly
+// (named): a deadlock or chain that has any other goroutine hold a named
+// lock is left out.
+func lockGraph(d *gdump.Dump, rep *Report, named []NamedLock) *Locks {
 	if d == nil {
 		return nil
 	}
@@ -62,10 +66,17 @@ func lockGraph(d *gdump.Dump, rep *Report) *Locks {
 		namedDumpLock(l, &st)
 		out.Locks = append(out.Locks, st)
 	}
+	refuted := namedRefutes(named)
 	for _, dl := range res.Deadlocks {
+		if refuted(dl.Steps) {
+			continue
+		}
 		out.Deadlocks = append(out.Deadlocks, LockCycle{Summary: dl.String(), Goroutines: stepIDs(dl.Steps), Sites: stepSites(dl.Steps), Confidence: dl.Confidence.String()})
 	}
 	for _, c := range res.Chains {
+		if refuted(c.Steps) {
+			continue
+		}
 		lc := LockCycle{Summary: c.String(), Goroutines: stepIDs(c.Steps), Sites: stepSites(c.Steps), Confidence: c.Confidence.String()}
 		if n := len(c.Steps); n > 0 {
 			g := c.Steps[n-1].G

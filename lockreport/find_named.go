@@ -87,14 +87,48 @@ func inversions(opts Options) []LockInversion {
 // namedDumpLock marks a lock of the goroutine dump whose waiters wait in a
 // named lock's slow path: its holder is known exactly, so none is guessed.
 func namedDumpLock(l *lockgraph.Lock, st *LockState) {
+	if isNamedDumpLock(l) {
+		st.Named = true
+		st.Holders, st.NoHolder = nil, ""
+	}
+}
+
+func isNamedDumpLock(l *lockgraph.Lock) bool {
 	for _, w := range l.Waiters {
 		for _, f := range w.G.Frames {
 			if stacks.NamedWait(f.Func) {
-				st.Named = true
-				st.Holders, st.NoHolder = nil, ""
-				return
+				return true
 			}
 		}
+	}
+	return false
+}
+
+// namedRefutes returns a test of the deadlocks and chains the dump's
+// analysis inferred: one is refuted when a step has a goroutine hold a
+// named lock while that goroutine holds no named lock at all (the named
+// locks' holders are exact). Without named locks, or where goroutine ids
+// are unavailable, nothing is refuted.
+func namedRefutes(named []NamedLock) func([]lockgraph.Step) bool {
+	holders := map[int64]bool{}
+	for _, nl := range named {
+		if nl.Held && nl.Holder == 0 {
+			return func([]lockgraph.Step) bool { return false }
+		}
+		if nl.Held {
+			holders[nl.Holder] = true
+		}
+	}
+	if len(named) == 0 {
+		return func([]lockgraph.Step) bool { return false }
+	}
+	return func(steps []lockgraph.Step) bool {
+		for _, s := range steps {
+			if s.Holds != nil && s.G != nil && s.G.ID != 0 && !holders[s.G.ID] && isNamedDumpLock(s.Holds) {
+				return true
+			}
+		}
+		return false
 	}
 }
 
@@ -171,8 +205,8 @@ func stuckNamedPhrase(nl *NamedLock) string {
 	} else {
 		b.WriteString("goroutine " + strconv.FormatInt(nl.Holder, 10))
 	}
-	if f, ok := firstCallSite(nl.HolderStack); ok {
-		fmt.Fprintf(&b, ", now in %s", funcAt(f))
+	if where := callSites(nl.HolderStack, 2); where != "" {
+		fmt.Fprintf(&b, ", now in %s", where)
 		if nl.HolderState != "" {
 			fmt.Fprintf(&b, " [%s]", nl.HolderState)
 		}
@@ -320,6 +354,22 @@ func namedCaveat(rep *Report) string {
 	return "Named locks' counts and histograms run from when each lock was named, not over the window; hold durations are " +
 		"sampled (1 in 64 acquisitions, and contended ones), so hold counts and sums are estimates. Their holders, hold times " +
 		"and waiters are exact, as recorded by the locks."
+}
+
+// callSites names the first n frames of fs that can be a program's call
+// site: "main.slowCall (main.go:127) < main.(*inventory).audit
+// (main.go:123)".
+func callSites(fs []Frame, n int) string {
+	var parts []string
+	for _, f := range fs {
+		if len(parts) == n {
+			break
+		}
+		if callSite(f.Func) {
+			parts = append(parts, funcAt(f))
+		}
+	}
+	return strings.Join(parts, " < ")
 }
 
 // firstCallSite returns the first frame of fs that can be a program's call

@@ -282,3 +282,86 @@ func TestNamedLive(t *testing.T) {
 		t.Errorf("headline %q does not name the hot shard first", rep.Headline)
 	}
 }
+
+// twoShards is two named locks in one object, locked at one site.
+type twoShards struct {
+	mu [2]locks.Mutex
+	n  [2]int
+}
+
+//go:noinline
+func (s *twoShards) reserveShard(i int, wg *sync.WaitGroup) {
+	defer wg.Done()
+	s.mu[i].Lock()
+	s.n[i]++
+	s.mu[i].Unlock()
+}
+
+// TestNamedRefutesDumpDeadlock: the dump's analysis can take a goroutine
+// that waits for one shard, with the object in its frame, for the holder
+// of the other shard, and then both waiters for a deadlock; the named
+// locks' exact holders refute it.
+func TestNamedRefutesDumpDeadlock(t *testing.T) {
+	s := &twoShards{}
+	s.mu[0].SetName("report_test_two_0")
+	s.mu[1].SetName("report_test_two_1")
+	ids := make(chan int64)
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() { // holds shard i; its frames do not show the object
+			defer wg.Done()
+			s.mu[i].Lock()
+			ids <- goid()
+			<-release
+			s.mu[i].Unlock()
+		}()
+	}
+	holders := []int64{<-ids, <-ids}
+	for i := range 4 {
+		wg.Add(1)
+		go s.reserveShard(i%2, &wg)
+	}
+	defer func() {
+		close(release)
+		wg.Wait()
+	}()
+	testkit.WaitFor(t, 10*time.Second, "2 waiters on each shard", func() bool {
+		n := 0
+		for _, st := range locks.Read(nil) {
+			if strings.HasPrefix(st.Name, "report_test_two_") && st.Waiters == 2 {
+				n++
+			}
+		}
+		return n == 2
+	})
+	var named []NamedLock
+	for _, st := range locks.Read(nil) {
+		if strings.HasPrefix(st.Name, "report_test_two_") {
+			named = append(named, NamedLock{Name: st.Name, Type: st.Type, Waiters: st.Waiters, Held: st.Held, Holder: int64(st.Holder)})
+		}
+	}
+	dump := goroutineDump(t, 2)
+	without, _ := Analyze(context.Background(), nil, Options{Goroutines: dump})
+	with, _ := Analyze(context.Background(), nil, Options{Goroutines: dump, NamedLocks: named})
+	if without.Locks != nil {
+		t.Logf("without the named locks: %d deadlocks inferred from the dump", len(without.Locks.Deadlocks))
+	}
+	if with.Locks == nil {
+		t.Fatal("no locks in the dump")
+	}
+	for _, d := range with.Locks.Deadlocks {
+		t.Errorf("deadlock kept although the named locks' holders are goroutines %v: %s", holders, d.Summary)
+	}
+	for _, c := range with.Locks.Chains {
+		for _, g := range c.Goroutines[1:] {
+			if g != holders[0] && g != holders[1] {
+				t.Errorf("chain through goroutine %d, which holds no named lock: %s", g, c.Summary)
+			}
+		}
+	}
+	if strings.HasPrefix(with.Headline, "deadlock") {
+		t.Errorf("headline %q", with.Headline)
+	}
+}

@@ -145,7 +145,9 @@ type Finding struct {
 	Summary  string   `json:"summary"`
 	Evidence []string `json:"evidence,omitempty"`
 	// Site is the lock site the finding is about ("pkg.Func
-	// (file.go:88)"), if any.
+	// (file.go:88)"), if any; for a named lock (package locks), its name
+	// ("inventory_shard_7"), or for a lock-order inversion both names
+	// ("accounts, ledger").
 	Site string `json:"site,omitempty"`
 	// Source says what the finding rests on: "trace", "threads" (the OS
 	// thread scan), "scan" (the goroutines parked when the window
