@@ -310,7 +310,7 @@ func framesOf(pcs []uintptr) []lockreport.Frame {
 	frames := runtime.CallersFrames(pcs)
 	for {
 		f, more := frames.Next()
-		if f.Function != "" {
+		if f.Function != "" && f.Function != "runtime.goexit" {
 			out = append(out, lockreport.Frame{Func: f.Function, File: f.File, Line: f.Line})
 		}
 		if !more {

@@ -436,7 +436,10 @@ func writeNamedLocks(w io.Writer, s *Status) {
 			switch {
 			case nl.Held:
 				held = textfmt.Dur(nl.HeldFor)
-				if !nl.HeldForExact {
+				switch {
+				case !nl.HeldForExact && nl.HeldFor < time.Millisecond:
+					held = "just taken" // first seen at this read
+				case !nl.HeldForExact:
 					held = "≥" + held
 				}
 				if nl.Holder != 0 {

@@ -439,7 +439,10 @@ func heldCell(nl *NamedLock) string {
 	switch {
 	case nl.Held:
 		s := textfmt.Dur(nl.HeldFor)
-		if !nl.HeldForExact {
+		switch {
+		case !nl.HeldForExact && nl.HeldFor < time.Millisecond:
+			s = "just taken" // first seen at this read
+		case !nl.HeldForExact:
 			s = "≥" + s
 		}
 		if nl.Holder != 0 {
