@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lockdiag/lockdiag/diag"
 	"github.com/lockdiag/lockdiag/diag/auto"
 	"github.com/lockdiag/lockdiag/examples/internal/demo"
 	"github.com/lockdiag/lockdiag/lockreport"
@@ -151,7 +152,7 @@ func background(inv inventory, d time.Duration) func(ctx context.Context) {
 		}
 		inv.rebalance(3, 7)
 		inv.rebalance(7, 3) // the other order: no deadlock now, one waiting to happen
-		if !sleep(ctx, d-3500*time.Millisecond-time.Second) {
+		if !sleep(ctx, auditAt(d)-time.Second) {
 			return
 		}
 		inv.audit(ctx, auditShard)
@@ -211,29 +212,30 @@ func main() {
 	b.Print()
 	locks.SetOrderCheck(false)
 
-	gains(a, b)
+	gains(m, a, b)
 	demo.Done("named", m, a, b)
 }
 
 // gains prints what the named run's report says that the sync run's
 // could not.
-func gains(a, b demo.Result) {
+func gains(m *diag.Monitor, a, b demo.Result) {
 	plain, named := a.Report, b.Report
 	fmt.Println("\n== what naming the locks added")
 	fmt.Printf("   headline with sync.Mutex:   %s\n", plain.Headline)
 	fmt.Printf("   headline with named locks:  %s\n", named.Headline)
 
 	fmt.Println("\n   the stuck shard, caught by itself (stuck_waiters > 0, one of the default rules):")
-	if hasFinding(plain, "stuck-lock") {
-		fmt.Println("     sync.Mutex:  yes, as a stuck call site")
+	if s, ok := stuckSnapshot(m, a.Start, b.Start); ok {
+		fmt.Printf("     sync.Mutex:  yes: snapshot %s, %s\n", s.ID, s.Headline)
 	} else {
 		fmt.Println("     sync.Mutex:  no: every shard is locked at one call site, where the hot shard's waiters kept being served,")
 		fmt.Println("                  so the site never looked stuck")
 	}
-	if br := b.Snapshot.Trigger.Breach; br != nil {
-		fmt.Printf("     named:       yes: %q breached (%s = %v) and took snapshot %s by itself\n", br.Rule, br.Signal, br.Value, b.Snapshot.ID)
+	if s, ok := stuckSnapshot(m, b.Start, time.Now()); ok {
+		fmt.Printf("     named:       yes: stuck_waiters = %v breached %v after the auditor took the lock, and snapshot %s was taken by itself\n",
+			s.Trigger.Breach.Value, s.Time.Sub(b.Start.Add(auditAt(b.Elapsed))).Round(100*time.Millisecond), s.ID)
 	} else if hasFinding(named, "stuck-lock") {
-		fmt.Println("     named:       yes, in the snapshot (the rule is off, or in its cooldown)")
+		fmt.Println("     named:       in the end-of-run snapshot (the rule took none: it is off, or was in its cooldown)")
 	}
 
 	fmt.Println("\n   which lock is stuck, and who holds it:")
@@ -293,6 +295,22 @@ func gains(a, b demo.Result) {
 		}
 	}
 }
+
+// stuckSnapshot returns the first snapshot a stuck_waiters breach took
+// between from and to.
+func stuckSnapshot(m *diag.Monitor, from, to time.Time) (diag.SnapshotInfo, bool) {
+	list := m.Snapshots()
+	for i := len(list) - 1; i >= 0; i-- { // oldest first
+		s := list[i]
+		if b := s.Trigger.Breach; b != nil && b.Signal == "stuck_waiters" && s.Time.After(from) && s.Time.Before(to) {
+			return s, true
+		}
+	}
+	return diag.SnapshotInfo{}, false
+}
+
+// auditAt is when, into a phase of length d, the auditor takes its lock.
+func auditAt(d time.Duration) time.Duration { return d - 3500*time.Millisecond }
 
 func hasFinding(rep *lockreport.Report, kind string) bool {
 	for _, f := range rep.Findings {

@@ -40,6 +40,7 @@ type Phase struct {
 type Result struct {
 	Phase    Phase
 	Ops      int64
+	Start    time.Time
 	Elapsed  time.Duration
 	Snapshot diag.SnapshotInfo
 	Report   *lockreport.Report
@@ -130,7 +131,7 @@ func Run(m *diag.Monitor, p Phase, d time.Duration) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("demo: %w", err)
 	}
-	r := Result{Phase: p, Ops: ops.Load(), Elapsed: elapsed, Snapshot: info, Report: rep}
+	r := Result{Phase: p, Ops: ops.Load(), Start: start, Elapsed: elapsed, Snapshot: info, Report: rep}
 	for _, s := range r.Sites() {
 		r.LockWait += s.Total
 		r.Waits += s.Waits
