@@ -178,8 +178,18 @@ var ErrUnreadableTrace = errors.New("lockreport: unreadable trace")
 // The headline and the findings come from ranked candidates: lock sites
 // (what was still going on when the window ended first), locks outside Go
 // (OS threads on one futex word, [Options.Threads]; cgo calls whose
-// threads sleep), runtime-internal locks, the goroutines parked when the
-// window ended, and the profiles. lockdiag's own goroutines are left out.
+// threads sleep), runtime-internal locks, stuck named locks and lock-order
+// inversions ([Options.NamedLocks], [Options.Inversions]), the goroutines
+// parked when the window ended, and the profiles. lockdiag's own
+// goroutines are left out.
+//
+// Package locks' frames count as sync's: a wait in locks.(*Mutex).Lock is
+// a Mutex.Lock wait at its caller's site, and a site whose waiters waited
+// for named locks is marked so (Site.Named). For named locks the report
+// uses the locks' own record instead of inferring: no holder is guessed
+// for them from the dump, and a deadlock the dump's analysis infers is
+// left out when it has a goroutine hold a named lock that, by that record,
+// it does not hold.
 //
 // Analyze is safe for concurrent use. With GOMAXPROCS above 1 it parses
 // in a second goroutine while it analyzes, and waits for it to exit before
