@@ -237,7 +237,7 @@ var settings = knobs.Table[Config]{
 			}
 		}, func(c *Config) any { return c.ScanCPU },
 		func(c *Config, raw []byte) error { return json.Unmarshal(raw, &c.ScanCPU) }),
-	knobs.Duration("LOCKDIAG_STUCK_AFTER", "stuck_after", "how long a lock site may make no progress before its goroutines count as stuck",
+	knobs.Duration("LOCKDIAG_STUCK_AFTER", "stuck_after", "how long a lock site may make no progress before its goroutines count as stuck (a named lock: how long its hold may last while goroutines wait)",
 		func(c *Config) *time.Duration { return &c.StuckAfter }, 2*time.Second, 100*time.Millisecond, 10*time.Minute, false),
 	knobs.Duration("LOCKDIAG_THREADS_INTERVAL", "threads_interval", "how often /proc/self/task is scanned (Linux); off disables",
 		func(c *Config) *time.Duration { return &c.ThreadsInterval }, time.Second, 10*time.Millisecond, time.Hour, true),
