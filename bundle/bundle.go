@@ -13,6 +13,7 @@
 //	goroutineleak.pb.gz  goroutine-leak profile (Go >= 1.27): goroutines blocked forever
 //	threads.json         the OS threads at the trigger, and their recent series
 //	timeline.json        every signal over the window
+//	named-locks.json     [NamedLocks]: the named locks (package locks) and lock-order inversions
 //
 // A [Builder] writes a bundle; [Open] reads one, and [Bundle.Options] gives
 // what is needed to analyze it again with a newer lockreport.
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/internal/textfmt"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 // The names of a bundle's files.
@@ -40,7 +42,27 @@ const (
 	GoroutineLeakFile  = "goroutineleak.pb.gz"
 	ThreadsFile        = "threads.json"
 	TimelineFile       = "timeline.json"
+	NamedLocksFile     = "named-locks.json"
 )
+
+// NamedLocks is the content of named-locks.json: the named locks of
+// package locks when the snapshot was taken (their names, exact holders,
+// hold times, waiters and wait and hold summaries) and the lock-order
+// inversions found so far. It is in the bundle when the program names
+// locks (or the lock-order check found an inversion).
+type NamedLocks struct {
+	Time time.Time `json:"time"`
+	// StuckAfter is how long a named lock's hold (or its waiters' wait
+	// without any acquisition) had to last for the lock to be stuck.
+	StuckAfter string `json:"stuck_after"`
+	// Locks are the named locks; the holders' stacks come from the
+	// goroutine dump when the report is made.
+	Locks []lockreport.NamedLock `json:"locks"`
+	// Inversions are the lock-order inversions, oldest first;
+	// InversionsLost counts those package locks found but did not keep.
+	Inversions     []lockreport.LockInversion `json:"lock_order_inversions,omitempty"`
+	InversionsLost int                        `json:"lock_order_inversions_lost,omitempty"`
+}
 
 // Meta is the content of meta.json: what the bundle is and how it was
 // collected.

@@ -131,9 +131,10 @@ func (b *Bundle) Report() (*lockreport.Report, error) {
 
 // Options returns what [lockreport.Analyze] needs to analyze the bundle
 // again besides its trace: the profiles and their rates, the program's
-// main module, and the scans of the parked goroutines and the OS threads
-// stored with the report. When the
-// bundle has no trace, TraceUnavailable says why.
+// main module, the scans of the parked goroutines and the OS threads
+// stored with the report, and the named locks and lock-order inversions
+// of named-locks.json. When the bundle has no trace, TraceUnavailable
+// says why.
 func (b *Bundle) Options() (lockreport.Options, error) {
 	opts := lockreport.Options{
 		MutexFraction: b.meta.MutexProfileFraction,
@@ -164,6 +165,17 @@ func (b *Bundle) Options() (lockreport.Options, error) {
 			}
 			break
 		}
+	}
+	if b.Has(NamedLocksFile) {
+		data, err := b.File(NamedLocksFile)
+		if err != nil {
+			return opts, err
+		}
+		var nl NamedLocks
+		if err := json.Unmarshal(data, &nl); err != nil {
+			return opts, fmt.Errorf("bundle: %s: %w", NamedLocksFile, err)
+		}
+		opts.NamedLocks, opts.Inversions = nl.Locks, nl.Inversions
 	}
 	if b.Has(ReportJSONFile) {
 		rep, err := b.Report()

@@ -2,11 +2,14 @@ package diag
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"runtime/trace"
 	"testing"
 	"time"
 
 	"github.com/lockdiag/lockdiag/internal/testkit/contention"
+	"github.com/lockdiag/lockdiag/locks"
 )
 
 // benchMonitor returns a monitor whose sampler state is ready but whose
@@ -145,4 +148,26 @@ func BenchmarkSnapshot10MiB(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(bytes)/(1<<20), "trace-MiB")
+}
+
+// BenchmarkReadNamed is the sampler's read of 100 named locks: locks.Read
+// into its buffer, the summaries (quantiles) and the stuck check.
+func BenchmarkReadNamed(b *testing.B) {
+	m := benchMonitor(b, Config{})
+	ms := make([]locks.Mutex, 100)
+	for i := range ms {
+		ms[i].SetName(fmt.Sprint("bench_read_named_", i))
+		for range 100 {
+			ms[i].Lock()
+			ms[i].Unlock()
+		}
+	}
+	now := time.Now()
+	m.readNamed(now)
+	b.ReportAllocs()
+	for b.Loop() {
+		m.namedRd.next = time.Time{}
+		m.readNamed(now)
+	}
+	runtime.KeepAlive(ms)
 }

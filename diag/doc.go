@@ -30,6 +30,23 @@
 // futex_waiters, run_delay and ctx_switches from /proc/self/task. See
 // [Signals].
 //
+// # Named locks
+//
+// The named locks of package locks (a Mutex or RWMutex given a name with
+// SetName) are read every Interval (locks.Read, into buffers the monitor
+// keeps; less often if that would take more than [Config.ScanCPU]). Their
+// identity, holder and hold time are exact, and so is their part of
+// stuck_waiters: a named lock with waiters whose current hold has lasted
+// [Config.StuckAfter], or that nobody acquired for that long, is stuck;
+// the goroutine scan leaves the goroutines parked on named locks to this
+// path. [Status] lists them (NamedLocks), subscribers get them about once
+// a second ([EventNamedLocks]), and every snapshot carries them
+// (named-locks.json) into its report, which names a stuck named lock, its
+// holder's goroutine id and stack. With package locks' lock-order check on
+// (LOCKDIAG_LOCK_ORDER=on), each new lock-order inversion is logged once,
+// published ([EventInversion]), listed in Status and made a finding of
+// every later snapshot.
+//
 // # Rules
 //
 // Rules are lock-wait SLOs in a small language ([DefaultRules] documents

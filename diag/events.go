@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/bundle"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 // EventType says what an [Event] reports.
@@ -24,6 +25,12 @@ const (
 	EventSnapshotSkipped EventType = "snapshot_skipped"
 	// EventSnapshotFailed says a snapshot could not be taken.
 	EventSnapshotFailed EventType = "snapshot_failed"
+	// EventInversion says package locks' lock-order check found a new
+	// lock-order inversion between two named locks: a potential deadlock.
+	EventInversion EventType = "lock_order_inversion"
+	// EventNamedLocks carries the named locks (package locks), the
+	// busiest first, about once a second while there are any.
+	EventNamedLocks EventType = "named_locks"
 )
 
 // An Event is something subscribers hear about. Only the fields of its
@@ -44,6 +51,13 @@ type Event struct {
 
 	// Reason explains EventSnapshotSkipped and EventSnapshotFailed.
 	Reason string `json:"reason,omitempty"`
+
+	// Inversion is set for EventInversion.
+	Inversion *lockreport.LockInversion `json:"inversion,omitempty"`
+
+	// NamedLocks is set for EventNamedLocks: at most 20, without
+	// stacks.
+	NamedLocks []lockreport.NamedLock `json:"named_locks,omitempty"`
 }
 
 // A Breach describes a rule crossing its threshold, or clearing: the rule,

@@ -66,6 +66,7 @@ type Monitor struct {
 	holdersAt      time.Time // the newest read they were computed at
 	holdersSamples int       // the mutex profile samples they stand on
 	collectErrs    map[string]string
+	named          namedState // the named locks at the last read (named.go)
 
 	// hooks inject faults in tests; all nil in production.
 	hooks struct {
@@ -74,17 +75,22 @@ type Monitor struct {
 	}
 
 	// Used by the sampling goroutine only.
-	trace   *traceControl
-	metrics *metricsReader
-	waiters *waiterScanner
+	trace    *traceControl
+	metrics  *metricsReader
+	waiters  *waiterScanner
+	schedule *scanSchedule
+	stuck    *stuckTracker
+	namedRd  *namedReader
+	threads  *threadSampler
+	next     struct{ threads, profiles time.Time }
+	carried  [numSignals]float64 // slow signals, carried between their scans
+	// stuck_waiters is the sum of the site tracker's count (at the last
+	// goroutine scan) and the named locks' (at the last read); NaN for a
+	// part not measured.
+	siteStuck, namedStuck float64
 	// waitingAtTick is goroutines_waiting at the last tick, for the scan
 	// that follows it.
 	waitingAtTick float64
-	schedule      *scanSchedule
-	stuck         *stuckTracker
-	threads       *threadSampler
-	next          struct{ threads, profiles time.Time }
-	carried       [numSignals]float64 // slow signals, carried between their scans
 }
 
 // rawProfiles is one read of the cumulative mutex and block profiles, kept
@@ -198,6 +204,13 @@ func (m *Monitor) resetSampler() {
 	m.waiters = newWaiterScanner()
 	m.schedule = newScanSchedule(m.cfg.LockWaitersInterval, m.cfg.ScanCPU, uint64(time.Now().UnixNano()))
 	m.stuck = newStuckTracker(m.cfg.StuckAfter)
+	seen := 0 // inversions are logged and published once for the monitor's life
+	if m.namedRd != nil {
+		seen = m.namedRd.seen
+	}
+	m.namedRd = newNamedReader(m.cfg)
+	m.namedRd.seen = seen
+	m.siteStuck, m.namedStuck = math.NaN(), math.NaN()
 	m.threads = newThreadSampler(m.cfg.ThreadsInterval > 0)
 	m.next.threads, m.next.profiles = time.Time{}, time.Time{}
 	for i := range m.carried {
@@ -331,6 +344,7 @@ func (m *Monitor) tick(now time.Time) (scan bool) {
 
 	m.waitingAtTick = s.Values[GoroutinesWaiting]
 	scan = m.cfg.LockWaitersInterval > 0 && m.schedule.due(now, s.Values[GoroutinesWaiting], m.stuck.confirmAt())
+	m.readNamed(now)
 	if m.cfg.ThreadsInterval > 0 && !now.Before(m.next.threads) {
 		m.next.threads = now.Add(m.cfg.ThreadsInterval)
 		if err := m.threads.sample(now, &m.carried); err != nil {
@@ -402,7 +416,7 @@ func (m *Monitor) earlyWarning() string {
 			return fmt.Sprintf("%d goroutines parked at %s in %d scans in a row", r.site.Waiters, r.site.Where(), r.scans)
 		}
 	}
-	return ""
+	return m.namedWarning()
 }
 
 // scanWaiters counts the goroutines parked on locks, and which sites make
@@ -414,7 +428,8 @@ func (m *Monitor) scanWaiters(now time.Time, waiting float64) {
 	m.schedule.done(now, cost, waiting)
 	stuck, sites := m.stuck.update(now, sites, m.metrics.cumWait)
 	m.carried[LockWaiters] = float64(n)
-	m.carried[StuckWaiters] = float64(stuck)
+	m.siteStuck = float64(stuck)
+	m.carried[StuckWaiters] = nanSum(m.siteStuck, m.namedStuck)
 	m.stateMu.Lock()
 	m.waitSites = sites
 	m.lastWaiters = now

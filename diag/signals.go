@@ -37,7 +37,10 @@ const (
 	// StuckWaiters is the number of goroutines parked at lock sites that
 	// made no progress for [Config.StuckAfter]: in every goroutine scan
 	// for that long, with no lock wait ending that could have been
-	// theirs. It depends on no baseline: a stuck lock, a deadlock.
+	// theirs; plus the goroutines waiting for named locks (package locks)
+	// whose current hold has lasted StuckAfter (or that nobody acquired
+	// for that long), known exactly from the locks' own state. It depends
+	// on no baseline: a stuck lock, a deadlock.
 	StuckWaiters
 	// FutexWaiters is the number of OS threads blocked in a futex on a
 	// lock word (runtime-internal or cgo/pthread locks; Linux only).
@@ -59,7 +62,7 @@ var signalInfo = [numSignals]struct{ name, unit, help string }{
 	GoroutinesWaiting:  {"goroutines_waiting", "", "goroutines blocked on anything"},
 	GoroutinesRunnable: {"goroutines_runnable", "", "goroutines waiting for a CPU"},
 	LockWaiters:        {"lock_waiters", "", "goroutines parked in Mutex/RWMutex acquire now"},
-	StuckWaiters:       {"stuck_waiters", "", "goroutines parked at lock sites that made no progress"},
+	StuckWaiters:       {"stuck_waiters", "", "goroutines parked at lock sites (or named locks) that made no progress"},
 	FutexWaiters:       {"futex_waiters", "", "OS threads blocked on a lock word (runtime or cgo locks)"},
 	RunDelay:           {"run_delay", "s/s", "seconds per second threads waited for a CPU"},
 	CtxSwitches:        {"ctx_switches", "1/s", "context switches per second"},

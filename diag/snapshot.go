@@ -200,6 +200,10 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 	// their progress), and the goroutine dumps.
 	goroutines := runtime.NumGoroutine()
 	opts.Parked = m.parkedNow()
+	// The named locks are read next to the dump, so that their holders'
+	// ids are found in it.
+	t0 := time.Now()
+	opts.NamedLocks = m.namedNow()
 	// Naming the holder of a stuck lock, or a deadlock, needs the full
 	// dump: for those it is worth a longer pause.
 	fullLimit := m.cfg.GoroutineGuard
@@ -207,10 +211,23 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 		fullLimit *= stuckDumpFactor
 	}
 	opts.Goroutines = m.goroutineDumps(&b, goroutines, fullLimit)
+	var lost int
+	opts.Inversions, lost = inversionsNow()
+	if len(opts.NamedLocks) > 0 || len(opts.Inversions) > 0 {
+		nl := bundle.NamedLocks{Time: t0, StuckAfter: m.cfg.StuckAfter.String(), Locks: opts.NamedLocks,
+			Inversions: opts.Inversions, InversionsLost: lost}
+		if data, err := json.MarshalIndent(nl, "", "  "); err != nil {
+			b.Note(bundle.NamedLocksFile, "failed", err.Error(), t0)
+		} else {
+			b.Add(bundle.NamedLocksFile, data)
+			b.Note(bundle.NamedLocksFile, "ok", fmt.Sprintf("%s, %s", textfmt.Plural(len(nl.Locks), "named lock", "named locks"),
+				textfmt.Plural(len(nl.Inversions), "lock-order inversion", "lock-order inversions")), t0)
+		}
+	}
 	m.goroutineLeakProfile(&b, goroutines)
 
 	// Threads, at the trigger.
-	t0 := time.Now()
+	t0 = time.Now()
 	if m.cfg.ThreadsInterval < 0 {
 		b.Note(bundle.ThreadsFile, "off", "thread sampling is off", t0)
 	} else {
@@ -333,7 +350,7 @@ func (m *Monitor) parkedNow() []lockreport.ParkedSite {
 	m.stateMu.Unlock()
 	for i := range sites {
 		for _, k := range known {
-			if k.NoProgress > 0 && k.Kind == sites[i].Kind && k.Func == sites[i].Func && k.File == sites[i].File && k.Line == sites[i].Line {
+			if k.NoProgress > 0 && k.Kind == sites[i].Kind && k.Func == sites[i].Func && k.File == sites[i].File && k.Line == sites[i].Line && k.Named == sites[i].Named {
 				sites[i].NoProgress = k.NoProgress + since
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/lockdiag/lockdiag/internal/profdelta"
@@ -51,6 +53,22 @@ type Status struct {
 	// fraction): with a few dozen, the shares are rough and can swing
 	// from one read to the next.
 	HoldersSamples int `json:"holders_samples,omitempty"`
+	// NamedLocks are the named locks of package locks at the last read
+	// (NamedLocksTime), the busiest first: stuck ones, then by waiters,
+	// then by wait; at most 100 of NamedLocksTotal. Their names,
+	// holders, hold times and waiters are exact; their counts and wait
+	// and hold summaries run from when each lock was named. The JSON
+	// uses the schema's names (lock.id, lock.type, lock.wait.duration,
+	// lock.held.duration) with durations in nanoseconds.
+	NamedLocks      []lockreport.NamedLock `json:"named_locks,omitempty"`
+	NamedLocksTotal int                    `json:"named_locks_total,omitempty"`
+	NamedLocksTime  time.Time              `json:"named_locks_time,omitzero"`
+	// Inversions are the lock-order inversions between named locks found
+	// so far (package locks' lock-order check, LOCKDIAG_LOCK_ORDER=on):
+	// potential deadlocks. InversionsLost counts those the check found but
+	// did not keep.
+	Inversions     []lockreport.LockInversion `json:"lock_order_inversions,omitempty"`
+	InversionsLost int                        `json:"lock_order_inversions_lost,omitempty"`
 	// Trace says what the flight recorder does: its mode, whether it
 	// records and why, or why there is no trace.
 	Trace string `json:"trace"`
@@ -168,6 +186,10 @@ func (m *Monitor) Status() Status {
 	st.WaitSites = m.waitSites
 	st.WaitSitesTime = m.lastWaiters
 	st.ScanCost, st.Scans, st.ScanTotal = m.scanCost, m.scans, m.scanTotal
+	if n := len(m.named.locks); n > 0 {
+		st.NamedLocks, st.NamedLocksTotal, st.NamedLocksTime = topNamed(m.named.locks, maxNamedInStatus, true), n, m.named.time
+	}
+	st.Inversions, st.InversionsLost = slices.Clone(m.named.inversions), m.named.lost
 	if len(m.collectErrs) > 0 {
 		st.Errors = make(map[string]string, len(m.collectErrs))
 		for k, v := range m.collectErrs {
@@ -276,8 +298,12 @@ func (s *Status) WriteText(w io.Writer) error {
 		if ws.NoProgress > 0 {
 			stuck = "  STUCK: no progress for " + textfmt.Dur(ws.NoProgress)
 		}
+		if ws.Named {
+			stuck = "  (named locks: see NAMED LOCKS)"
+		}
 		p("  %5d  %-14s %s%s\n", ws.Waiters, ws.Kind, ws.Where(), stuck)
 	}
+	writeNamedLocks(bw, s)
 
 	if len(s.Holders) > 0 {
 		rough := ""
@@ -387,4 +413,65 @@ func (m *Monitor) recentHolders(fraction int) ([]lockreport.ProfileSite, time.Du
 	m.holders, m.holdersWindow, m.holdersAt, m.holdersSamples = sites, window, newest.time, samples
 	m.stateMu.Unlock()
 	return sites, window, samples
+}
+
+// writeNamedLocks prints the named locks and the lock-order inversions.
+func writeNamedLocks(w io.Writer, s *Status) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	if len(s.NamedLocks) > 0 {
+		p("\nNAMED LOCKS (package locks, read %s ago: exact holders and hold times; counts since each was named)\n",
+			textfmt.Dur(s.Time.Sub(s.NamedLocksTime).Round(time.Millisecond)))
+		p("  %-24s %-7s %9s  %-18s %17s %17s %9s %6s\n", "LOCK", "TYPE", "WAITING", "HELD", "WAIT p50/p99", "HOLD p50/p99", "ACQUIRED", "WAITED")
+		for i := range s.NamedLocks {
+			if i == 20 {
+				p("  ... %d more named locks (?format=json lists %d)\n", s.NamedLocksTotal-i, len(s.NamedLocks))
+				break
+			}
+			nl := &s.NamedLocks[i]
+			waiting := strconv.Itoa(nl.Waiters)
+			if nl.Stuck {
+				waiting += " STUCK"
+			}
+			held := "-"
+			switch {
+			case nl.Held:
+				held = textfmt.Dur(nl.HeldFor)
+				switch {
+				case !nl.HeldForExact && nl.HeldFor < time.Millisecond:
+					held = "just taken" // first seen at this read
+				case !nl.HeldForExact:
+					held = "≥" + held
+				}
+				if nl.Holder != 0 {
+					held += " by g" + strconv.FormatInt(nl.Holder, 10)
+				}
+			case nl.Readers > 0:
+				held = textfmt.Plural(nl.Readers, "reader", "readers")
+			}
+			share := "-"
+			if nl.Acquisitions > 0 {
+				share = textfmt.Pct(float64(nl.Contended) / float64(nl.Acquisitions))
+			}
+			p("  %-24s %-7s %9s  %-18s %17s %17s %9s %6s\n", textfmt.Clip(nl.Name, 24), nl.Type, waiting, textfmt.Clip(held, 18),
+				textfmt.Dur(nl.Wait.P50)+" / "+textfmt.Dur(nl.Wait.P99), textfmt.Dur(nl.Hold.P50)+" / "+textfmt.Dur(nl.Hold.P99),
+				compact(float64(nl.Acquisitions), ""), share)
+		}
+		for _, nl := range s.NamedLocks {
+			if !nl.Stuck || len(nl.AcquiredAt) == 0 {
+				continue
+			}
+			f := nl.AcquiredAt[0]
+			p("  %s: goroutine %d locked it at %s\n", nl.Name, nl.Holder, lockreport.ParkedSite{Func: f.Func, File: f.File, Line: f.Line}.Where())
+		}
+	}
+	if len(s.Inversions) > 0 {
+		p("\nLOCK ORDER INVERSIONS (potential deadlocks, found by the lock-order check before they happen)\n")
+		for _, inv := range s.Inversions {
+			p("  %q then %q by goroutine %d at %s; %q then %q by goroutine %d at %s (%s)\n", inv.A, inv.B, inv.GoroutineAB, frameAt(inv.StackAB),
+				inv.B, inv.A, inv.GoroutineBA, frameAt(inv.StackBA), inv.Time.Format("15:04:05"))
+		}
+		if s.InversionsLost > 0 {
+			p("  ... and %d more the check found but did not keep\n", s.InversionsLost)
+		}
+	}
 }

@@ -148,7 +148,9 @@ func (s *scanSchedule) done(now time.Time, cost time.Duration, waiting float64) 
 // continuously add about n seconds of wait per second), after what the
 // other sites' waiters may have added. A site seen with few waiters needs
 // more scans before it counts as stuck: one goroutine caught at a busy
-// lock a few times in a row is luck, not a stuck lock.
+// lock a few times in a row is luck, not a stuck lock. Goroutines parked on
+// named locks (package locks) are left to the named path, which knows their
+// lock and its holder exactly (named.go).
 type stuckTracker struct {
 	bound time.Duration
 	runs  map[siteKey]*stuckRun
@@ -190,6 +192,11 @@ func (t *stuckTracker) update(now time.Time, sites []lockreport.ParkedSite, cumW
 	}
 	seen := make(map[siteKey]bool, len(sites))
 	for _, s := range sites {
+		if s.Named {
+			// A named lock is judged by its own state (named.go), exactly;
+			// its waiters still count among the others' above.
+			continue
+		}
 		k := siteKey{kind: s.Kind, fn: s.Func, file: s.File, line: s.Line}
 		seen[k] = true
 		r := t.runs[k]
@@ -211,7 +218,7 @@ func (t *stuckTracker) update(now time.Time, sites []lockreport.ParkedSite, cumW
 	out = make([]lockreport.ParkedSite, 0, len(sites))
 	for _, s := range sites {
 		r := t.runs[siteKey{kind: s.Kind, fn: s.Func, file: s.File, line: s.Line}]
-		if r.stuck {
+		if r != nil && !s.Named && r.stuck {
 			s.NoProgress = now.Sub(r.since)
 			stuck += s.Waiters
 		}

@@ -24,6 +24,9 @@ type waiterScanner struct {
 type siteKey struct {
 	kind, fn, file string
 	line           int
+	// named: the goroutines wait in a named lock's slow path (package
+	// locks), whose lock the monitor follows by its state, not by site.
+	named bool
 }
 
 const (
@@ -78,7 +81,7 @@ func (w *waiterScanner) count(records []runtime.StackRecord) (int, []lockreport.
 	}
 	sites := make([]lockreport.ParkedSite, 0, len(bySite))
 	for k, n := range bySite {
-		sites = append(sites, lockreport.ParkedSite{Kind: k.kind, Func: k.fn, File: k.file, Line: k.line, Waiters: n})
+		sites = append(sites, lockreport.ParkedSite{Kind: k.kind, Func: k.fn, File: k.file, Line: k.line, Waiters: n, Named: k.named})
 	}
 	slices.SortFunc(sites, func(a, b lockreport.ParkedSite) int {
 		if c := cmp.Compare(b.Waiters, a.Waiters); c != 0 {
@@ -113,13 +116,16 @@ func (w *waiterScanner) parkedOnLock(stk []uintptr) bool {
 }
 
 // lockSite finds the lock method and its caller in a parked goroutine's
-// stack: the outermost sync frame is the method, the frame after it the
-// site.
+// stack: the outermost sync frame (or package locks' frame) is the method,
+// the frame after it the site.
 func lockSite(stk []uintptr) siteKey {
 	frames := runtime.CallersFrames(stk)
 	key := siteKey{kind: "Mutex.Lock"}
 	for {
 		f, more := frames.Next()
+		if stacks.NamedWait(f.Function) {
+			key.named = true
+		}
 		if p := stacks.LockMethod(f.Function); p != stacks.PrimNone {
 			key.kind = p.String()
 		} else if !stacks.Internal(f.Function) {

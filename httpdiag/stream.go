@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/lockdiag/lockdiag/diag"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 // StreamVersion is the version of the stream's frame schema, sent in the
@@ -36,12 +37,18 @@ const (
 // A Message is one frame of the stream, as JSON. Type says which fields
 // are set:
 //
-//	hello      Version, Interval, Every, Signals, Rules, Timeline, Snapshots, Trace
+//	hello      Version, Interval, Every, Signals, Rules, Timeline, Snapshots, Trace,
+//	           NamedLocks, Inversions
 //	sample     Sample (every Interval, or every Every-th)
 //	breach     Breach: a rule was breached (Breach.Snapshot says whether a snapshot follows)
 //	recovered  Breach: the rule cleared (Peak, Duration set)
 //	snapshot   Snapshot, Links: a snapshot was stored
 //	snapshot_skipped, snapshot_failed   Breach (if any), Reason
+//	named_locks           NamedLocks: the named locks (package locks), the busiest 20, about once a second
+//	lock_order_inversion  Inversion: the lock-order check found a potential deadlock
+//
+// NamedLocks use the schema's names (lock.id, lock.type, lock.wait.duration,
+// lock.held.duration; durations in nanoseconds) and carry no stacks.
 //
 // Every frame carries Dropped: how many frames this client has lost so far
 // because it read too slowly.
@@ -58,6 +65,10 @@ type Message struct {
 	Timeline  []diag.Sample     `json:"timeline,omitempty"`
 	Snapshots []SnapshotLink    `json:"snapshots,omitempty"`
 	Trace     string            `json:"trace,omitempty"`
+
+	NamedLocks []lockreport.NamedLock     `json:"named_locks,omitempty"`
+	Inversions []lockreport.LockInversion `json:"inversions,omitempty"`
+	Inversion  *lockreport.LockInversion  `json:"inversion,omitempty"`
 
 	Sample   *diag.Sample  `json:"sample,omitempty"`
 	Breach   *diag.Breach  `json:"breach,omitempty"`
@@ -261,7 +272,8 @@ func (s *streamWriter) write(f Message) error {
 }
 
 func frameOf(ev diag.Event) Message {
-	f := Message{Type: string(ev.Type), Time: ev.Time, Sample: ev.Sample, Breach: ev.Breach, Reason: ev.Reason}
+	f := Message{Type: string(ev.Type), Time: ev.Time, Sample: ev.Sample, Breach: ev.Breach, Reason: ev.Reason,
+		NamedLocks: ev.NamedLocks, Inversion: ev.Inversion}
 	if ev.Snapshot != nil {
 		l := linkFor(*ev.Snapshot)
 		f.Snapshot = &l
@@ -282,6 +294,9 @@ func (h *handler) hello(every int) Message {
 		Every:    every,
 		Rules:    st.Rules,
 		Trace:    st.Trace,
+		// The stream's named locks carry no stacks; Status has them.
+		NamedLocks: compactNamed(st.NamedLocks),
+		Inversions: st.Inversions,
 	}
 	for _, s := range diag.Signals() {
 		f.Signals = append(f.Signals, SignalInfo{s.String(), s.Unit(), s.Help()})
@@ -297,4 +312,14 @@ func (h *handler) hello(every int) Message {
 		f.Snapshots = append(f.Snapshots, linkFor(s))
 	}
 	return f
+}
+
+// compactNamed returns at most the stream's 20 busiest named locks, without
+// their stacks.
+func compactNamed(nl []lockreport.NamedLock) []lockreport.NamedLock {
+	out := slices.Clone(nl[:min(len(nl), 20)])
+	for i := range out {
+		out[i].AcquiredAt, out[i].HolderStack = nil, nil
+	}
+	return out
 }

@@ -77,6 +77,19 @@ type Options struct {
 	// stacks share.
 	MainModule string
 
+	// NamedLocks are the named locks of package locks when the window
+	// ended, as a monitor read them (diag converts locks.Read's states):
+	// their names, exact holders and hold times. A stuck one leads the
+	// report by its name, with its holder's stack from Goroutines (found
+	// by goroutine id) or, when the dump lacks it, the stack the lock
+	// sampled at acquisition. Nil if there are none.
+	NamedLocks []NamedLock
+
+	// Inversions are the lock-order inversions between named locks found
+	// so far (package locks' lock-order check, when it is on): each is a
+	// finding, a potential deadlock. Nil if none.
+	Inversions []LockInversion
+
 	// Top is how many sites to list. If zero, 10.
 	Top int
 
@@ -165,8 +178,18 @@ var ErrUnreadableTrace = errors.New("lockreport: unreadable trace")
 // The headline and the findings come from ranked candidates: lock sites
 // (what was still going on when the window ended first), locks outside Go
 // (OS threads on one futex word, [Options.Threads]; cgo calls whose
-// threads sleep), runtime-internal locks, the goroutines parked when the
-// window ended, and the profiles. lockdiag's own goroutines are left out.
+// threads sleep), runtime-internal locks, stuck named locks and lock-order
+// inversions ([Options.NamedLocks], [Options.Inversions]), the goroutines
+// parked when the window ended, and the profiles. lockdiag's own
+// goroutines are left out.
+//
+// Package locks' frames count as sync's: a wait in locks.(*Mutex).Lock is
+// a Mutex.Lock wait at its caller's site, and a site whose waiters waited
+// for named locks is marked so (Site.Named). For named locks the report
+// uses the locks' own record instead of inferring: no holder is guessed
+// for them from the dump, and a deadlock the dump's analysis infers is
+// left out when it has a goroutine hold a named lock that, by that record,
+// it does not hold.
 //
 // Analyze is safe for concurrent use. With GOMAXPROCS above 1 it parses
 // in a second goroutine while it analyzes, and waits for it to exit before
@@ -194,7 +217,9 @@ func Analyze(ctx context.Context, trace io.Reader, opts Options) (*Report, error
 	rep.Profiles = joinProfiles(rep, prof, opts, wk)
 	rep.Parked = parkedSites(opts.Parked)
 	rep.OSThreads = osThreads(opts.Threads, rep.Threads)
-	rep.Locks = lockGraph(opts.Goroutines, rep)
+	dump := parseDump(opts.Goroutines)
+	rep.Locks = lockGraph(dump, rep, opts.NamedLocks)
+	rep.NamedLocks, rep.Inversions = namedLocks(opts, dump), inversions(opts)
 	explain(rep, a, prof, opts)
 	rep.Caveats = caveats(rep, a, opts)
 	return rep, err

@@ -66,6 +66,8 @@ func explain(rep *Report, a *analyzer, prof profiles, opts Options) {
 	cs = append(cs, cgoWaitCandidates(rep)...)
 	cs = append(cs, runtimeLockCandidates(rep, profileWindow(rep, prof))...)
 	cs = append(cs, deadlockCandidates(rep)...)
+	cs = append(cs, namedCandidates(rep)...)
+	cs = append(cs, inversionCandidates(rep)...)
 	cs = append(cs, stuckCandidates(rep)...)
 	cs = append(cs, parkedCandidates(rep)...)
 	cs = append(cs, profileCandidates(rep)...)
@@ -143,10 +145,12 @@ func lockSiteCandidates(rep *Report, a *analyzer) ([]candidate, []Finding) {
 			f = convoyFinding(*s, a)
 		}
 		c.headline = siteHeadline(*s, h, kind, win)
-		if h == nil && len(s.Holders) > 0 && s.Holders[0].Func == notReleased {
-			// Still held when the window ended: the dump may say by whom.
+		if h == nil && len(s.Holders) > 0 && s.Holders[0].Func == notReleased && !s.Named {
+			// Still held when the window ended: the dump may say by whom
+			// (a named lock's holder is not guessed: it is known).
 			c.headline += rep.Locks.holderPhrase(rep.Locks.lockAt(s.Func, s.Line))
 		}
+		c.headline += namedSitePhrase(rep, *s)
 		if !c.current {
 			// Contention that ended is worth a finding of its own when
 			// it was more than a trace of the window's lock wait.

@@ -229,6 +229,7 @@ func (a *analyzer) siteReport(s *siteAgg, grand int64) Site {
 	}
 	a.siteTime(s, &out)
 	if s.kind.isLock() {
+		out.Named = siteNamed(s)
 		a.siteEntries(s, &out)
 	} else if s.stack != nil {
 		out.Stack = s.stack.short(stackDepth)

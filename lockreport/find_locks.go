@@ -29,12 +29,12 @@ const (
 // deadlocks and chains among them. The trace's and the mutex profile's
 // holders of each site are hints: a goroutine inside one of those
 // functions is a likely holder when nothing better ties one to the lock.
-func lockGraph(dump []byte, rep *Report) *Locks {
-	if len(dump) == 0 {
-		return nil
-	}
-	d, _ := gdump.Parse(bytes.NewReader(dump))
-	if d == nil || len(d.Goroutines) == 0 {
+//
+// A goroutine that holds a named lock (package locks) is known exactly
+// (named): a deadlock or chain that has any other goroutine hold a named
+// lock is left out.
+func lockGraph(d *gdump.Dump, rep *Report, named []NamedLock) *Locks {
+	if d == nil {
 		return nil
 	}
 	var hints []lockgraph.Hint
@@ -62,12 +62,21 @@ func lockGraph(dump []byte, rep *Report) *Locks {
 		if len(l.Waiters) > 0 && ownFrames(l.Waiters[0].G.Frames) {
 			continue // lockdiag's own
 		}
-		out.Locks = append(out.Locks, lockState(l))
+		st := lockState(l)
+		namedDumpLock(l, &st)
+		out.Locks = append(out.Locks, st)
 	}
+	refuted := namedRefutes(named)
 	for _, dl := range res.Deadlocks {
+		if refuted(dl.Steps) {
+			continue
+		}
 		out.Deadlocks = append(out.Deadlocks, LockCycle{Summary: dl.String(), Goroutines: stepIDs(dl.Steps), Sites: stepSites(dl.Steps), Confidence: dl.Confidence.String()})
 	}
 	for _, c := range res.Chains {
+		if refuted(c.Steps) {
+			continue
+		}
 		lc := LockCycle{Summary: c.String(), Goroutines: stepIDs(c.Steps), Sites: stepSites(c.Steps), Confidence: c.Confidence.String()}
 		if n := len(c.Steps); n > 0 {
 			g := c.Steps[n-1].G
@@ -148,6 +157,19 @@ func labelString(m map[string]string) string {
 		parts[i] = k + "=" + m[k]
 	}
 	return strings.Join(parts, ",")
+}
+
+// parseDump parses the goroutine dump taken when the window ended, or
+// returns nil if there is none or it holds no goroutine.
+func parseDump(dump []byte) *gdump.Dump {
+	if len(dump) == 0 {
+		return nil
+	}
+	d, _ := gdump.Parse(bytes.NewReader(dump))
+	if d == nil || len(d.Goroutines) == 0 {
+		return nil
+	}
+	return d
 }
 
 // ownFrames reports whether a stack is one of lockdiag's own goroutines.
@@ -336,6 +358,9 @@ func writeLocks(w io.Writer, l *Locks) {
 			line := fmt.Sprintf("held by %s (%s) in %s, %s confidence: %s", who, state, h.Where, h.Confidence, h.Reason)
 			fmt.Fprintf(w, "    %s\n", textfmt.Wrap(line, 94, "      "))
 			writeStack(w, "      ", h.Stack)
+		}
+		if s.Named {
+			fmt.Fprintf(w, "    a named lock: no holder is guessed, NAMED LOCKS has the exact one\n")
 		}
 		if len(s.Holders) == 0 && s.NoHolder != "" {
 			fmt.Fprintf(w, "    %s\n", textfmt.Wrap("no holder found: "+s.NoHolder, 94, "      "))

@@ -216,8 +216,9 @@ func blockedPhrase(bi *BlockedInside) string {
 func caveats(rep *Report, a *analyzer, opts Options) []string {
 	var cs []string
 	if a != nil {
-		cs = append(cs, "The trace has no lock addresses: different locks taken at the same call site count as one site, "+
-			"and one lock taken at two call sites shows as two.")
+		if c := siteCaveat(rep); c != "" {
+			cs = append(cs, c)
+		}
 		if rep.LockWaits > 0 {
 			cs = append(cs, "Only waits that parked a goroutine are in the trace: a Lock that succeeded on the fast path or by spinning "+
 				"is invisible, and so is how long an uncontended critical section ran.")
@@ -284,6 +285,9 @@ func caveats(rep *Report, a *analyzer, opts Options) []string {
 		if len(p.RuntimeLocks) > 0 {
 			cs = append(cs, "Runtime-internal locks are only in the mutex profile: the trace does not show them.")
 		}
+	}
+	if c := namedCaveat(rep); c != "" {
+		cs = append(cs, c)
 	}
 	if rep.Partial {
 		cs = append(cs, "The report is partial: its numbers cover only the part of the window that was read.")

@@ -98,6 +98,9 @@ func writeParked(w io.Writer, parked []ParkedSite) {
 		if s.NoProgress > 0 {
 			stuck = "  no progress for " + textfmt.Dur(s.NoProgress)
 		}
+		if s.Named {
+			stuck = "  (named locks: see NAMED LOCKS)"
+		}
 		fmt.Fprintf(w, "  %5d  %-14s %s%s\n", s.Waiters, s.Kind, s.Where(), stuck)
 	}
 	fmt.Fprintf(w, "  (A lock that is still held shows here, not in the trace's wait totals.)\n")

@@ -90,6 +90,16 @@ type Report struct {
 	// deadlocks and the wait chains.
 	Locks *Locks `json:"locks,omitempty"`
 
+	// NamedLocks are the named locks of package locks when the window
+	// ended ([Options.NamedLocks]): exact identity, holder and hold time,
+	// stuck ones first, then by waiters and by wait; nil if none was given.
+	NamedLocks []NamedLock `json:"named_locks,omitempty"`
+
+	// Inversions are the lock-order inversions between named locks that
+	// the lock-order check found ([Options.Inversions]): potential
+	// deadlocks, found before they happen.
+	Inversions []LockInversion `json:"lock_order_inversions,omitempty"`
+
 	// Caveats say what the data at hand cannot show.
 	Caveats []string `json:"caveats,omitempty"`
 
@@ -130,16 +140,19 @@ type Finding struct {
 	// Kind is one of "held-across-blocking", "saturated-lock",
 	// "long-critical-section", "writer-starvation", "reader-convoy",
 	// "contention-ended", "cgo-lock", "runtime-lock", "long-wait",
-	// "hot-lock".
+	// "hot-lock", "stuck-lock", "deadlock", "lock-order-inversion".
 	Kind     string   `json:"kind"`
 	Summary  string   `json:"summary"`
 	Evidence []string `json:"evidence,omitempty"`
 	// Site is the lock site the finding is about ("pkg.Func
-	// (file.go:88)"), if any.
+	// (file.go:88)"), if any; for a named lock (package locks), its name
+	// ("inventory_shard_7"), or for a lock-order inversion both names
+	// ("accounts, ledger").
 	Site string `json:"site,omitempty"`
 	// Source says what the finding rests on: "trace", "threads" (the OS
 	// thread scan), "scan" (the goroutines parked when the window
-	// ended), "mutex profile", "block profile".
+	// ended), "mutex profile", "block profile", "named locks" (the
+	// locks' own records, [Options.NamedLocks] and [Options.Inversions]).
 	Source string `json:"source,omitempty"`
 }
 
@@ -219,6 +232,11 @@ type Site struct {
 	// BlockProfile is this site's entry in the block profile delta, when
 	// one matched.
 	BlockProfile *ProfileSite `json:"block_profile,omitempty"`
+
+	// Named says the waiters here waited for named locks (package locks):
+	// [Report.NamedLocks] tells those locks apart and names their holders
+	// exactly.
+	Named bool `json:"named,omitempty"`
 }
 
 // Holder is a critical section (or a waker) that ended waits at a site.
@@ -459,6 +477,10 @@ type ParkedSite struct {
 	// the lock wait they would have added by being served did not come.
 	// Zero when the site progressed or was not watched that long.
 	NoProgress time.Duration `json:"no_progress,omitempty"`
+	// Named says the goroutines wait for named locks (package locks),
+	// which a monitor follows lock by lock ([Options.NamedLocks]) rather
+	// than by site: NoProgress is not set for them.
+	Named bool `json:"named,omitempty"`
 }
 
 // Where returns "pkg.Func (file.go:88)".
@@ -576,6 +598,9 @@ type LockState struct {
 	// was found.
 	Holders  []LockHolder `json:"holders,omitempty"`
 	NoHolder string       `json:"no_holder,omitempty"`
+	// Named says the waiters wait for a named lock (package locks): no
+	// holder is guessed for it, [Report.NamedLocks] has the exact one.
+	Named bool `json:"named,omitempty"`
 }
 
 // LockHolder is a goroutine that likely holds a lock.
@@ -617,4 +642,90 @@ type LockCycle struct {
 type LabelCount struct {
 	Labels  string `json:"labels"`
 	Waiters int    `json:"waiters"`
+}
+
+// NamedLock is a named lock of package locks (github.com/lockdiag/lockdiag/locks)
+// at one moment: an input of [Analyze] ([Options.NamedLocks]) and a row of
+// the report's named locks. Unlike what the trace and the goroutine dump
+// show, its identity, holder and hold time are exact: the lock recorded
+// them. Its JSON form uses the schema's names (lock.id, lock.type,
+// lock.wait.duration, lock.held.duration); durations are in nanoseconds,
+// as everywhere in the report.
+type NamedLock struct {
+	// Name is the lock's id (locks.Mutex.SetName); Type is "mutex" or
+	// "rwmutex".
+	Name string `json:"lock.id"`
+	Type string `json:"lock.type"`
+	// Age is how long ago the lock was named: the span of Acquisitions,
+	// Contended, Wait and Hold.
+	Age time.Duration `json:"age"`
+
+	// Waiters is how many goroutines waited to acquire it, Readers how
+	// many read holds an RWMutex had.
+	Waiters int `json:"waiters"`
+	Readers int `json:"readers,omitempty"`
+	// Held says it was held (an RWMutex: for writing), by goroutine
+	// Holder (0 when goroutine ids are unavailable), for HeldFor: exactly
+	// when HeldForExact, else at least (the hold was not timed, and
+	// HeldFor runs from when a reader of the lock first saw it).
+	Held         bool          `json:"held"`
+	Holder       int64         `json:"holder_goroutine,omitempty"`
+	HeldFor      time.Duration `json:"held_for,omitempty"`
+	HeldForExact bool          `json:"held_for_exact,omitempty"`
+	// AcquiredAt is the holder's stack when it acquired the current hold,
+	// from the caller of Lock, when the lock sampled it (contended
+	// acquisitions, at most one a millisecond).
+	AcquiredAt []Frame `json:"acquired_at,omitempty"`
+
+	// Acquisitions and Contended count the acquisitions since the lock
+	// was named, and those that waited.
+	Acquisitions uint64 `json:"acquisitions"`
+	Contended    uint64 `json:"contended"`
+	// Wait and Hold summarize the wait and hold durations since the lock
+	// was named (holds are sampled: see package locks).
+	Wait Durations `json:"lock.wait.duration"`
+	Hold Durations `json:"lock.held.duration"`
+
+	// NoProgress is how long goroutines had waited for the lock with no
+	// acquisition at all, as a monitor watched it (0: not watched that
+	// long, or the lock moved).
+	NoProgress time.Duration `json:"no_progress,omitempty"`
+	// Stuck says a monitor judged the lock stuck: it has waiters, and its
+	// current hold has lasted its bound (diag's Config.StuckAfter), or no
+	// goroutine acquired it for that long.
+	Stuck bool `json:"stuck,omitempty"`
+
+	// HolderState and HolderStack are what the goroutine dump
+	// ([Options.Goroutines]) shows of the holder: its state ("sleep", "IO
+	// wait", "running", ...) and its stack when the window ended. Set by
+	// [Analyze] when the dump has the holder's id.
+	HolderState string  `json:"holder_state,omitempty"`
+	HolderStack []Frame `json:"holder_stack,omitempty"`
+}
+
+// Durations summarizes a distribution of durations.
+type Durations struct {
+	Count uint64        `json:"count"`
+	Sum   time.Duration `json:"sum"`
+	P50   time.Duration `json:"p50"`
+	P99   time.Duration `json:"p99"`
+	Max   time.Duration `json:"max"`
+}
+
+// LockInversion is a potential deadlock between two named locks, found by
+// package locks' lock-order check: goroutine GoroutineAB locked B while it
+// held A, and goroutine GoroutineBA locked A while it held B. Run at the
+// same time, each could wait for the other forever.
+type LockInversion struct {
+	// A and B are the locks' names; A-then-B is the order seen first.
+	A string `json:"a"`
+	B string `json:"b"`
+	// The stacks start at the call of Lock, each the first time its order
+	// was seen.
+	GoroutineAB int64   `json:"goroutine_ab"`
+	StackAB     []Frame `json:"stack_ab"`
+	GoroutineBA int64   `json:"goroutine_ba"`
+	StackBA     []Frame `json:"stack_ba"`
+	// Time is when the second order was seen (before it waited).
+	Time time.Time `json:"time"`
 }

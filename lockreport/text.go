@@ -91,6 +91,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("  %s\n", textfmt.Wrap(line, 98, "      "))
 		}
 	}
+	writeNamed(bw, r)
 	writeProfiles(bw, r.Profiles)
 
 	if len(r.Caveats) > 0 {
@@ -154,6 +155,9 @@ func writeSiteTable(w io.Writer, sites []Site, holderTitle string) {
 			atl+textfmt.Dur(s.Total), textfmt.Dur(s.Max), textfmt.Dur(s.P99))
 		if s.Caller != "" && s.Caller != s.Func {
 			fmt.Fprintf(w, "       called from %s\n", textfmt.Clip(name(s.Caller), 80))
+		}
+		if s.Named {
+			fmt.Fprintf(w, "       named locks: NAMED LOCKS tells them apart\n")
 		}
 		if len(s.Holders) > 0 {
 			h := s.Holders[0]

@@ -29,6 +29,7 @@ import (
 	"github.com/lockdiag/lockdiag/httpdiag"
 	"github.com/lockdiag/lockdiag/internal/testkit"
 	"github.com/lockdiag/lockdiag/internal/testkit/contention"
+	"github.com/lockdiag/lockdiag/locks"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -198,12 +199,20 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	testkit.NeedTool(t, promtool != "", "promtool", "apt-get install prometheus")
 	m := newMonitor(t, "")
 	contend(t)
+	// A named lock, so that its histograms are checked too.
+	var mu locks.Mutex
+	mu.SetName("promtool_check")
+	enforceDurations(&mu, "promtool_check", 3, time.Millisecond)
+	defer goruntime.KeepAlive(&mu)
 	testkit.WaitFor(t, 10*time.Second, "a sample with lock_waiters", func() bool {
 		s, ok := m.Latest()
 		_, measured := s.Get(diag.LockWaiters)
 		return ok && measured
 	})
 	text := scrape(t, Handler(m), "")
+	if !strings.Contains(text, `lockdiag_lock_wait_duration_seconds_bucket{lock_id="promtool_check"`) {
+		t.Errorf("no named lock in the exposition:\n%s", text)
+	}
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(text)
 	out, err := cmd.CombinedOutput()

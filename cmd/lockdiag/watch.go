@@ -437,6 +437,14 @@ func (w *watcher) event(f *httpdiag.Message) {
 			what += ": " + f.Reason
 		}
 		lines = append(lines, line(tag, what))
+	case "named_locks":
+		// The named locks' state, about once a second: the status line
+		// and the breaches say what matters of it.
+	case "lock_order_inversion":
+		if inv := f.Inversion; inv != nil {
+			lines = append(lines, line("INVERSION", fmt.Sprintf("potential deadlock: %q then %q by goroutine %d, %q then %q by goroutine %d",
+				inv.A, inv.B, inv.GoroutineAB, inv.B, inv.A, inv.GoroutineBA)))
+		}
 	default:
 		// A frame type this version does not know.
 		lines = append(lines, line(strings.ToUpper(f.Type), ""))

@@ -38,6 +38,8 @@
 //	LOCKDIAG_DEFAULT_MUX=off      do not register on http.DefaultServeMux
 //	LOCKDIAG_TOKEN=secret         require "Authorization: Bearer secret"; allows non-loopback clients
 //	LOCKDIAG_ALLOW_ORIGINS=a,b    extra origins whose pages may use POST and the stream
+//	LOCKDIAG_LOCK_ORDER=on        lock-order check for named locks (package locks): inversions in
+//	                              the status, the stream and the reports
 //
 // plus the variables of [diag.ConfigFromEnv] (LOCKDIAG_SLO, LOCKDIAG_DIR,
 // LOCKDIAG_INTERVAL, ...), listed by [diag.EnvVars].
@@ -101,6 +103,7 @@ import (
 	"github.com/lockdiag/lockdiag/diag"
 	"github.com/lockdiag/lockdiag/httpdiag"
 	"github.com/lockdiag/lockdiag/internal/knobs"
+	"github.com/lockdiag/lockdiag/locks"
 	"github.com/lockdiag/lockdiag/promdiag"
 )
 
@@ -158,6 +161,8 @@ type settings struct {
 	defaultMux   bool
 	token        string
 	allowOrigins []string
+	// lockOrder is LOCKDIAG_LOCK_ORDER, when set.
+	lockOrderSet, lockOrder bool
 }
 
 // table is the one description of this package's variables.
@@ -198,6 +203,13 @@ var table = knobs.Table[settings]{
 			}
 			return nil
 		}, nil, nil, nil),
+	knobs.Custom("LOCKDIAG_LOCK_ORDER", "", "off",
+		"package locks' lock-order check for named locks: on reports lock-order inversions (potential deadlocks) before they hang; it costs on every named Lock",
+		func(s *settings, v string) error {
+			on, err := knobs.ParseSwitch(v)
+			s.lockOrderSet, s.lockOrder = err == nil, on
+			return err
+		}, nil, nil, nil),
 }
 
 func readSettings(lookup func(string) (string, bool)) (settings, error) {
@@ -222,6 +234,16 @@ func start(lookup func(string) (string, bool), mux *http.ServeMux) *autoRuntime 
 			for _, line := range strings.Split(err.Error(), "\n") {
 				log.Error(line)
 			}
+		}
+	}
+	if s.lockOrderSet {
+		// Package locks reads the variable itself too, when the first
+		// lock is named; set here, a malformed value is logged and the
+		// check is on before main runs.
+		if err := locks.SetOrderCheck(s.lockOrder); err != nil {
+			log.Error("diag: LOCKDIAG_LOCK_ORDER: the lock-order check stays off", "err", err)
+		} else if s.lockOrder {
+			log.Info("lockdiag: lock-order check on for named locks (LOCKDIAG_LOCK_ORDER=on)")
 		}
 	}
 	m, err := diag.New(cfg)

@@ -199,6 +199,9 @@ func TestReadSettings(t *testing.T) {
 		{env("LOCKDIAG_DEFAULT_MUX", "x"), settings{addr: DefaultAddr, defaultMux: true}, "LOCKDIAG_DEFAULT_MUX"},
 		{env("LOCKDIAG_TOKEN", " t "), settings{addr: DefaultAddr, defaultMux: true, token: "t"}, ""},
 		{env("LOCKDIAG_ALLOW_ORIGINS", "https://a, ,https://b"), settings{addr: DefaultAddr, defaultMux: true, allowOrigins: []string{"https://a", "https://b"}}, ""},
+		{env("LOCKDIAG_LOCK_ORDER", "on"), settings{addr: DefaultAddr, defaultMux: true, lockOrderSet: true, lockOrder: true}, ""},
+		{env("LOCKDIAG_LOCK_ORDER", "off"), settings{addr: DefaultAddr, defaultMux: true, lockOrderSet: true}, ""},
+		{env("LOCKDIAG_LOCK_ORDER", "sometimes"), settings{addr: DefaultAddr, defaultMux: true}, "LOCKDIAG_LOCK_ORDER=\"sometimes\": must be on or off"},
 	}
 	for i, tt := range tests {
 		got, err := readSettings(tt.env)

@@ -748,6 +748,12 @@
       case 'snapshot_failed':
         addEvent(t, 'failed', 'snapshot failed: ' + (f.reason || ''));
         break;
+      case 'named_locks':
+        renderNamed(f.named_locks);
+        break;
+      case 'lock_order_inversion':
+        if (f.inversion) addEvent(t, 'breach', inversionText(f.inversion));
+        break;
       default:
         break;
     }
@@ -792,6 +798,10 @@
     }
     setConn('live', 'live');
     renderRules();
+    renderNamed(f.named_locks);
+    for (const inv of f.inversions || []) {
+      if (!S.events.some((e) => e.text === inversionText(inv))) addEvent(parseTime(inv.time), 'breach', inversionText(inv));
+    }
     renderSnapshots();
     episodesChanged();
     redraw();
@@ -850,6 +860,7 @@
       for (const s of st.snapshots || []) addSnapshot(s);
       renderRules();
       renderParked(st);
+      renderNamed(st.named_locks, st.named_locks_total);
       renderSnapshots();
       $('snap-state').textContent = st.snapshot_in_flight ? 'one being taken…' : '';
       if (!st.running) setConn('down', 'lockdiag is stopped');
@@ -888,6 +899,43 @@
           el('div', { class: 'rule-vals', text: parts.join(' · ') }),
           r.note ? el('div', { class: 'rule-note', text: r.note }) : null)));
     }
+  }
+
+  // The named locks (package locks): exact holders and hold times, from
+  // the status and the stream's named_locks frames. The panel shows only
+  // when the program names locks.
+  function renderNamed(list, total) {
+    list = list || [];
+    $('named-panel').hidden = !list.length;
+    setData('named', list.length);
+    if (!list.length) return;
+    $('named-sub').textContent = total > list.length ? list.length + ' of ' + total : '';
+    const box = $('named');
+    box.textContent = '';
+    const table = el('table', { class: 'sites named' });
+    for (const n of list.slice(0, 8)) {
+      const wait = n['lock.wait.duration'] || {};
+      const hold = n['lock.held.duration'] || {};
+      let held = n.held ? 'held ' + fmtSeconds((n.held_for || 0) / 1e9) + (n.holder_goroutine ? ' by g' + n.holder_goroutine : '')
+        : (n.readers ? n.readers + (n.readers === 1 ? ' reader' : ' readers') : 'free');
+      if (n.stuck) held += ' · STUCK';
+      table.append(el('tr', {
+        class: n.stuck ? 'stuck' : '',
+        title: n['lock.type'] + ' ' + n['lock.id'] + '\nwait p50 ' + fmtSeconds((wait.p50 || 0) / 1e9) + ', p99 ' + fmtSeconds((wait.p99 || 0) / 1e9) +
+          '\nhold p50 ' + fmtSeconds((hold.p50 || 0) / 1e9) + ', p99 ' + fmtSeconds((hold.p99 || 0) / 1e9) +
+          '\n' + (n.acquisitions || 0) + ' acquisitions, ' + (n.contended || 0) + ' waited'
+      },
+        el('td', { class: 'num', text: String(n.waiters || 0) }),
+        el('td', { class: 'kind', text: 'p99 ' + fmtSeconds((wait.p99 || 0) / 1e9) }),
+        el('td', { class: 'where' }, el('b', { text: n['lock.id'] }), ' ' + held)));
+    }
+    box.append(table);
+    if (list.length > 8) box.append(el('p', { class: 'empty', text: '… ' + (list.length - 8) + ' more named locks' }));
+  }
+
+  function inversionText(inv) {
+    return 'lock order inversion (potential deadlock): ' + inv.a + ' then ' + inv.b + ' by g' + inv.goroutine_ab +
+      ', ' + inv.b + ' then ' + inv.a + ' by g' + inv.goroutine_ba;
   }
 
   function renderParked(st) {

@@ -1,6 +1,10 @@
 package lockgraph
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/lockdiag/lockdiag/internal/stacks"
+)
 
 // The frames a goroutine parked on a sync.Mutex or sync.RWMutex shows,
 // innermost first. Measured with Go 1.23, 1.24, 1.26 and 1.27 dumps
@@ -21,6 +25,16 @@ import "strings"
 // normal builds ("0x0?"). The semaphore functions' arguments are stale. The
 // RWMutex's writer Mutex is its first field, so the address lockSlow shows
 // for a writer behind a writer is the RWMutex's own.
+//
+// lockdiag's package locks wraps these: its Mutex and RWMutex hold a
+// sync.Mutex and a sync.RWMutex as their first field (so the addresses
+// above are the locks.Mutex's and locks.RWMutex's own), and their frames
+// sit between sync's and the caller:
+//
+//	locks.Mutex.Lock:     the Mutex frames above < locks.(*Mutex).lockSlow (named only) < locks.(*Mutex).Lock
+//	locks.RWMutex.Lock:   the RWMutex.Lock frames < locks.(*RWMutex).lockSlow (named only) < locks.(*RWMutex).Lock
+//	locks.RWMutex.RLock:  the RLock frames < locks.(*RWMutex).rlockSlow (named only) < locks.(*RWMutex).RLock
+//	                      [< locks.(*rlocker).Lock]
 
 // semaFuncs park the goroutine on a lock's semaphore.
 var semaFuncs = map[string]bool{
@@ -48,6 +62,14 @@ var lockFrames = map[string]lockFrame{
 	"internal/sync.(*Mutex).Lock":     mutexLockFrame,
 	"sync.(*RWMutex).Lock":            rwLockFrame,
 	"sync.(*RWMutex).RLock":           rwRLockFrame,
+
+	"github.com/lockdiag/lockdiag/locks.(*Mutex).Lock":        mutexLockFrame,
+	"github.com/lockdiag/lockdiag/locks.(*Mutex).lockSlow":    mutexLockFrame,
+	"github.com/lockdiag/lockdiag/locks.(*RWMutex).Lock":      rwLockFrame,
+	"github.com/lockdiag/lockdiag/locks.(*RWMutex).lockSlow":  rwLockFrame,
+	"github.com/lockdiag/lockdiag/locks.(*RWMutex).RLock":     rwRLockFrame,
+	"github.com/lockdiag/lockdiag/locks.(*RWMutex).rlockSlow": rwRLockFrame,
+	"github.com/lockdiag/lockdiag/locks.(*rlocker).Lock":      rwRLockFrame,
 }
 
 // onceSlow is where sync.Once.Do takes its Mutex, and where the goroutine
@@ -64,16 +86,15 @@ var lockStates = map[string]bool{
 }
 
 // isRuntimeFrame reports whether fn belongs to the runtime or the sync
-// implementation: frames skipped when looking for a lock's call site and
-// for the objects a goroutine holds.
+// implementation (package locks' lock types included, see
+// [stacks.Internal]): frames skipped when looking for a lock's call site
+// and for the objects a goroutine holds.
 //
 // sync.OnceFunc, OnceValue and OnceValues are generic closures named after
 // the function that instantiated them ("app.load.OnceValue[...].func5"):
 // they are sync's frames too.
 func isRuntimeFrame(fn string) bool {
-	return strings.HasPrefix(fn, "runtime.") || strings.HasPrefix(fn, "sync.") ||
-		strings.HasPrefix(fn, "internal/") || strings.HasPrefix(fn, "sync/atomic.") ||
-		fn == "panic" || isOnceWrapper(fn)
+	return stacks.Internal(fn) || fn == "panic" || isOnceWrapper(fn)
 }
 
 func isOnceWrapper(fn string) bool {

@@ -9,6 +9,14 @@
 // wrapper around internal/sync.Mutex, whose lockSlow parks in
 // internal/sync.runtime_SemacquireMutex; before, sync.(*Mutex).lockSlow
 // parked in sync.runtime_SemacquireMutex. Both spellings are listed.
+//
+// lockdiag's own lock types (package locks: Mutex and RWMutex with a name)
+// wrap sync's, and their frames are lock frames too: a goroutine parked in
+// locks.(*Mutex).Lock is parked on a Mutex at the caller of that Lock, as
+// one parked in sync.(*Mutex).Lock is, and its Unlock is a Mutex.Unlock. A
+// named lock waits in the types' slow paths ((*Mutex).lockSlow,
+// (*RWMutex).lockSlow, (*RWMutex).rlockSlow), an unnamed one does not:
+// [NamedWait] tells them apart.
 package stacks
 
 import "strings"
@@ -73,10 +81,24 @@ func (p Prim) Rank() int {
 	return 0
 }
 
+// The frames of package locks' lock types.
+const (
+	locksPkg     = "github.com/lockdiag/lockdiag/locks"
+	locksMutex   = locksPkg + ".(*Mutex)."
+	locksRWMutex = locksPkg + ".(*RWMutex)."
+	locksRLocker = locksPkg + ".(*rlocker)."
+)
+
 // Waiter returns the primitive that frame fn of a blocked goroutine's
 // stack waits on, or PrimNone.
 func Waiter(fn string) Prim {
 	switch fn {
+	case locksMutex + "Lock", locksMutex + "lockSlow":
+		return PrimMutex
+	case locksRWMutex + "RLock", locksRWMutex + "rlockSlow", locksRLocker + "Lock":
+		return PrimRLock
+	case locksRWMutex + "Lock", locksRWMutex + "lockSlow":
+		return PrimWLock
 	case "sync.(*Mutex).Lock", "sync.(*Mutex).lockSlow",
 		"internal/sync.(*Mutex).Lock", "internal/sync.(*Mutex).lockSlow":
 		return PrimMutex
@@ -106,16 +128,32 @@ func Waiter(fn string) Prim {
 
 // LockMethod returns the lock primitive that a sync frame is the method
 // of, or PrimNone: the frame a report names as "the Lock call".
+// The methods of package locks' types count as sync's.
 func LockMethod(fn string) Prim {
 	switch fn {
-	case "sync.(*Mutex).Lock", "sync.(*Mutex).TryLock":
+	case "sync.(*Mutex).Lock", "sync.(*Mutex).TryLock",
+		locksMutex + "Lock", locksMutex + "TryLock":
 		return PrimMutex
-	case "sync.(*RWMutex).RLock":
+	case "sync.(*RWMutex).RLock",
+		locksRWMutex + "RLock", locksRWMutex + "TryRLock", locksRLocker + "Lock":
 		return PrimRLock
-	case "sync.(*RWMutex).Lock":
+	case "sync.(*RWMutex).Lock",
+		locksRWMutex + "Lock", locksRWMutex + "TryLock":
 		return PrimWLock
 	}
 	return PrimNone
+}
+
+// NamedWait reports whether fn is the slow path of a named lock of
+// package locks: a goroutine parked under it waits for a lock whose name,
+// holder and waiters package locks knows exactly (see locks.Read). An
+// unnamed locks.Mutex parks in sync directly from its Lock.
+func NamedWait(fn string) bool {
+	switch fn {
+	case locksMutex + "lockSlow", locksRWMutex + "lockSlow", locksRWMutex + "rlockSlow":
+		return true
+	}
+	return false
 }
 
 // MutexPark reports whether fn is the frame through which a goroutine
@@ -145,11 +183,13 @@ func IsLockAcquire(fn string) bool {
 func Waker(fn string) (op string, rank int) {
 	switch fn {
 	case "sync.(*Mutex).Unlock", "sync.(*Mutex).unlockSlow",
-		"internal/sync.(*Mutex).Unlock", "internal/sync.(*Mutex).unlockSlow":
+		"internal/sync.(*Mutex).Unlock", "internal/sync.(*Mutex).unlockSlow",
+		locksMutex + "Unlock", locksMutex + "unlockSlow":
 		return "Mutex.Unlock", 1
-	case "sync.(*RWMutex).Unlock":
+	case "sync.(*RWMutex).Unlock", locksRWMutex + "Unlock", locksRWMutex + "unlockSlow":
 		return "RWMutex.Unlock", 2
-	case "sync.(*RWMutex).RUnlock", "sync.(*RWMutex).rUnlockSlow":
+	case "sync.(*RWMutex).RUnlock", "sync.(*RWMutex).rUnlockSlow",
+		locksRWMutex + "RUnlock", locksRWMutex + "runlockSlow", locksRLocker + "Unlock":
 		return "RWMutex.RUnlock", 2
 	case "sync.(*Cond).Signal":
 		return "Cond.Signal", 2
@@ -169,12 +209,29 @@ func Waker(fn string) (op string, rank int) {
 	return "", 0
 }
 
-// Internal reports whether fn belongs to the runtime, the sync packages or
-// an internal package of the standard library: frames that are never the
-// program's call site.
+// Internal reports whether fn belongs to the runtime, the sync packages,
+// an internal package of the standard library or lockdiag's package locks
+// (whose lock types wrap sync's): frames that are never the program's
+// call site. The test functions of package locks (TestXxx, ...) are not.
 func Internal(fn string) bool {
 	return strings.HasPrefix(fn, "runtime.") || strings.HasPrefix(fn, "sync.") ||
-		strings.HasPrefix(fn, "internal/") || strings.HasPrefix(fn, "sync/atomic.")
+		strings.HasPrefix(fn, "internal/") || strings.HasPrefix(fn, "sync/atomic.") ||
+		inLocks(fn)
+}
+
+// inLocks reports whether fn is a function of package locks other than a
+// test function.
+func inLocks(fn string) bool {
+	rest, ok := strings.CutPrefix(fn, locksPkg+".")
+	if !ok {
+		return false
+	}
+	for _, p := range []string{"Test", "Benchmark", "Fuzz", "Example"} {
+		if strings.HasPrefix(rest, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // Short drops the import path: "net/http.(*Client).Do" becomes
@@ -225,11 +282,12 @@ func Package(fn string) string {
 }
 
 // IsUnlock reports whether fn is the sync method that releases a
-// sync.Mutex or sync.RWMutex: the frame under which a wake-up stack's
-// program frames begin.
+// sync.Mutex or sync.RWMutex (or the same method of package locks' types):
+// the frame under which a wake-up stack's program frames begin.
 func IsUnlock(fn string) bool {
 	switch fn {
-	case "sync.(*Mutex).Unlock", "sync.(*RWMutex).Unlock", "sync.(*RWMutex).RUnlock":
+	case "sync.(*Mutex).Unlock", "sync.(*RWMutex).Unlock", "sync.(*RWMutex).RUnlock",
+		locksMutex + "Unlock", locksRWMutex + "Unlock", locksRWMutex + "RUnlock", locksRLocker + "Unlock":
 		return true
 	}
 	return false

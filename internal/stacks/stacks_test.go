@@ -76,3 +76,54 @@ func TestCgo(t *testing.T) {
 		t.Error("Cgo misclassifies")
 	}
 }
+
+// TestLocksFrames: package locks' lock types are lock frames, never a call
+// site, and their slow paths say the lock is named.
+func TestLocksFrames(t *testing.T) {
+	const l = "github.com/lockdiag/lockdiag/locks."
+	for _, c := range []struct {
+		fn     string
+		waiter Prim
+		method Prim
+		waker  string
+		named  bool
+	}{
+		{l + "(*Mutex).Lock", PrimMutex, PrimMutex, "", false},
+		{l + "(*Mutex).lockSlow", PrimMutex, PrimNone, "", true},
+		{l + "(*Mutex).TryLock", PrimNone, PrimMutex, "", false},
+		{l + "(*Mutex).Unlock", PrimNone, PrimNone, "Mutex.Unlock", false},
+		{l + "(*Mutex).unlockSlow", PrimNone, PrimNone, "Mutex.Unlock", false},
+		{l + "(*RWMutex).Lock", PrimWLock, PrimWLock, "", false},
+		{l + "(*RWMutex).lockSlow", PrimWLock, PrimNone, "", true},
+		{l + "(*RWMutex).RLock", PrimRLock, PrimRLock, "", false},
+		{l + "(*RWMutex).rlockSlow", PrimRLock, PrimNone, "", true},
+		{l + "(*rlocker).Lock", PrimRLock, PrimRLock, "", false},
+		{l + "(*RWMutex).Unlock", PrimNone, PrimNone, "RWMutex.Unlock", false},
+		{l + "(*RWMutex).RUnlock", PrimNone, PrimNone, "RWMutex.RUnlock", false},
+		{l + "(*rlocker).Unlock", PrimNone, PrimNone, "RWMutex.RUnlock", false},
+	} {
+		if got := Waiter(c.fn); got != c.waiter {
+			t.Errorf("Waiter(%s) = %v, want %v", c.fn, got, c.waiter)
+		}
+		if got := LockMethod(c.fn); got != c.method {
+			t.Errorf("LockMethod(%s) = %v, want %v", c.fn, got, c.method)
+		}
+		if got, _ := Waker(c.fn); got != c.waker {
+			t.Errorf("Waker(%s) = %q, want %q", c.fn, got, c.waker)
+		}
+		if got := NamedWait(c.fn); got != c.named {
+			t.Errorf("NamedWait(%s) = %v, want %v", c.fn, got, c.named)
+		}
+		if !Internal(c.fn) {
+			t.Errorf("Internal(%s) = false: a lock frame would be taken for a call site", c.fn)
+		}
+	}
+	if !IsUnlock(l+"(*Mutex).Unlock") || !IsUnlock(l+"(*RWMutex).RUnlock") || IsUnlock(l+"(*Mutex).Lock") {
+		t.Error("IsUnlock misclassifies package locks' methods")
+	}
+	for _, fn := range []string{l + "TestHolder.func1", l + "BenchmarkMutex", "github.com/lockdiag/lockdiag/locks_test.ExampleMutex", "main.(*Mutex).Lock"} {
+		if Internal(fn) {
+			t.Errorf("Internal(%s) = true: a test or the program's own type is a call site", fn)
+		}
+	}
+}

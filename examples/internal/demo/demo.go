@@ -40,6 +40,7 @@ type Phase struct {
 type Result struct {
 	Phase    Phase
 	Ops      int64
+	Start    time.Time
 	Elapsed  time.Duration
 	Snapshot diag.SnapshotInfo
 	Report   *lockreport.Report
@@ -130,7 +131,7 @@ func Run(m *diag.Monitor, p Phase, d time.Duration) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("demo: %w", err)
 	}
-	r := Result{Phase: p, Ops: ops.Load(), Elapsed: elapsed, Snapshot: info, Report: rep}
+	r := Result{Phase: p, Ops: ops.Load(), Start: start, Elapsed: elapsed, Snapshot: info, Report: rep}
 	for _, s := range r.Sites() {
 		r.LockWait += s.Total
 		r.Waits += s.Waits
@@ -155,18 +156,15 @@ func (r Result) Sites() []lockreport.Site {
 	return out
 }
 
-// Findings returns the report's findings about the phase's sites, and the
-// findings without a site.
+// Findings returns the report's findings whose site or summary names one
+// of the phase's functions.
 func (r Result) Findings() []lockreport.Finding {
 	var out []lockreport.Finding
 	if r.Report == nil {
 		return nil
 	}
 	for _, f := range r.Report.Findings {
-		where := f.Site
-		if where == "" {
-			where = f.Summary
-		}
+		where := f.Site + "\n" + f.Summary
 		for _, fn := range r.Phase.Funcs {
 			if strings.Contains(where, fn) {
 				out = append(out, f)
@@ -180,7 +178,11 @@ func (r Result) Findings() []lockreport.Finding {
 // Print writes what the phase did and what lockdiag said about it.
 func (r Result) Print() {
 	rate := float64(r.Ops) / r.Elapsed.Seconds()
-	fmt.Printf("   %.0f operations/s; snapshot %s (manual: taken at the end of the phase)\n", rate, r.Snapshot.ID)
+	how := "manual: taken at the end of the phase"
+	if b := r.Snapshot.Trigger.Breach; b != nil {
+		how = fmt.Sprintf("automatic: %q breached during the phase, and the end-of-phase request shared its snapshot", b.Rule)
+	}
+	fmt.Printf("   %.0f operations/s; snapshot %s (%s)\n", rate, r.Snapshot.ID, how)
 	sites := r.Sites()
 	if len(sites) == 0 {
 		fmt.Printf("   lockdiag: no lock wait at this version's sites\n")
