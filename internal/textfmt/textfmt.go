@@ -103,10 +103,10 @@ func Value(v float64) string {
 func Pct(f float64) string {
 	p := f * 100
 	switch {
-	case p > 99 && p < 100, p > 0 && p < 1:
-		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
 	case p > 0 && p < 0.1:
 		return "<0.1%"
+	case p > 99 && p < 100, p > 0 && p < 1:
+		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
 	}
 	return fmt.Sprintf("%.0f%%", p)
 }

@@ -46,3 +46,16 @@ func TestWrapClip(t *testing.T) {
 		t.Errorf("Plural = %q", got)
 	}
 }
+
+func TestPct(t *testing.T) {
+	for _, c := range []struct {
+		f    float64
+		want string
+	}{
+		{0, "0%"}, {0.0004, "<0.1%"}, {0.004, "0.4%"}, {0.25, "25%"}, {0.994, "99.4%"}, {1, "100%"},
+	} {
+		if got := Pct(c.f); got != c.want {
+			t.Errorf("Pct(%v) = %q, want %q", c.f, got, c.want)
+		}
+	}
+}
