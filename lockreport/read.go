@@ -33,20 +33,27 @@ type evBatch struct {
 	err   error // on the last batch: io.EOF, a read error, or a parser panic
 }
 
+// Batches of events: a batch handed to a goroutine that sleeps wakes it,
+// which costs both CPUs several µs, and events written on one CPU and
+// read on the other cost cache misses on both sides. A batch of
+// maxBatch events (640 KiB) holds about a millisecond of parsing, so the
+// hand-overs are rare, and two batches let the parser fill one while the
+// analysis reads the other. Batches start at minBatch events and double
+// up to maxBatch, so that a small trace is not given memory it does not
+// need.
 const (
-	batchEvents = 1024 // about 130 KB of events
-	batches     = 3
+	minBatch = 1024
+	maxBatch = 8192
+	batches  = 2
 )
 
 // run reads the trace. It returns an error only when nothing of the trace
 // could be read.
 //
-// With GOMAXPROCS above 1, parsing (x/exp/trace, about two thirds of the
-// cost) runs in a goroutine of its own, one batch of events ahead of the
-// analysis, so that the two overlap when a second CPU is free. Measured on
-// a busy 2-vCPU VM, it costs the same CPU as doing both in one goroutine
-// (about 1.5x bare parsing). run waits for that goroutine before it
-// returns.
+// With GOMAXPROCS above 1, parsing (x/exp/trace, most of the cost) runs
+// in a goroutine of its own, one batch of events ahead of the analysis, so
+// that the two overlap when a second CPU is free. run waits for that
+// goroutine before it returns.
 func (a *analyzer) run(ctx context.Context, src io.Reader) error {
 	began := time.Now()
 	cr := &countingReader{r: src}
@@ -70,12 +77,18 @@ func (a *analyzer) run(ctx context.Context, src io.Reader) error {
 				ok = false
 			}
 		}()
-		for i := range b.evs {
-			if a.win.events%budgetEvery == 0 && a.win.events > 0 && ctx.Err() != nil {
-				a.partial = stopReason(ctx, began, fmt.Sprintf("%s of trace (%d events)", textfmt.Bytes(b.bytes), a.win.events))
+		evs := b.evs
+		for len(evs) > 0 {
+			// Check ctx every budgetEvery events.
+			if n := a.win.events; n%budgetEvery == 0 && n > 0 && ctx.Err() != nil {
+				a.partial = stopReason(ctx, began, fmt.Sprintf("%s of trace (%d events)", textfmt.Bytes(b.bytes), n))
 				return false
 			}
-			a.event(&b.evs[i])
+			chunk := evs[:min(len(evs), budgetEvery-int(a.win.events%budgetEvery))]
+			for i := range chunk {
+				a.event(&chunk[i])
+			}
+			evs = evs[len(chunk):]
 		}
 		a.win.bytes = b.bytes
 		last = b.err
@@ -84,7 +97,7 @@ func (a *analyzer) run(ctx context.Context, src io.Reader) error {
 	}
 
 	if runtime.GOMAXPROCS(0) < 2 {
-		b := &evBatch{evs: make([]trace.Event, 0, batchEvents)}
+		b := &evBatch{evs: make([]trace.Event, 0, minBatch)}
 		for last == nil && !stopped {
 			fill(r, cr, b)
 			stopped = !consume(b)
@@ -93,9 +106,6 @@ func (a *analyzer) run(ctx context.Context, src io.Reader) error {
 		full := make(chan *evBatch, batches)
 		free := make(chan *evBatch, batches)
 		stop := make(chan struct{})
-		for range batches {
-			free <- &evBatch{evs: make([]trace.Event, 0, batchEvents)}
-		}
 		go produce(r, cr, full, free, stop)
 		for b := range full {
 			if stopped {
@@ -169,7 +179,7 @@ func fill(r *trace.Reader, cr *countingReader, b *evBatch) {
 		}
 		b.bytes = cr.n
 	}()
-	for len(b.evs) < batchEvents {
+	for len(b.evs) < cap(b.evs) {
 		ev, err := r.ReadEvent()
 		if err != nil {
 			b.err = err
@@ -180,17 +190,28 @@ func fill(r *trace.Reader, cr *countingReader, b *evBatch) {
 }
 
 // produce fills batches until the trace ends or stop is closed, and
-// closes full when it returns.
+// closes full when it returns. It makes the batches, growing them from
+// minBatch to maxBatch events; free gives them back.
 func produce(r *trace.Reader, cr *countingReader, full, free chan *evBatch, stop chan struct{}) {
 	defer close(full)
+	size, made := minBatch, 0
 	for {
 		var b *evBatch
-		select {
-		case b = <-free:
-		case <-stop:
-			return
+		if made < batches {
+			b = &evBatch{evs: make([]trace.Event, 0, size)}
+			made++
+		} else {
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			if cap(b.evs) < size {
+				b.evs = make([]trace.Event, 0, size)
+			}
 		}
 		fill(r, cr, b)
+		size = min(2*size, maxBatch)
 		select {
 		case full <- b:
 		case <-stop:
