@@ -333,7 +333,7 @@ func (a *analyzer) finish() {
 	end := a.win.last
 	a.sites.finish(end)
 	a.gs.each(func(g *gstate) {
-		if g.pend.valid {
+		if g.pending() {
 			a.flushPending(g)
 		}
 		if g.state == trace.GoSyscall && g.sysStart != 0 && g.sysStack != nil && g.sysStack.cgo && !g.own {
@@ -349,7 +349,7 @@ func (a *analyzer) finish() {
 				g.site.openAtEnd++
 			}
 			a.finishWait(waitRec{kind: g.kind, site: g.site, g: g.id, start: g.start, dur: end - g.start, atLeast: true,
-				parks: g.parks, stack: g.stack, unblocker: trace.NoGoroutine, own: g.own})
+				parks: int(g.parks), stack: g.stack, unblocker: trace.NoGoroutine, own: g.own})
 		}
 	})
 }

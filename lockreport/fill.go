@@ -128,7 +128,7 @@ func (a *analyzer) fill(rep *Report, prof profiles) {
 			g := tr.g
 			ta.State = goStateString(g)
 			st = g.lastStack
-			if g.waiting || g.pend.valid {
+			if g.waiting || g.pending() {
 				st = g.stack
 			}
 			switch {

@@ -89,7 +89,7 @@ const maxSamples = 16
 // the wake-up stack us that the critical section h (at the woken
 // waiter's site s, who had waited waited) is known by.
 func (a *analyzer) endHold(hs *gstate, h *holderAgg, s *siteAgg, us *stackInfo, t, waited int64) {
-	hd := &hs.hold
+	hd := &hs.lk.hold
 	hd.account(hs.state, t)
 	defer func() { hd.site, hd.sample, hd.stack = nil, nil, nil }()
 	d := t - hd.start
@@ -168,16 +168,17 @@ func (a *analyzer) owner(us, bs *stackInfo) (int, int) {
 // show) and may have taken it again on the fast path since. It reports
 // whether g still holds.
 func (a *analyzer) checkHold(g *gstate, si *stackInfo) bool {
-	if g.hold.site == nil {
+	h := g.holding()
+	if h == nil {
 		return false
 	}
-	if si == g.hold.inside {
+	if si == h.inside {
 		return true
 	}
-	if k, _ := a.owner(g.hold.stack, si); k < 0 {
-		g.hold.site, g.hold.sample, g.hold.stack = nil, nil, nil
+	if k, _ := a.owner(h.stack, si); k < 0 {
+		h.site, h.sample, h.stack = nil, nil, nil
 		return false
 	}
-	g.hold.inside = si
+	h.inside = si
 	return true
 }

@@ -39,7 +39,6 @@ type siteAgg struct {
 	// n*t - sumStart, is blamed on the waker's critical section.
 	n        int64
 	sumStart int64
-	epoch    uint64
 	lastWake int64
 	blamed   int64
 	holders  map[int]*holderAgg
@@ -125,7 +124,6 @@ func (s *siteAgg) wakeOne(t int64) (blame int64) {
 	blame = s.n*t - s.sumStart
 	s.sumStart = s.n * t
 	s.lastWake = t
-	s.epoch++
 	s.n--
 	s.sumStart -= t
 	if s.n == 0 {
@@ -261,7 +259,6 @@ func (t *siteTable) finish(end int64) {
 			s.blamed += blame
 			s.sumStart = s.n * end
 			s.lastWake = end
-			s.epoch++
 			s.busy += end - s.busySince
 			s.busySince = end
 		}
