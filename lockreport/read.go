@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/lockdiag/lockdiag/internal/textfmt"
 
@@ -41,12 +42,16 @@ type evBatch struct {
 // 0.85 with 8192 and 0.88 with 16384 (1.3 MiB, about 2 ms of parsing),
 // and no better above; three batches did no better than two, which let
 // the parser fill one while the analysis reads the other. Batches start
-// at minBatch events and double up to maxBatch, so that a small trace is
-// not given memory it does not need.
+// at minBatch events and double up to maxBatch, and the two take at most
+// a quarter of the bytes of trace read so far (16 bytes of events per
+// byte of trace would be 1.3 MiB each for a 1 MiB trace): the analysis'
+// memory is a small part of the parse's, which holds a whole generation.
 const (
 	minBatch = 1024
 	maxBatch = 16384
 	batches  = 2
+	// eventBytes is the size of a trace.Event.
+	eventBytes = int64(unsafe.Sizeof(trace.Event{}))
 )
 
 // run reads the trace. It returns an error only when nothing of the trace
@@ -213,7 +218,7 @@ func produce(r *trace.Reader, cr *countingReader, full, free chan *evBatch, stop
 			}
 		}
 		fill(r, cr, b)
-		size = min(2*size, maxBatch)
+		size = min(2*size, maxBatch, max(minBatch, int(cr.n/(8*eventBytes))))
 		select {
 		case full <- b:
 		case <-stop:

@@ -31,7 +31,7 @@ type siteAgg struct {
 	total   int64
 	max     int64
 	hist    hist
-	waiters map[trace.GoID]struct{}
+	waiters goSet
 
 	// Blame accounting (locks): n goroutines are waiting here and the sum
 	// of the times from which each is still to be blamed is sumStart. At
@@ -82,7 +82,7 @@ type holderAgg struct {
 	id         int
 	blame      int64
 	wakeups    int
-	goroutines map[trace.GoID]struct{}
+	goroutines goSet
 	stack      *stackInfo
 	inside     *insideAgg
 	holds      *holdAgg
@@ -145,7 +145,7 @@ func (s *siteAgg) holder(us *stackInfo) *holderAgg {
 func (s *siteAgg) holderByID(id int, us *stackInfo) *holderAgg {
 	h := s.holders[id]
 	if h == nil {
-		h = &holderAgg{id: id, goroutines: make(map[trace.GoID]struct{}), stack: us}
+		h = &holderAgg{id: id, stack: us}
 		s.holders[id] = h
 	}
 	return h
@@ -157,7 +157,7 @@ func (s *siteAgg) credit(h *holderAgg, d int64, unb trace.GoID) {
 	h.blame += d
 	h.wakeups++
 	if unb != trace.NoGoroutine {
-		h.goroutines[unb] = struct{}{}
+		h.goroutines.add(unb)
 	}
 	s.blamed += d
 }
@@ -234,7 +234,7 @@ func (t *siteTable) get(k waitKind, si *stackInfo) *siteAgg {
 	key := siteKey{kind: k, fn: f.Func, file: f.File, line: f.Line}
 	s, ok := t.byKey[key]
 	if !ok {
-		s = &siteAgg{kind: k, frame: f, stack: si, waiters: make(map[trace.GoID]struct{}),
+		s = &siteAgg{kind: k, frame: f, stack: si,
 			holders: make(map[int]*holderAgg), burstG: trace.NoGoroutine, first: -1}
 		t.byKey[key] = s
 		t.list = append(t.list, s)
@@ -321,7 +321,7 @@ func (a *analyzer) finishWait(w waitRec) {
 	s.total += w.dur
 	s.max = max(s.max, w.dur)
 	s.hist.add(w.dur)
-	s.waiters[w.g] = struct{}{}
+	s.waiters.add(w.g)
 	if w.atLeast {
 		s.atLeast++
 	}
