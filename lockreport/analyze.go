@@ -239,8 +239,8 @@ type analyzer struct {
 	sites   siteTable
 	waits   waitKeeper
 	win     window
-	// owners memoizes ownerIndex by pair of stacks.
-	owners map[[2]*stackInfo][2]int16
+	// owners memoizes ownerIndex by pair of stacks (stackInfo.id).
+	owners map[uint64][2]int16
 	// the last lookup of owners
 	lastOwner   [2]*stackInfo
 	lastOwnerAt [2]int16
@@ -274,7 +274,7 @@ func newAnalyzer(opts Options) *analyzer {
 		threads: threadTable{byID: make(map[trace.ThreadID]*threadRec)},
 		sites:   newSiteTable(),
 		waits:   waitKeeper{keep: opts.KeepWaits},
-		owners:  make(map[[2]*stackInfo][2]int16),
+		owners:  make(map[uint64][2]int16),
 	}
 }
 
