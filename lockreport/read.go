@@ -34,18 +34,21 @@ type evBatch struct {
 	err   error // on the last batch: io.EOF, a read error, or a parser panic
 }
 
-// Batches of events, handed from the parser to the analysis: each
-// hand-over wakes the analysis (a few µs of both CPUs), and the events are
-// written on one CPU and read on the other, which costs cache misses on
-// both. Large batches pay off: on a 2-vCPU VM, analysis speed over bare
-// reading (BenchmarkAnalyzeVsRead) was 0.75 with batches of 4096 events,
-// 0.85 with 8192 and 0.88 with 16384 (1.3 MiB, about 2 ms of parsing),
-// and no better above; three batches did no better than two, which let
-// the parser fill one while the analysis reads the other. Batches start
-// at minBatch events and double up to maxBatch, and the two take at most
-// a quarter of the bytes of trace read so far (16 bytes of events per
-// byte of trace would be 1.3 MiB each for a 1 MiB trace): the analysis'
-// memory is a small part of the parse's, which holds a whole generation.
+// Batches of events, handed from the parser to the analysis. The analysis
+// is about twice as fast as the parser, so it sleeps between batches, and
+// waking it costs the parser time (on a 2-vCPU VM, about 100 µs pass
+// until the analysis runs, and each wake-up costs the parser some 15-30
+// µs, inferred from the timings below). Large batches pay off: analysis
+// speed over bare reading (BenchmarkAnalyzeVsRead, quiet machine) was 0.75
+// with batches of 4096 events, 0.85 with 8192 and 0.88 with 16384 (1.3
+// MiB, about 2 ms of parsing), and no better above. Three batches did no
+// better than two (the parser fills one while the analysis reads the
+// other), nor did 16 or 32 batches of 1024 events with the analysis woken
+// only when half of them were full (0.8). Batches start at minBatch events
+// and double up to maxBatch, and the two take at most a quarter of the
+// bytes of trace read so far (16 bytes of events per byte of trace would
+// be 1.3 MiB each for a 1 MiB trace): the analysis' memory stays a small
+// part of the parse's, which holds a whole generation.
 const (
 	minBatch = 1024
 	maxBatch = 16384
