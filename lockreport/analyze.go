@@ -20,10 +20,10 @@
 // bare parse, for about 1.7 times its CPU; on one CPU, at about 0.6 times
 // its speed. Memory: the parser holds a whole trace generation (about
 // twice its bytes); the analysis adds the events handed from the parser
-// (at most 2.6 MiB), about 112 bytes per goroutine, and its tables of
-// distinct stacks and call sites; it does not grow with the number of
-// events. `go test -bench 'AnalyzeVsRead|AnalyzeMemory' ./lockreport`
-// measures these.
+// (at most 2.6 MiB, and half the trace's bytes), about 112 bytes per
+// goroutine, and its tables of distinct stacks and call sites; it does
+// not grow with the number of events. `go test -bench
+// 'AnalyzeVsRead|AnalyzeMemory' ./lockreport` measures these.
 package lockreport
 
 import (

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/lockdiag/lockdiag/internal/textfmt"
 
@@ -38,21 +39,25 @@ type evBatch struct {
 // waking it costs the parser time (on a 2-vCPU VM, about 100 µs pass
 // until the analysis runs, and each wake-up costs the parser some 15-30
 // µs, inferred from the timings below). Large batches pay off: analysis
-// speed over bare reading (BenchmarkAnalyzeVsRead, quiet machine) was 0.75
-// with batches of 4096 events, 0.85 with 8192 and 0.88 with 16384 (1.3
-// MiB, about 2 ms of parsing), and no better above. Three batches did no
-// better than two (the parser fills one while the analysis reads the
-// other), nor did 16 or 32 batches of 1024 events with the analysis woken
-// only when half of them were full (0.8). Keeping the batches small for a
-// small trace (at most a quarter of its bytes) made its analysis slower
-// than with 1024 events in three batches (0.56 instead of 0.75 for a 1 MB
-// window). Batches start at minBatch events and double up to maxBatch
-// (2.6 MiB for the two), so that a trace of a few thousand events is not
-// given memory it does not need.
+// speed over bare reading (BenchmarkAnalyzeVsRead, quiet machine, a 10 MB
+// trace) was 0.75 with two batches of 4096 events, 0.85 with 8192 and
+// 0.88 with 16384 (1.3 MiB, about 2 ms of parsing), and no better above;
+// three big batches did no better than two (the parser fills one while
+// the analysis reads the other), nor did 16 or 32 batches of 1024 events
+// with the analysis woken only when half of them were full (0.8). Small
+// batches need more of them: a 1 MB window analyzed at 0.56 with two
+// batches of 1024 events, at 0.75-0.8 with four. So the batches hold
+// batchSize events, which grows with the trace read so far, four of them
+// up to 4096 events and two above; the parser makes them as it needs
+// them, and they take at most half the bytes of trace read (2.6 MiB for
+// the largest), a small part of what the parser holds (a generation).
 const (
-	minBatch = 1024
-	maxBatch = 16384
-	batches  = 2
+	minBatch     = 1024
+	maxBatch     = 16384
+	smallBatches = 4 // batches of fewer than maxBatch/2 events
+	bigBatches   = 2 // of more
+	// eventBytes is the size of a trace.Event.
+	eventBytes = int64(unsafe.Sizeof(trace.Event{}))
 )
 
 // run reads the trace. It returns an error only when nothing of the trace
@@ -111,8 +116,8 @@ func (a *analyzer) run(ctx context.Context, src io.Reader) error {
 			stopped = !consume(b)
 		}
 	} else {
-		full := make(chan *evBatch, batches)
-		free := make(chan *evBatch, batches)
+		full := make(chan *evBatch, smallBatches)
+		free := make(chan *evBatch, smallBatches)
 		stop := make(chan struct{})
 		go produce(r, cr, full, free, stop)
 		for b := range full {
@@ -197,6 +202,26 @@ func fill(r *trace.Reader, cr *countingReader, b *evBatch) {
 	}
 }
 
+// batchSize is the number of events in a batch once read bytes of trace
+// have been read (the parser reads a whole generation before it returns
+// its first event): the largest power of two from minBatch to maxBatch
+// whose batches take at most half the bytes read.
+func batchSize(read int64) int {
+	size := minBatch
+	for next := 2 * size; next <= maxBatch && 2*int64(batchCount(next)*next)*eventBytes <= read; next *= 2 {
+		size = next
+	}
+	return size
+}
+
+// batchCount is how many batches of size events the parser fills ahead.
+func batchCount(size int) int {
+	if size >= maxBatch/2 {
+		return bigBatches
+	}
+	return smallBatches
+}
+
 // produce fills batches until the trace ends or stop is closed, and
 // closes full when it returns. It makes the batches, growing them from
 // minBatch to maxBatch events; free gives them back.
@@ -204,22 +229,32 @@ func produce(r *trace.Reader, cr *countingReader, full, free chan *evBatch, stop
 	defer close(full)
 	size, made := minBatch, 0
 	for {
+		want := batchCount(size)
 		var b *evBatch
-		if made < batches {
-			b = &evBatch{evs: make([]trace.Event, 0, size)}
-			made++
-		} else {
+		select {
+		case b = <-free:
+		default:
+			// A new batch only when none is free.
+			if made < want {
+				b = &evBatch{evs: make([]trace.Event, 0, size)}
+				made++
+				break
+			}
 			select {
 			case b = <-free:
 			case <-stop:
 				return
 			}
-			if cap(b.evs) < size {
-				b.evs = make([]trace.Event, 0, size)
-			}
+		}
+		if made > want {
+			made-- // one batch fewer from now on
+			continue
+		}
+		if cap(b.evs) < size {
+			b.evs = make([]trace.Event, 0, size)
 		}
 		fill(r, cr, b)
-		size = min(2*size, maxBatch)
+		size = batchSize(cr.n)
 		select {
 		case full <- b:
 		case <-stop:
