@@ -128,7 +128,7 @@ func (a *analyzer) fill(rep *Report, prof profiles) {
 			g := tr.g
 			ta.State = goStateString(g)
 			st = g.lastStack
-			if g.waiting || g.pend.valid {
+			if g.waiting || g.pending() {
 				st = g.stack
 			}
 			switch {
@@ -221,7 +221,7 @@ func (a *analyzer) holderFrame(id int) (op string, f Frame) {
 
 func (a *analyzer) siteReport(s *siteAgg, grand int64) Site {
 	out := Site{Kind: s.kind.String(), Func: s.frame.Func, File: s.frame.File, Line: s.frame.Line,
-		Waits: s.waits, AtLeast: s.atLeast, Waiters: len(s.waiters),
+		Waits: s.waits, AtLeast: s.atLeast, Waiters: s.waiters.len(),
 		Total: time.Duration(s.total), Max: time.Duration(s.max),
 		P50: s.hist.quantile(0.50, s.max), P99: s.hist.quantile(0.99, s.max)}
 	if grand > 0 {
@@ -363,7 +363,7 @@ type holderGroup struct {
 	caller  string
 	blame   int64
 	wakeups int
-	gs      map[trace.GoID]struct{}
+	gs      goSet
 	stack   *stackInfo
 	owner   int // index of the owner in stack
 	inside  *insideAgg
@@ -375,7 +375,8 @@ type holderGroup struct {
 func (a *analyzer) holderOf(s *siteAgg, h *holderAgg) *holderGroup {
 	op, f := a.holderFrame(h.id)
 	hg := &holderGroup{id: h.id, op: op, frame: f, blame: h.blame, wakeups: h.wakeups,
-		gs: maps(h.goroutines), stack: h.stack, owner: -1, inside: h.inside, ownerIn: -1, holds: h.holds}
+		stack: h.stack, owner: -1, inside: h.inside, ownerIn: -1, holds: h.holds}
+	hg.gs.addAll(&h.goroutines)
 	us := h.stack
 	if us == nil || us.site < 0 || !s.kind.isLock() {
 		return hg
@@ -414,21 +415,11 @@ func (a *analyzer) holderOf(s *siteAgg, h *holderAgg) *holderGroup {
 	return hg
 }
 
-func maps(m map[trace.GoID]struct{}) map[trace.GoID]struct{} {
-	out := make(map[trace.GoID]struct{}, len(m))
-	for k := range m {
-		out[k] = struct{}{}
-	}
-	return out
-}
-
 // merge adds another holder aggregate of the same critical section.
 func (hg *holderGroup) merge(h *holderAgg) {
 	hg.blame += h.blame
 	hg.wakeups += h.wakeups
-	for g := range h.goroutines {
-		hg.gs[g] = struct{}{}
-	}
+	hg.gs.addAll(&h.goroutines)
 	if in := h.inside; in != nil {
 		if hg.inside == nil {
 			c := *in
@@ -469,7 +460,7 @@ func (hg *holderGroup) merge(h *holderAgg) {
 
 func (a *analyzer) holderReport(s *siteAgg, hg *holderGroup) Holder {
 	ho := Holder{Op: hg.op, Func: hg.frame.Func, File: hg.frame.File, Line: hg.frame.Line, Wait: time.Duration(hg.blame),
-		Wakeups: hg.wakeups, Goroutines: len(hg.gs), Via: hg.via, Caller: hg.caller}
+		Wakeups: hg.wakeups, Goroutines: hg.gs.len(), Via: hg.via, Caller: hg.caller}
 	if ho.File != "" {
 		ho.Module = a.prog.moduleOf(ho.Func)
 	}
@@ -691,9 +682,7 @@ func (s *siteAgg) absorb(u *siteAgg) {
 	s.total += u.total
 	s.max = max(s.max, u.max)
 	s.hist.merge(&u.hist)
-	for g := range u.waiters {
-		s.waiters[g] = struct{}{}
-	}
+	s.waiters.addAll(&u.waiters)
 	s.blamed += u.blamed
 	s.openAtEnd += u.openAtEnd
 	if u.first >= 0 && (s.first < 0 || u.first < s.first) {
@@ -714,9 +703,7 @@ func (s *siteAgg) absorb(u *siteAgg) {
 		}
 		sh.blame += h.blame
 		sh.wakeups += h.wakeups
-		for g := range h.goroutines {
-			sh.goroutines[g] = struct{}{}
-		}
+		sh.goroutines.addAll(&h.goroutines)
 		if sh.inside == nil {
 			sh.inside = h.inside
 		}

@@ -5,68 +5,98 @@ import (
 )
 
 // gstate is what the analysis knows of one goroutine: whether and how it
-// waits, the lock wait that may still merge with its next park, and its
-// recent blocks (to find a lock held across a blocking call).
+// waits, and, allocated when first needed, the lock wait that may still
+// merge with its next park and the lock it holds (lk), and its recent
+// blocks (to find a lock held across a blocking call). A window can hold
+// tens of thousands of goroutines, most of them only ever seen waiting:
+// those take 128 bytes each.
 type gstate struct {
 	id    trace.GoID
 	state trace.GoState
 
-	waiting  bool
-	kind     waitKind
-	stack    *stackInfo
-	site     *siteAgg
-	start    int64
-	atLeast  bool
-	parks    int
-	inSet    bool // counted among site's waiters for blame
-	setAdded int64
-	setEpoch uint64
-
-	pend     pendingWait
-	runStart int64
-
-	blocks       [maxBlocks]blockRec
-	nblocks      int
-	lastLockWake int64
-
-	sysStart   int64
+	waiting    bool
+	kind       waitKind
+	atLeast    bool
+	inSet      bool // counted among site's waiters for blame
 	sysAtLeast bool // in the system call since before the window
-	sysStack   *stackInfo
-	lastStack  *stackInfo
-	rawStack   trace.Stack // a later stack than lastStack, not looked at yet
-	thread     *threadRec
-
-	// hold is the lock the goroutine holds, as far as the trace shows.
-	hold holdState
-	// epoch counts the goroutine's transitions: a reader convoy burst is
-	// the wake-ups of one Unlock, with nothing else in between.
-	epoch uint32
 	// own is set once a stack of the goroutine showed lockdiag's own
 	// runtime (the monitor, the recorder, snapshot collection).
 	own bool
+	// epoch counts the goroutine's transitions: a reader convoy burst is
+	// the wake-ups of one Unlock, with nothing else in between.
+	epoch uint32
+	parks int32
+
+	stack *stackInfo
+	site  *siteAgg
+	start int64
+
+	sysStart  int64
+	sysStack  *stackInfo
+	lastStack *stackInfo
+	rawStack  trace.Stack // a later stack than lastStack, not looked at yet
+	thread    *threadRec
+
+	lk     *wokenState // nil until the goroutine is first woken at a lock site
+	blocks *blockList  // nil until it first blocks on something else
+}
+
+// wokenState is what a goroutine that was woken at a lock site carries:
+// the wait that may still merge with its next park, and the lock it holds
+// since.
+type wokenState struct {
+	pend     pendingWait
+	runStart int64 // when it ran after the wake-up, if pend.valid
+	// hold is the lock the goroutine holds, as far as the trace shows.
+	hold         holdState
+	lastLockWake int64
 }
 
 // pendingWait is a finished lock wait that may still merge with the next
 // park of the same goroutine (see mergeWindow).
 type pendingWait struct {
-	valid     bool
-	kind      waitKind
 	stack     *stackInfo
 	site      *siteAgg
 	start     int64
 	end       int64
-	atLeast   bool
 	parks     int
 	unblocker trace.GoID
 	ustack    *stackInfo
+	valid     bool
+	kind      waitKind
+	atLeast   bool
+}
+
+// blockList is a goroutine's recent non-lock blocks.
+type blockList struct {
+	n    int
+	recs [maxBlocks]blockRec
 }
 
 // blockRec is one recent non-lock block of a goroutine.
 type blockRec struct {
-	kind       waitKind
 	stack      *stackInfo
 	start, end int64
+	kind       waitKind
 	counted    bool
+}
+
+// pending reports whether g has a lock wait that may still merge.
+func (g *gstate) pending() bool { return g.lk != nil && g.lk.pend.valid }
+
+// holding returns the lock g holds, nil if none.
+func (g *gstate) holding() *holdState {
+	if g.lk == nil || g.lk.hold.site == nil {
+		return nil
+	}
+	return &g.lk.hold
+}
+
+// clearBlocks forgets g's recent blocks.
+func (g *gstate) clearBlocks() {
+	if g.blocks != nil {
+		g.blocks.n = 0
+	}
 }
 
 // goroutineTable holds the live goroutines. Goroutine IDs below smallGoIDs
@@ -140,12 +170,14 @@ func (a *analyzer) goTransition(ev *trace.Event, st *trace.StateTransition, t in
 		fresh = true
 	}
 	g.epoch++
-	if g.hold.site != nil {
-		g.hold.account(g.state, t)
-	}
-	if g.pend.valid && !(from == trace.GoRunnable && to == trace.GoRunning && g.runStart == 0) &&
-		!(from == trace.GoRunning && to == trace.GoWaiting) {
-		a.flushPending(g)
+	if lk := g.lk; lk != nil {
+		if lk.hold.site != nil {
+			lk.hold.account(g.state, t)
+		}
+		if lk.pend.valid && !(from == trace.GoRunnable && to == trace.GoRunning && lk.runStart == 0) &&
+			!(from == trace.GoRunning && to == trace.GoWaiting) {
+			a.flushPending(g)
+		}
 	}
 
 	switch {
@@ -175,8 +207,8 @@ func (a *analyzer) goTransition(ev *trace.Event, st *trace.StateTransition, t in
 
 	switch {
 	case to == trace.GoRunning:
-		if g.pend.valid && g.runStart == 0 {
-			g.runStart = t
+		if lk := g.lk; lk != nil && lk.pend.valid && lk.runStart == 0 {
+			lk.runStart = t
 		}
 		a.threads.ranOn(g, ev.Thread(), t)
 	case to == trace.GoSyscall && from != trace.GoRunning && g.sysStart == 0:
@@ -200,13 +232,13 @@ func (a *analyzer) goTransition(ev *trace.Event, st *trace.StateTransition, t in
 			a.checkHold(g, g.sysStack)
 		}
 	case to == trace.GoRunnable && from == trace.GoRunning:
-		if g.hold.site != nil {
+		if h := g.holding(); h != nil {
 			// What a holder runs when it is preempted is what its
 			// critical section does on the CPU: worth the lookup.
 			if si := a.stacks.get(st.Stack); si != nil {
 				g.lastStack, g.rawStack = si, trace.NoStack
 				if a.checkHold(g, si) && !si.handoff {
-					g.hold.sample = si
+					h.sample = si
 				}
 				break
 			}
@@ -266,9 +298,9 @@ func (a *analyzer) block(g *gstate, t int64, reason string, si *stackInfo) {
 		// Lost track (should not happen): close what we had.
 		a.endWait(g, t, trace.NoGoroutine, nil, true)
 	}
-	if g.pend.valid {
-		p := &g.pend
-		if k.isLock() && si != nil && si.mutexPark && p.kind == k && p.stack == si && g.runStart != 0 && t-g.runStart <= int64(mergeWindow) {
+	if lk := g.lk; lk != nil && lk.pend.valid {
+		p := &lk.pend
+		if k.isLock() && si != nil && si.mutexPark && p.kind == k && p.stack == si && lk.runStart != 0 && t-lk.runStart <= int64(mergeWindow) {
 			// The same Lock call parking again after losing the race.
 			p.valid = false
 			a.waits.merged++
@@ -288,7 +320,7 @@ func (a *analyzer) beginWait(g *gstate, start, park int64, k waitKind, si *stack
 	g.stack = si
 	g.start = start
 	g.atLeast = atLeast
-	g.parks = parks
+	g.parks = int32(parks)
 	g.site = nil
 	g.inSet = false
 	if si != nil && si.own {
@@ -300,9 +332,9 @@ func (a *analyzer) beginWait(g *gstate, start, park int64, k waitKind, si *stack
 	s := a.sites.get(k, si)
 	g.site = s
 	if k.isLock() {
-		if g.hold.site == s {
+		if h := g.holding(); h != nil && h.site == s {
 			// Woken, it lost the lock and waits again: it never held it.
-			g.hold.site = nil
+			h.site = nil
 		}
 		from := park
 		if atLeast {
@@ -310,8 +342,6 @@ func (a *analyzer) beginWait(g *gstate, start, park int64, k waitKind, si *stack
 		}
 		s.enter(from)
 		g.inSet = true
-		g.setAdded = from
-		g.setEpoch = s.epoch
 	}
 }
 
@@ -342,7 +372,7 @@ func (a *analyzer) endWait(g *gstate, t int64, unb trace.GoID, us *stackInfo, lo
 	s := g.site
 	if !k.isLock() || s == nil {
 		a.finishWait(waitRec{kind: k, site: s, g: g.id, start: g.start, dur: t - g.start, atLeast: g.atLeast || lost,
-			parks: g.parks, stack: g.stack, unblocker: unb, ustack: us, own: g.own})
+			parks: int(g.parks), stack: g.stack, unblocker: unb, ustack: us, own: g.own})
 		if s != nil {
 			s.credit(s.holder(us), t-g.start, unb)
 		}
@@ -373,8 +403,8 @@ func (a *analyzer) endWait(g *gstate, t int64, unb trace.GoID, us *stackInfo, lo
 			a.checkInside(hs, h, us, g.start, t, blame, queued)
 			// hs released a lock: what it blocked on before is not inside
 			// its next critical section.
-			hs.nblocks = 0
-			if hs.hold.site != nil && releases(us.op, hs.hold.site.kind) {
+			hs.clearBlocks()
+			if hd := hs.holding(); hd != nil && releases(us.op, hd.site.kind) {
 				a.endHold(hs, h, s, us, t, t-g.start)
 			}
 		}
@@ -382,17 +412,22 @@ func (a *analyzer) endWait(g *gstate, t int64, unb trace.GoID, us *stackInfo, lo
 	if k == kindRLock && us != nil && us.op == "RWMutex.Unlock" && hs != nil {
 		s.readerWoken(hs, g.id, us, t)
 	}
+	lk := g.lk
+	if lk == nil {
+		lk = new(wokenState)
+		g.lk = lk
+	}
 	if !lost {
 		// The waiter holds the lock from now on (a Mutex waiter that
 		// loses the race parks again, and beginWait forgets this).
-		g.hold = holdState{site: s, stack: g.stack, start: t, since: t}
+		lk.hold = holdState{site: s, stack: g.stack, start: t, since: t}
 		s.lastGrant, s.lastGrantG = t, g.id
 	}
-	g.lastLockWake = t
-	g.nblocks = 0
-	g.pend = pendingWait{valid: true, kind: k, stack: g.stack, site: s, start: g.start, end: t,
-		atLeast: g.atLeast || lost, parks: g.parks, unblocker: unb, ustack: us}
-	g.runStart = 0
+	lk.lastLockWake = t
+	g.clearBlocks()
+	lk.pend = pendingWait{valid: true, kind: k, stack: g.stack, site: s, start: g.start, end: t,
+		atLeast: g.atLeast || lost, parks: int(g.parks), unblocker: unb, ustack: us}
+	lk.runStart = 0
 	if lost {
 		a.flushPending(g)
 	}
@@ -403,20 +438,25 @@ func (g *gstate) addBlock(k waitKind, si *stackInfo, start, end int64) {
 		return
 	}
 	b := blockRec{kind: k, stack: si, start: start, end: end}
-	if g.nblocks < maxBlocks {
-		g.blocks[g.nblocks] = b
-		g.nblocks++
+	bl := g.blocks
+	if bl == nil {
+		bl = new(blockList)
+		g.blocks = bl
+	}
+	if bl.n < maxBlocks {
+		bl.recs[bl.n] = b
+		bl.n++
 		return
 	}
 	// Replace the shortest.
 	j := 0
 	for i := 1; i < maxBlocks; i++ {
-		if g.blocks[i].end-g.blocks[i].start < g.blocks[j].end-g.blocks[j].start {
+		if bl.recs[i].end-bl.recs[i].start < bl.recs[j].end-bl.recs[j].start {
 			j = i
 		}
 	}
-	if end-start > g.blocks[j].end-g.blocks[j].start {
-		g.blocks[j] = b
+	if end-start > bl.recs[j].end-bl.recs[j].start {
+		bl.recs[j] = b
 	}
 }
 
@@ -426,27 +466,32 @@ func (g *gstate) addBlock(k waitKind, si *stackInfo, start, end int64) {
 // after the waiter began waiting, and came after hs last acquired a
 // contended lock.
 func (a *analyzer) checkInside(hs *gstate, h *holderAgg, us *stackInfo, waitStart, t, blame int64, queued int) {
-	if hs.nblocks == 0 || us.site < 0 {
+	bl := hs.blocks
+	if bl == nil || bl.n == 0 || us.site < 0 {
 		return
 	}
 	// A block inside the critical section: it ended after the waiter
 	// began to wait, began after the holder acquired the lock (when the
 	// trace showed the acquisition), and its stack runs inside the call
 	// of the function that unlocked.
-	from := hs.lastLockWake
-	if hs.hold.site != nil {
-		from = max(from, hs.hold.start)
+	var from int64
+	held := hs.holding()
+	if hs.lk != nil {
+		from = hs.lk.lastLockWake
+	}
+	if held != nil {
+		from = max(from, held.start)
 	}
 	inside := func(b *blockRec) bool {
-		if b.end > t || b.end <= waitStart || b.start < from && hs.hold.site != nil || b.end < from {
+		if b.end > t || b.end <= waitStart || b.start < from && held != nil || b.end < from {
 			return false
 		}
 		k, _ := a.owner(us, b.stack)
 		return k >= 0
 	}
 	found := false
-	for i := 0; i < hs.nblocks; i++ {
-		found = found || inside(&hs.blocks[i])
+	for i := 0; i < bl.n; i++ {
+		found = found || inside(&bl.recs[i])
 	}
 	if !found {
 		return
@@ -459,8 +504,8 @@ func (a *analyzer) checkInside(hs *gstate, h *holderAgg, us *stackInfo, waitStar
 	in.wait += blame
 	in.maxQueued = max(in.maxQueued, queued)
 	counted := false
-	for i := 0; i < hs.nblocks; i++ {
-		b := &hs.blocks[i]
+	for i := 0; i < bl.n; i++ {
+		b := &bl.recs[i]
 		if b.counted || !inside(b) {
 			continue
 		}
@@ -477,10 +522,10 @@ func (a *analyzer) checkInside(hs *gstate, h *holderAgg, us *stackInfo, waitStar
 }
 
 func (a *analyzer) flushPending(g *gstate) {
-	p := &g.pend
-	if !p.valid {
+	if !g.pending() {
 		return
 	}
+	p := &g.lk.pend
 	p.valid = false
 	a.finishWait(waitRec{kind: p.kind, site: p.site, g: g.id, start: p.start, dur: p.end - p.start, atLeast: p.atLeast,
 		parks: p.parks, stack: p.stack, unblocker: p.unblocker, ustack: p.ustack, own: g.own})
@@ -488,7 +533,7 @@ func (a *analyzer) flushPending(g *gstate) {
 
 func (a *analyzer) exit(g *gstate) {
 	a.resolveLastStack(g)
-	if g.pend.valid {
+	if g.pending() {
 		a.flushPending(g)
 	}
 	if g.waiting {

@@ -89,7 +89,7 @@ const maxSamples = 16
 // the wake-up stack us that the critical section h (at the woken
 // waiter's site s, who had waited waited) is known by.
 func (a *analyzer) endHold(hs *gstate, h *holderAgg, s *siteAgg, us *stackInfo, t, waited int64) {
-	hd := &hs.hold
+	hd := &hs.lk.hold
 	hd.account(hs.state, t)
 	defer func() { hd.site, hd.sample, hd.stack = nil, nil, nil }()
 	d := t - hd.start
@@ -152,11 +152,13 @@ func (a *analyzer) owner(us, bs *stackInfo) (int, int) {
 	if key == a.lastOwner {
 		return int(a.lastOwnerAt[0]), int(a.lastOwnerAt[1])
 	}
-	r, ok := a.owners[key]
+	// An integer key: a map hashes it much faster than two pointers.
+	ik := uint64(us.id)<<32 | uint64(bs.id)
+	r, ok := a.owners[ik]
 	if !ok {
 		k, j := ownerIndex(us, bs)
 		r = [2]int16{int16(k), int16(j)}
-		a.owners[key] = r
+		a.owners[ik] = r
 	}
 	a.lastOwner, a.lastOwnerAt = key, r
 	return int(r[0]), int(r[1])
@@ -168,16 +170,17 @@ func (a *analyzer) owner(us, bs *stackInfo) (int, int) {
 // show) and may have taken it again on the fast path since. It reports
 // whether g still holds.
 func (a *analyzer) checkHold(g *gstate, si *stackInfo) bool {
-	if g.hold.site == nil {
+	h := g.holding()
+	if h == nil {
 		return false
 	}
-	if si == g.hold.inside {
+	if si == h.inside {
 		return true
 	}
-	if k, _ := a.owner(g.hold.stack, si); k < 0 {
-		g.hold.site, g.hold.sample, g.hold.stack = nil, nil, nil
+	if k, _ := a.owner(h.stack, si); k < 0 {
+		h.site, h.sample, h.stack = nil, nil, nil
 		return false
 	}
-	g.hold.inside = si
+	h.inside = si
 	return true
 }

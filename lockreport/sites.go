@@ -31,7 +31,7 @@ type siteAgg struct {
 	total   int64
 	max     int64
 	hist    hist
-	waiters map[trace.GoID]struct{}
+	waiters goSet
 
 	// Blame accounting (locks): n goroutines are waiting here and the sum
 	// of the times from which each is still to be blamed is sumStart. At
@@ -39,7 +39,6 @@ type siteAgg struct {
 	// n*t - sumStart, is blamed on the waker's critical section.
 	n        int64
 	sumStart int64
-	epoch    uint64
 	lastWake int64
 	blamed   int64
 	holders  map[int]*holderAgg
@@ -83,7 +82,7 @@ type holderAgg struct {
 	id         int
 	blame      int64
 	wakeups    int
-	goroutines map[trace.GoID]struct{}
+	goroutines goSet
 	stack      *stackInfo
 	inside     *insideAgg
 	holds      *holdAgg
@@ -125,7 +124,6 @@ func (s *siteAgg) wakeOne(t int64) (blame int64) {
 	blame = s.n*t - s.sumStart
 	s.sumStart = s.n * t
 	s.lastWake = t
-	s.epoch++
 	s.n--
 	s.sumStart -= t
 	if s.n == 0 {
@@ -147,7 +145,7 @@ func (s *siteAgg) holder(us *stackInfo) *holderAgg {
 func (s *siteAgg) holderByID(id int, us *stackInfo) *holderAgg {
 	h := s.holders[id]
 	if h == nil {
-		h = &holderAgg{id: id, goroutines: make(map[trace.GoID]struct{}), stack: us}
+		h = &holderAgg{id: id, stack: us}
 		s.holders[id] = h
 	}
 	return h
@@ -159,7 +157,7 @@ func (s *siteAgg) credit(h *holderAgg, d int64, unb trace.GoID) {
 	h.blame += d
 	h.wakeups++
 	if unb != trace.NoGoroutine {
-		h.goroutines[unb] = struct{}{}
+		h.goroutines.add(unb)
 	}
 	s.blamed += d
 }
@@ -236,7 +234,7 @@ func (t *siteTable) get(k waitKind, si *stackInfo) *siteAgg {
 	key := siteKey{kind: k, fn: f.Func, file: f.File, line: f.Line}
 	s, ok := t.byKey[key]
 	if !ok {
-		s = &siteAgg{kind: k, frame: f, stack: si, waiters: make(map[trace.GoID]struct{}),
+		s = &siteAgg{kind: k, frame: f, stack: si,
 			holders: make(map[int]*holderAgg), burstG: trace.NoGoroutine, first: -1}
 		t.byKey[key] = s
 		t.list = append(t.list, s)
@@ -261,7 +259,6 @@ func (t *siteTable) finish(end int64) {
 			s.blamed += blame
 			s.sumStart = s.n * end
 			s.lastWake = end
-			s.epoch++
 			s.busy += end - s.busySince
 			s.busySince = end
 		}
@@ -324,7 +321,7 @@ func (a *analyzer) finishWait(w waitRec) {
 	s.total += w.dur
 	s.max = max(s.max, w.dur)
 	s.hist.add(w.dur)
-	s.waiters[w.g] = struct{}{}
+	s.waiters.add(w.g)
 	if w.atLeast {
 		s.atLeast++
 	}

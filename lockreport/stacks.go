@@ -131,6 +131,7 @@ const maxFrames = 64
 // stackInfo is the per-stack work, done once per distinct stack.
 type stackInfo struct {
 	frames []Frame // leaf first, at most maxFrames
+	id     uint32  // the order in which it was interned
 
 	// As a waiter's stack: the primitive found in the frames and the index
 	// of the call site (first frame outside runtime, sync, internal/...),
@@ -336,7 +337,7 @@ func (t *stackTable) get(s trace.Stack) *stackInfo {
 	t.keyBuf, t.frameBuf = key, frames
 	si, ok := t.byPCs[string(key)]
 	if !ok {
-		si = &stackInfo{frames: append([]Frame(nil), frames...)}
+		si = &stackInfo{frames: append([]Frame(nil), frames...), id: uint32(len(t.byPCs))}
 		classifyFrames(si)
 		t.wraps.learn(si)
 		if si.site >= 0 || si.op != "" {
