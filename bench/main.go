@@ -42,7 +42,7 @@ func register(s section) { sections = append(sections, s) }
 
 // sectionOrder is the order sections run and appear in; sections not
 // listed come after, in registration order.
-var sectionOrder = []string{"overhead", "detect", "incidents", "snapshot", "memory", "scale"}
+var sectionOrder = []string{"overhead", "detect", "incidents", "snapshot", "analysis", "memory", "scale"}
 
 func orderSections() {
 	rank := func(s section) int {
