@@ -380,7 +380,7 @@ func (a *analyzer) finish() {
 			if g.site != nil && !g.own {
 				g.site.openAtEnd++
 			}
-			a.finishWait(waitRec{kind: g.kind, site: g.site, g: g.id, start: g.start, dur: end - g.start, atLeast: true,
+			a.finishWait(waitRec{kind: g.kind, site: g.site, g: g.id, start: g.start, dur: end - g.start, atLeast: true, open: true,
 				parks: int(g.parks), stack: g.stack, unblocker: trace.NoGoroutine, own: g.own})
 		}
 	})

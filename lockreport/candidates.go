@@ -57,6 +57,7 @@ func rank(cs []candidate) {
 func explain(rep *Report, a *analyzer, prof profiles, opts Options) {
 	var cs []candidate
 	var extra []Finding
+	checkStuck(rep)
 	if a != nil {
 		lc, more := lockSiteCandidates(rep, a)
 		cs = append(cs, lc...)

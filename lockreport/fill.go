@@ -273,6 +273,9 @@ func (a *analyzer) siteTime(s *siteAgg, out *Site) {
 		out.First = time.Duration(s.first - a.win.start)
 	}
 	out.Last = time.Duration(s.lastEnd - a.win.start)
+	if s.lastServed > 0 {
+		out.LastServed = time.Duration(s.lastServed - a.win.start)
+	}
 	out.WaitingAtEnd = s.openAtEnd
 	for _, n := range s.perSec {
 		out.PerSecond = append(out.PerSecond, int(n))
@@ -689,6 +692,7 @@ func (s *siteAgg) absorb(u *siteAgg) {
 		s.first = u.first
 	}
 	s.lastEnd = max(s.lastEnd, u.lastEnd)
+	s.lastServed = max(s.lastServed, u.lastServed)
 	for i, n := range u.perSec {
 		for len(s.perSec) <= i {
 			s.perSec = append(s.perSec, 0)

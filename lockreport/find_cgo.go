@@ -216,6 +216,18 @@ func cgoWaitCandidates(rep *Report) []candidate {
 	for _, t := range rep.OSThreads.Threads.Threads {
 		class[t.TID] = t
 	}
+	// Threads that share a futex word with others are cgoLockCandidates'
+	// (the lock's address is known); the others wait here.
+	perWord := map[uint64]int{}
+	for _, r := range rep.OSThreads.OnLockWord {
+		perWord[r.Futex]++
+	}
+	onShared := map[int]bool{}
+	for _, r := range rep.OSThreads.OnLockWord {
+		if r.Class == "pthread-mutex" && perWord[r.Futex] >= 2 {
+			onShared[r.TID] = true
+		}
+	}
 	var cs []candidate
 	for _, c := range rep.CgoCalls {
 		if c.Goroutines < 2 || c.Total < win/2 {
@@ -231,11 +243,15 @@ func cgoWaitCandidates(rep *Report) []candidate {
 				continue
 			}
 			th := class[int(t.Thread)]
+			if onShared[th.TID] {
+				continue
+			}
 			switch th.Class {
-			case "sleeping":
+			case "sleeping", "pthread-mutex":
+				// Asleep, or blocked on a futex in C: waiting either way.
 				asleep = append(asleep, t)
-				if sleepCall == "" {
-					sleepCall = th.Syscall
+				if !strings.Contains(sleepCall, th.Syscall) {
+					sleepCall = strings.TrimPrefix(sleepCall+", "+th.Syscall, ", ")
 				}
 			case "running":
 				running = append(running, t)
@@ -286,8 +302,8 @@ func cgoWaitCandidates(rep *Report) []candidate {
 		where := fmt.Sprintf("cgo calls from %s (%s)", c.Func, c.Stub)
 		f := Finding{Kind: "cgo-lock", Source: "trace, threads", Site: c.Stub}
 		f.Summary = fmt.Sprintf("Lock outside Go (likely): %d goroutines spent %s in %s, up to %s in one call; "+
-			"when the window ended %d of their OS threads were asleep (%s), not running: C code that waits by sleeping and retrying, "+
-			"as a busy handler does while a lock is held elsewhere.",
+			"when the window ended %d of their OS threads were asleep or blocked in C (%s), not running: C code that waits for "+
+			"something held elsewhere (a busy handler that sleeps and retries, a C mutex or condition variable).",
 			c.Goroutines, textfmt.Dur(c.Total), where, textfmt.Dur(c.Max), len(asleep), sleepCall)
 		if holder != "" {
 			f.Summary += " Likely holder: " + holder + "."
@@ -298,7 +314,7 @@ func cgoWaitCandidates(rep *Report) []candidate {
 			"stack: "+stackLine(c.Stack),
 			"no Go profile sees a wait inside C: the mutex and block profiles and the trace's waits show nothing; "+
 				"look at what the C library waits for (a database's write lock, a file lock) and who holds it")
-		h := fmt.Sprintf("%d goroutines spent %s in %s, their threads asleep in C when the window ended: a lock outside Go, waited for by sleeping and retrying",
+		h := fmt.Sprintf("%d goroutines spent %s in %s, their threads asleep or blocked in C when the window ended: a lock outside Go",
 			c.Goroutines, textfmt.Dur(c.Total), where)
 		if holder != "" {
 			h += "; likely holder: " + holder

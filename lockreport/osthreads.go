@@ -30,14 +30,24 @@ func osThreads(in *Threads, traced []ThreadActivity) *OSThreads {
 		return nil
 	}
 	out := &OSThreads{Threads: *in}
+	out.Threads.Threads = slices.Clone(in.Threads)
 	byTID := make(map[int64]ThreadActivity, len(traced))
 	for _, a := range traced {
 		byTID[a.Thread] = a
 	}
-	for _, th := range in.Threads {
+	for i := range out.Threads.Threads {
+		th := &out.Threads.Threads[i]
 		a, known := byTID[int64(th.TID)]
 		if known {
 			out.TraceMatched++
+			if a.State == "cgo call" && th.Class == "idle" {
+				// A futex wait with the value 0 looks like an idle M
+				// from /proc alone, but this thread's goroutine is in a
+				// cgo call: it waits in C, on a condition variable,
+				// semaphore or mutex of the C code.
+				th.Class = "pthread-mutex"
+				out.Reclassified++
+			}
 		}
 		if !onLockWord(th.Class) {
 			continue
@@ -155,6 +165,10 @@ func writeOSThreads(w io.Writer, t *OSThreads) {
 	}
 	fmt.Fprintf(w, "  The trace knew %d of these %d threads by id (Go trace thread ids are Linux tids).\n",
 		t.TraceMatched, len(t.Threads.Threads))
+	if t.Reclassified > 0 {
+		fmt.Fprintf(w, "  %s in a futex wait on the value 0, which /proc alone takes for an idle M, ran a goroutine in a cgo call:\n"+
+			"  counted as pthread-mutex (waiting in C on a mutex, condition variable or semaphore).\n", textfmt.Plural(t.Reclassified, "thread", "threads"))
+	}
 	for _, line := range strings.Split(strings.TrimSpace(threadsBlindSpot), "\n") {
 		fmt.Fprintf(w, "  %s\n", line)
 	}

@@ -214,8 +214,12 @@ type Site struct {
 	// ended, as offsets from the window's start; PerSecond counts the
 	// waits by the second of the window they began in. WaitingAtEnd is
 	// how many goroutines still waited when the window ended.
-	First        time.Duration `json:"first"`
-	Last         time.Duration `json:"last"`
+	First time.Duration `json:"first"`
+	Last  time.Duration `json:"last"`
+	// LastServed is when the last wait here that was served (its
+	// goroutine woken with the lock) ended, as an offset from the
+	// window's start; zero if none was.
+	LastServed   time.Duration `json:"last_served,omitempty"`
 	PerSecond    []int         `json:"per_second,omitempty"`
 	WaitingAtEnd int           `json:"waiting_at_end,omitempty"`
 	// Contended is the share of the window during which at least one
@@ -548,6 +552,10 @@ type OSThreads struct {
 	// TraceMatched is how many of the threads the trace window knows by
 	// their thread id.
 	TraceMatched int `json:"trace_matched"`
+	// Reclassified is how many threads /proc took for idle Ms (a futex
+	// wait on the value 0) that the trace shows in a cgo call: they wait
+	// in C, and are counted as pthread-mutex.
+	Reclassified int `json:"reclassified,omitempty"`
 }
 
 // ThreadOnLock is an OS thread blocked on a lock word.

@@ -63,8 +63,11 @@ type siteAgg struct {
 	busy, busySince int64
 	held, heldEnd   int64
 	first, lastEnd  int64
-	perSec          []int32
-	openAtEnd       int
+	// lastServed is when the last wait here that was served (woken)
+	// ended; 0 if none was.
+	lastServed int64
+	perSec     []int32
+	openAtEnd  int
 
 	// lastGrant is when a waiter here was last woken with the lock, and
 	// lastGrantG which one: a hold that spans another goroutine's grant
@@ -274,6 +277,7 @@ type waitRec struct {
 	start     int64
 	dur       int64
 	atLeast   bool
+	open      bool // still going when the window ended: not served
 	parks     int
 	stack     *stackInfo
 	unblocker trace.GoID
@@ -329,6 +333,9 @@ func (a *analyzer) finishWait(w waitRec) {
 		s.first = w.start
 	}
 	s.lastEnd = max(s.lastEnd, w.start+w.dur)
+	if !w.open {
+		s.lastServed = max(s.lastServed, w.start+w.dur)
+	}
 	if sec := int((w.start - a.win.start) / 1e9); sec >= 0 && sec < maxSeconds {
 		for len(s.perSec) <= sec {
 			s.perSec = append(s.perSec, 0)

@@ -191,6 +191,10 @@ func (h *H) startMonitor() error {
 		WallProfile:      -1,
 		GoroutineGuard:   h.s.guard,
 		BlockProfileRate: 10_000, // 10µs: a block profile in the bundle too
+		// The scenarios test the report on the window before the
+		// snapshot, whatever the recorder would cost here; the trace
+		// modes have tests of their own (diag, diag/auto).
+		Trace: diag.TraceOn,
 	})
 	if err != nil {
 		return err
