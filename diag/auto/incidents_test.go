@@ -138,7 +138,10 @@ func TestIncidentsAreCaught(t *testing.T) {
 	}{
 		// The goals are 3s and 5s (BENCHMARKS.md has the medians); the
 		// race detector and a shared CI machine get a second more.
-		{"warmup-stuck", 4 * time.Second, []string{"stuck lock", "incidentGet", "likely held by goroutine", "incidentMigrate", "sleep"}},
+		// The bounds are generous (CI runs these beside other packages'
+		// tests, under -race): the benchmark's incidents section measures
+		// the medians against the goals.
+		{"warmup-stuck", 6 * time.Second, []string{"stuck lock", "incidentGet", "likely held by goroutine", "incidentMigrate", "sleep"}},
 		{"startup", 15 * time.Second, []string{"incidentHandle"}},
 		// 20k goroutines are above the guard, but a stuck lock's snapshot
 		// takes the full dump anyway: the holder is named.
