@@ -51,6 +51,16 @@ const (
 	// warnShare is the share of a rule's threshold that counts as an
 	// early warning.
 	warnShare = 0.5
+	// dutyHorizon is the span over which an armed recorder's recording
+	// on early warnings is kept within the budget: it may record about
+	// budget/cost of that span (decayed exponentially), so that a process
+	// whose warnings never end (contention that is its normal state)
+	// pays on average no more than the budget. A fresh monitor has the
+	// whole allowance, for an incident soon after start.
+	dutyHorizon = 10 * time.Minute
+	// defaultDuty is the share of the horizon an armed recorder may
+	// record when there is no cost estimate yet.
+	defaultDuty = 0.1
 )
 
 // traceCost estimates what the flight recorder costs this process, from
@@ -136,6 +146,13 @@ type traceControl struct {
 	warning   string    // what armed it last
 	retryAt   time.Time // when to try again a recorder that would not start
 	nextCost  time.Time
+
+	// dutyUsed is the time the armed recorder recorded, decayed over
+	// dutyHorizon, as of dutyAt; paused says the last warning found it
+	// spent.
+	dutyUsed time.Duration
+	dutyAt   time.Time
+	paused   bool
 }
 
 func newTraceControl(mode string, budget float64, rec *flightrec.Recorder, now time.Time) *traceControl {
@@ -154,17 +171,33 @@ func (tc *traceControl) tick(now time.Time, warning string, snapshotting bool) (
 	if tc.rec == nil {
 		return false, false, nil
 	}
-	if tc.mode == TraceAuto && !now.Before(tc.nextCost) {
+	if tc.mode != TraceOn && !now.Before(tc.nextCost) {
 		tc.nextCost = now.Add(time.Second)
 		tc.cost.update(now)
-		tc.decide(now)
+		if tc.mode == TraceAuto {
+			tc.decide(now)
+		}
 	}
+	tc.accountDuty(now)
 	want := !tc.armed
 	if tc.armed && warning != "" {
 		tc.lastWarn, tc.warning = now, warning
 	}
 	if tc.armed && !tc.lastWarn.IsZero() && (now.Sub(tc.lastWarn) < disarmAfter || snapshotting) {
-		want = true
+		// Within the duty: stop when it is spent, start again once half
+		// of it is free (no start and stop at every tick at the edge).
+		allowed := time.Duration(tc.dutyShare() * float64(dutyHorizon))
+		switch {
+		case snapshotting:
+			want = true
+		case tc.rec.Enabled():
+			want = tc.dutyUsed < allowed
+		default:
+			want = tc.dutyUsed < allowed/2
+		}
+		tc.paused = !want
+	} else {
+		tc.paused = false
 	}
 	switch on := tc.rec.Enabled(); {
 	case want && !on && !now.Before(tc.retryAt):
@@ -179,6 +212,30 @@ func (tc *traceControl) tick(now time.Time, warning string, snapshotting bool) (
 		return false, true, nil
 	}
 	return false, false, nil
+}
+
+// accountDuty decays the armed recorder's recording time to now and adds
+// the time it recorded since the last call.
+func (tc *traceControl) accountDuty(now time.Time) {
+	if !tc.dutyAt.IsZero() && now.After(tc.dutyAt) {
+		dt := now.Sub(tc.dutyAt)
+		tc.dutyUsed = time.Duration(float64(tc.dutyUsed) * math.Exp(-dt.Seconds()/dutyHorizon.Seconds()))
+		if tc.armed && tc.rec.Enabled() {
+			tc.dutyUsed += dt
+		}
+	}
+	tc.dutyAt = now
+}
+
+// dutyShare is the share of dutyHorizon the armed recorder may record:
+// the budget over the recorder's estimated cost, so that its average cost
+// stays within the budget.
+func (tc *traceControl) dutyShare() float64 {
+	share, ok := tc.cost.share()
+	if !ok || share <= 0 {
+		return defaultDuty
+	}
+	return min(1, max(0.01, tc.budget/share))
 }
 
 // decide switches auto between recording always and armed.
@@ -262,6 +319,11 @@ func (tc *traceControl) describe(now time.Time) string {
 		return s
 	}
 	s := tc.mode + ", armed: the recorder is off until an early warning"
+	if tc.paused {
+		s = fmt.Sprintf("%s, armed: the recorder is off despite an early warning (%s): it recorded %s of the last %s on warnings, "+
+			"its share of the budget; a snapshot still starts it", tc.mode, tc.warning, textfmt.Dur(tc.dutyUsed.Round(time.Second)),
+			textfmt.Dur(dutyHorizon))
+	}
 	if why != "" {
 		s += " (" + why + ")"
 	}

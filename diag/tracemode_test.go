@@ -133,3 +133,50 @@ func TestAutoArmsUnderLoadAndCatchesAnIncident(t *testing.T) {
 		t.Errorf("headline = %q, want the stuck lock's site", h)
 	}
 }
+
+// TestTraceControlDuty: an armed recorder whose warnings never end (a
+// process whose normal state is contention) records about budget/cost of
+// the time, not all of it; a snapshot still gets it.
+func TestTraceControlDuty(t *testing.T) {
+	if trace.IsEnabled() {
+		t.Skip("the test binary is being traced")
+	}
+	rec := flightrec.New(flightrec.Config{})
+	defer rec.Stop()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tc := newTraceControl(TraceArmed, 0.01, rec, t0)
+	// The recorder would cost 20% of the process's CPU: it may record 5%
+	// of the time.
+	tc.cost.ready, tc.cost.cpuRate, tc.cost.schedRate = true, 1, 0.2/costPerSchedule.Seconds()
+	tc.nextCost = t0.Add(24 * time.Hour) // keep the made-up estimate
+	var on, first time.Duration
+	const step = time.Second
+	for d := step; d <= time.Hour; d += step {
+		if _, _, err := tc.tick(t0.Add(d), "rule x pending", false); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Enabled() {
+			on += step
+		} else if first == 0 && on > 0 {
+			first = on
+		}
+	}
+	if first < 25*time.Second || first > 35*time.Second {
+		t.Errorf("first stretch of recording %v, want about 5%% of %v (30s)", first, dutyHorizon)
+	}
+	if share := on.Seconds() / time.Hour.Seconds(); share > 0.06 || share < 0.02 {
+		t.Errorf("recorded %v of an hour of warnings (%.1f%%), want at most about 5%%", on, 100*share)
+	}
+	if d := tc.describe(t0.Add(time.Hour)); !rec.Enabled() && !strings.Contains(d, "its share of the budget") {
+		t.Errorf("describe while paused = %q", d)
+	}
+	// A snapshot starts it whatever the duty.
+	for d := time.Hour; d < time.Hour+40*time.Second; d += step {
+		if _, _, err := tc.tick(t0.Add(d), "rule x breached", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !rec.Enabled() {
+		t.Error("a snapshot in flight did not keep the recorder on")
+	}
+}
