@@ -56,6 +56,7 @@ func runAnalysis(w io.Writer, quick bool) error {
 		settleGoroutines(10, 5*time.Second)
 	}
 
+	fmt.Fprintf(w, "## Analysis speed\n\n")
 	fmt.Fprintf(w, "Each window (flight recorder, default 10 s / 10 MiB, filled for %v under the workload) is read %d times by each\n", fill, reps)
 	fmt.Fprintf(w, "of two readers, alternating which goes first: *bare read*, golang.org/x/exp/trace's `ReadEvent` over every event and nothing\n")
 	fmt.Fprintf(w, "else, and *analysis*, `lockreport.Analyze` with no other inputs (the parse, in a second goroutine, and the analysis).\n")

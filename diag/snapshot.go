@@ -122,6 +122,16 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 	m.mu.Lock()
 	traceErr, mutexRate, blockRate := m.traceErr, m.mutexRate, m.blockRate
 	m.mu.Unlock()
+	// The snapshot's garbage (the window's copy, its parse, the zip) is
+	// collected as it goes: the runtime's soft memory limit is lowered to
+	// what the process holds now plus snapshotMemory windows until the
+	// snapshot is done (unless the host's limit is lower), instead of
+	// letting the heap double over the recorder's ring first.
+	window := m.lastTraceSize.Load()
+	if window == 0 {
+		window = m.cfg.TraceMaxBytes
+	}
+	defer memlimit.Guard(snapshotMemory * window)()
 
 	// The trace: when the recorder has recorded for a window already, the
 	// window before the trigger, taken first; else (armed, or just started)
@@ -486,6 +496,10 @@ func timelineJSON(interval time.Duration, trigger time.Time, samples []Sample) (
 // needs for a moment (the parser's working set for a dense window,
 // measured at about 2.5 times).
 const analysisFactor = 3
+
+// snapshotMemory is how many trace windows of memory a snapshot may add
+// to the process, by the soft limit it sets while it runs.
+const snapshotMemory = 3
 
 // stuckDumpFactor raises the goroutine guard for the full dump of a
 // snapshot taken for a stuck lock: its holder, or the deadlock, can only be

@@ -7,8 +7,6 @@ package memlimit
 import (
 	"fmt"
 	"math"
-	"runtime/debug"
-	"runtime/metrics"
 )
 
 // A Headroom is the memory left under the tightest limit.
@@ -38,15 +36,13 @@ func Tightest() (Headroom, bool) {
 
 // goLimit is GOMEMLIMIT against the memory the Go runtime holds.
 func goLimit() (Headroom, bool) {
-	limit := debug.SetMemoryLimit(-1)
+	limit := hostLimit()
 	if limit == math.MaxInt64 {
 		return Headroom{}, false
 	}
-	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+	used, ok := inUse()
+	if !ok {
 		return Headroom{}, false
 	}
-	used := int64(s[0].Value.Uint64() - s[1].Value.Uint64())
 	return Headroom{Limit: limit, Used: used, Source: "GOMEMLIMIT"}, true
 }
