@@ -243,7 +243,10 @@ func TestSnapshotNearMemoryLimit(t *testing.T) {
 	if err != nil || !strings.Contains(rep.TraceUnavailable, "memory limit") {
 		t.Errorf("report does not say why there is no trace analysis: %v %q", err, rep.TraceUnavailable)
 	}
-	if p := peak.Load(); p > limit+limit/20 {
-		t.Errorf("the runtime held %d MiB during the snapshot, over the limit of %d MiB", p>>20, limit>>20)
+	// The limit is soft: the collector may run a little late under load
+	// (the race detector, a busy machine), so a few percent, at least
+	// 2 MiB, are allowed over it.
+	if p := peak.Load(); p > limit+max(limit/20, 2<<20) {
+		t.Errorf("the runtime held %.1f MiB during the snapshot, over the limit of %.1f MiB", float64(p)/(1<<20), float64(limit)/(1<<20))
 	}
 }
