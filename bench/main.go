@@ -42,7 +42,7 @@ func register(s section) { sections = append(sections, s) }
 
 // sectionOrder is the order sections run and appear in; sections not
 // listed come after, in registration order.
-var sectionOrder = []string{"overhead", "detect", "incidents", "snapshot", "analysis", "memory", "scale"}
+var sectionOrder = []string{"overhead", "steady", "detect", "incidents", "snapshot", "analysis", "memory", "scale"}
 
 func orderSections() {
 	rank := func(s section) int {
@@ -143,6 +143,11 @@ func flagsLine(only string, quick bool) string {
 	if quick {
 		s += " -quick"
 	}
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name == "steady" {
+			s += " -steady " + f.Value.String()
+		}
+	})
 	return s
 }
 
