@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockdiag/lockdiag/bundle"
 	"github.com/lockdiag/lockdiag/diag"
 )
 
@@ -105,7 +106,7 @@ func runMemory(w io.Writer, quick bool) error {
 	const withSnap = "full defaults + 1 snapshot kept"
 	configs := []config{nothingConfig("nothing"), bareRecorderConfig(), fullConfig(dir)}
 	got := map[string][]memStat{}
-	var bundle, held, peak []float64
+	var zips, held, peak, window []float64
 	for rep := range reps {
 		for k := range configs {
 			c := configs[(rep+k)%len(configs)]
@@ -129,9 +130,12 @@ func runMemory(w io.Writer, quick bool) error {
 				if reset {
 					peak = append(peak, vmHWM()-before)
 				}
-				bundle = append(bundle, float64(info.Bytes))
+				zips = append(zips, float64(info.Bytes))
 				if b, err := r.mon.Bundle(info.ID); err == nil {
 					held = append(held, float64(cap(b.Bytes())))
+					if t, err := b.File(bundle.TraceFile); err == nil {
+						window = append(window, float64(len(t)))
+					}
 				}
 				got[withSnap] = append(got[withSnap], readMem())
 			}
@@ -189,11 +193,19 @@ func runMemory(w io.Writer, quick bool) error {
 		}
 	}
 	fmt.Fprintf(w, "Keeping the snapshot adds %s of live heap to full defaults (median of the differences). ", fmtBytes(median(kept)))
-	fmt.Fprintf(w, "The snapshot kept in memory is a zip of %s (median); the zip the monitor keeps for it has a capacity of %s\n", fmtBytes(median(bundle)), fmtBytes(median(held)))
+	fmt.Fprintf(w, "The snapshot kept in memory is a zip of %s (median); the zip the monitor keeps for it has a capacity of %s\n", fmtBytes(median(zips)), fmtBytes(median(held)))
 	fmt.Fprintf(w, "(the bytes the in-memory copy actually holds, when the store keeps the slice it was built in).\n")
 	if len(peak) > 0 {
 		fmt.Fprintf(w, "While the snapshot is taken, VmRSS peaks %s above its level just before (median; VmHWM reset through /proc/self/clear_refs):\n", fmtBytes(median(peak)))
 		fmt.Fprintf(w, "the trace window, its parse and the bundle are transient garbage that the next GC frees, as the *VmRSS after GC* column shows.\n")
+		if len(window) > 0 {
+			ratio := median(peak) / median(window)
+			verdict := "met"
+			if ratio > 3 {
+				verdict = "**not met**"
+			}
+			fmt.Fprintf(w, "The snapshot's trace window was %s (median), so the peak is %.1f× the window; goal at most 3×: %s.\n", fmtBytes(median(window)), ratio, verdict)
+		}
 	}
 	fmt.Fprintf(w, "Notes: the recorder's ring is Go heap, bounded by the trace window\n")
 	fmt.Fprintf(w, "(10 s, 10 MiB as a hint that whole ~1 s generations can exceed); under a busier host it fills to that bound sooner.\n")

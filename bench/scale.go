@@ -141,10 +141,11 @@ func runScale(w io.Writer, quick bool) error {
 
 	fmt.Fprintf(w, "## Scale\n\n")
 	fmt.Fprintf(w, "N goroutines parked on a channel receive %d calls deep, nothing else running. For each N: one `runtime.GoroutineProfile`\n", depth)
-	fmt.Fprintf(w, "(median of %d; it is what a lock_waiters scan costs, every 1 s at the defaults), then each configuration in turn: its Start,\n", profReps)
+	fmt.Fprintf(w, "(median of %d; it is what a lock_waiters scan costs: every 1 s at most, further apart within the scan's CPU budget), then each configuration in turn: its Start,\n", profReps)
 	fmt.Fprintf(w, "0.5 s, then the CPU the idle process uses over %v (the recorder's 1 s generations and lockdiag's sampling are the only work),\n", idle)
 	fmt.Fprintf(w, "and for lockdiag the state of its lock_waiters scan and one snapshot with a 1 s wall-clock profile (as an automatic one).\n")
-	fmt.Fprintf(w, "The goroutine guard is %d: above it the lock_waiters scan, the wall-clock profile and the full goroutine dump are skipped.\n\n", guard)
+	fmt.Fprintf(w, "The goroutine guard is %d: above it the wall-clock profile and the full goroutine dump (which stop the world) are skipped;\n", guard)
+	fmt.Fprintf(w, "the lock_waiters scan runs at any count, as often as its CPU budget allows (the incidents section has its cadence and cost).\n\n")
 
 	fmt.Fprintf(w, "| goroutines | one goroutine profile | per goroutine | lock_waiters scan at defaults | Start: bare recorder | Start: full defaults |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
@@ -191,8 +192,8 @@ func runScale(w io.Writer, quick bool) error {
 			took("trace.out"), took("goroutines.txt"), took("analysis"), strings.Join(skipped, "; "))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "The snapshot's trace covers only the %v the monitor ran. Above the guard the lock_waiters signal is missing (NaN) and\n", 500*time.Millisecond+idle)
-	fmt.Fprintf(w, "the status says why; the trace, the goroutine dump (debug=1, one goroutine profile) and the profiles are still collected.\n\n")
+	fmt.Fprintf(w, "The snapshot's trace covers only the %v the monitor ran. Above the guard the trace, the goroutine dump (debug=1, one\n", 500*time.Millisecond+idle)
+	fmt.Fprintf(w, "goroutine profile) and the profiles are still collected, and the snapshot says what it skipped.\n\n")
 	return nil
 }
 
