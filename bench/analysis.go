@@ -39,10 +39,7 @@ func runAnalysis(w io.Writer, quick bool) error {
 		data []byte
 	}
 	var inputs []input
-	for _, start := range []func() (*workload, error){
-		func() (*workload, error) { return startParking(), nil },
-		func() (*workload, error) { return startHTTP(16) },
-	} {
+	for _, start := range denseWorkloads {
 		wl, err := start()
 		if err != nil {
 			return err

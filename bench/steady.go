@@ -44,10 +44,7 @@ func runSteady(w io.Writer, quick bool) error {
 	fmt.Fprintf(w, "every 100 ms for whether the recorder records; the throughput of each half of lockdiag's run is compared with the mean of the\n")
 	fmt.Fprintf(w, "two runs of nothing (one run each: rough figures; the A/B tables of the overhead section are the careful ones).\n\n")
 	fmt.Fprintf(w, "| workload | recorder on, first %v | recorder on, last %v | throughput / nothing, first %v | last %v | trace mode at the end |\n|---|---|---|---|---|---|\n", half, half, half, half)
-	for _, start := range []func() (*workload, error){
-		func() (*workload, error) { return startParking(), nil },
-		func() (*workload, error) { return startHTTP(16) },
-	} {
+	for _, start := range denseWorkloads {
 		wl, err := start()
 		if err != nil {
 			return err

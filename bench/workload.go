@@ -191,6 +191,13 @@ func fastPathOp(mu *sync.Mutex, shared *uint64) {
 
 // startParking runs 64 goroutines that take one sync.Mutex for about 1µs
 // of work and do about 1µs outside it: most acquisitions park.
+// denseWorkloads start the event-dense workloads, those where the
+// recorder costs the most: parking-heavy and HTTP.
+var denseWorkloads = []func() (*workload, error){
+	func() (*workload, error) { return startParking(), nil },
+	func() (*workload, error) { return startHTTP(16) },
+}
+
 func startParking() *workload {
 	const goroutines = 64
 	rounds := spinRounds(time.Microsecond)
