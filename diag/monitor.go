@@ -425,7 +425,7 @@ func (m *Monitor) earlyWarning() string {
 // wall time. On a machine whose CPUs other processes hold, the wall time
 // of a scan grows with the time its thread waits for a CPU, and the
 // budget would space the scans for a cost lockdiag did not have (a stuck
-// lock among 20k goroutines went unseen for 40s so on a loaded CI
+// lock among 20k goroutines went unseen for 40s on a loaded CI
 // machine).
 func (m *Monitor) timedScan() (int, []lockreport.ParkedSite, time.Duration) {
 	runtime.LockOSThread()
