@@ -118,7 +118,8 @@ func (s *State) HolderStack() []uintptr {
 // Read does not allocate if dst has room: a monitor that polls should pass
 // the previous result, truncated (states = Read(states[:0])). Each State is
 // about 5 KiB, mostly its two histograms; Read fills it under a process-wide
-// mutex that [Mutex.SetName] also takes, in about 0.7 µs per lock. Read is
+// mutex that [Mutex.SetName] also takes, in about 0.4 µs per lock (BenchmarkRead:
+// 35 µs for 100 locks on a 2-vCPU VM). Read is
 // safe for concurrent use, and reading does not stop or slow the locks.
 func Read(dst []State) []State {
 	now := nanotime()
