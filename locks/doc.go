@@ -99,10 +99,14 @@
 //   - Contended: a contended acquisition reads the clock before waiting and
 //     after acquiring, and records its wait after Unlock has released the
 //     lock: about 65 ns of CPU, of which about 30 ns while holding the lock.
-//     The contended benchmarks (8 and 64 goroutines) showed no significant
-//     difference from sync.Mutex (fastest runs within 7 %), but this machine
-//     never made more than a few percent of acquisitions wait; a lock whose
-//     every acquisition is handed over within about 100 ns would lose more.
+//     On a lock whose every acquisition is handed over within about 100 ns
+//     that is a lot: BenchmarkContended with a critical section of a few
+//     nanoseconds (cs=short) ran at 80 and 126 ns per operation with 8 and
+//     64 goroutines, against 42 and 65 ns for sync.Mutex (medians of 6,
+//     benchstat -col /impl; 0.5 to 0.65 of its throughput). With a
+//     critical section that yields (cs=yield), where a wait is long beside
+//     the clock reads, it ran at 175 and 176 ns against 160 and 186 ns
+//     (the same within noise).
 //   - Hold durations are timed for 1 in 64 acquisitions, and for a
 //     contended acquisition when no hold of that lock was timed in the last
 //     100 µs (so that slow, contended locks have most holds timed, and hot
@@ -118,7 +122,7 @@
 //   - Holder stacks ([runtime.Callers], about 1 µs) are recorded on
 //     contended acquisitions, at most once per millisecond per lock.
 //   - Memory: about 6 KiB per named lock, mostly its two histograms.
-//   - [Read]: about 0.7 µs per named lock.
+//   - [Read]: about 0.4 µs per named lock.
 //   - The lock-order check costs a sharded mutex per Lock and Unlock and a
 //     map lookup per lock held at the time; it is meant for tests, staging
 //     or a while in production.
