@@ -127,7 +127,7 @@ type Config struct {
 	// average (about a microsecond per goroutine each): at 100k
 	// goroutines, 0.005 means a scan every 20s in steady state, with
 	// early scans when goroutines start to pile up. If zero, 0.005.
-	// Reading the named locks (package locks, about 1.5µs per lock with
+	// Reading the named locks (package locks, about 0.5µs per lock with
 	// its summary), every Interval otherwise, is held to the same share.
 	ScanCPU float64
 
