@@ -1,7 +1,6 @@
 package diag
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"runtime"
@@ -224,17 +223,7 @@ func topNamed(all []namedSummary, n int, frames bool) []lockreport.NamedLock {
 		idx[i] = i
 	}
 	slices.SortStableFunc(idx, func(x, y int) int {
-		a, b := &all[x], &all[y]
-		if a.Stuck != b.Stuck {
-			if a.Stuck {
-				return -1
-			}
-			return 1
-		}
-		if c := cmp.Compare(b.Waiters, a.Waiters); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.Wait.Sum, a.Wait.Sum)
+		return lockreport.BusiestFirst(&all[x].NamedLock, &all[y].NamedLock)
 	})
 	out := make([]lockreport.NamedLock, 0, min(n, len(all)))
 	for _, i := range idx[:min(n, len(idx))] {

@@ -432,29 +432,9 @@ func writeNamedLocks(w io.Writer, s *Status) {
 			if nl.Stuck {
 				waiting += " STUCK"
 			}
-			held := "-"
-			switch {
-			case nl.Held:
-				held = textfmt.Dur(nl.HeldFor)
-				switch {
-				case !nl.HeldForExact && nl.HeldFor < time.Millisecond:
-					held = "just taken" // first seen at this read
-				case !nl.HeldForExact:
-					held = "≥" + held
-				}
-				if nl.Holder != 0 {
-					held += " by g" + strconv.FormatInt(nl.Holder, 10)
-				}
-			case nl.Readers > 0:
-				held = textfmt.Plural(nl.Readers, "reader", "readers")
-			}
-			share := "-"
-			if nl.Acquisitions > 0 {
-				share = textfmt.Pct(float64(nl.Contended) / float64(nl.Acquisitions))
-			}
-			p("  %-24s %-7s %9s  %-18s %17s %17s %9s %6s\n", textfmt.Clip(nl.Name, 24), nl.Type, waiting, textfmt.Clip(held, 18),
+			p("  %-24s %-7s %9s  %-18s %17s %17s %9s %6s\n", textfmt.Clip(nl.Name, 24), nl.Type, waiting, textfmt.Clip(nl.HeldText(), 18),
 				textfmt.Dur(nl.Wait.P50)+" / "+textfmt.Dur(nl.Wait.P99), textfmt.Dur(nl.Hold.P50)+" / "+textfmt.Dur(nl.Hold.P99),
-				compact(float64(nl.Acquisitions), ""), share)
+				compact(float64(nl.Acquisitions), ""), nl.ContendedText())
 		}
 		for _, nl := range s.NamedLocks {
 			if !nl.Stuck || len(nl.AcquiredAt) == 0 {

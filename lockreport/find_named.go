@@ -61,19 +61,23 @@ func namedLocks(opts Options, d *gdump.Dump) []NamedLock {
 			nl.HolderStack = shortFrames(g.Frames, maxSiteStack)
 		}
 	}
-	slices.SortStableFunc(out, func(x, y NamedLock) int {
-		if x.Stuck != y.Stuck {
-			if x.Stuck {
-				return -1
-			}
-			return 1
-		}
-		if c := cmp.Compare(y.Waiters, x.Waiters); c != 0 {
-			return c
-		}
-		return cmp.Compare(y.Wait.Sum, x.Wait.Sum)
-	})
+	slices.SortStableFunc(out, func(x, y NamedLock) int { return BusiestFirst(&x, &y) })
 	return out
+}
+
+// BusiestFirst orders named locks for a report or a status: stuck ones
+// first, then by waiters now, then by total wait, most first.
+func BusiestFirst(a, b *NamedLock) int {
+	if a.Stuck != b.Stuck {
+		if a.Stuck {
+			return -1
+		}
+		return 1
+	}
+	if c := cmp.Compare(b.Waiters, a.Waiters); c != 0 {
+		return c
+	}
+	return cmp.Compare(b.Wait.Sum, a.Wait.Sum)
 }
 
 // inversions returns the lock-order inversions for the report.
@@ -402,9 +406,9 @@ func writeNamed(w io.Writer, r *Report) {
 			if nl.Stuck {
 				waiting += " STUCK"
 			}
-			fmt.Fprintf(w, "  %-22s %9s  %-16s %15s %15s %8s %6s\n", textfmt.Clip(name, 22), waiting, textfmt.Clip(heldCell(nl), 16),
+			fmt.Fprintf(w, "  %-22s %9s  %-16s %15s %15s %8s %6s\n", textfmt.Clip(name, 22), waiting, textfmt.Clip(nl.HeldText(), 16),
 				textfmt.Dur(nl.Wait.P50)+"/"+textfmt.Dur(nl.Wait.P99), textfmt.Dur(nl.Hold.P50)+"/"+textfmt.Dur(nl.Hold.P99),
-				count(nl.Acquisitions), contendedShare(nl))
+				count(nl.Acquisitions), nl.ContendedText())
 		}
 		for i := range r.NamedLocks {
 			nl := &r.NamedLocks[i]
@@ -434,8 +438,10 @@ func writeNamed(w io.Writer, r *Report) {
 	}
 }
 
-// heldCell is "3.2s by g42", "≥1.5s by g42", "4 readers" or "-".
-func heldCell(nl *NamedLock) string {
+// HeldText says how the lock is held, for a table cell: "3.2s by g42",
+// "≥1.5s by g42" (the hold was not timed), "just taken", "4 readers" or
+// "-".
+func (nl *NamedLock) HeldText() string {
 	switch {
 	case nl.Held:
 		s := textfmt.Dur(nl.HeldFor)
@@ -455,8 +461,8 @@ func heldCell(nl *NamedLock) string {
 	return "-"
 }
 
-// contendedShare is the share of acquisitions that waited.
-func contendedShare(nl *NamedLock) string {
+// ContendedText is the share of acquisitions that waited, or "-".
+func (nl *NamedLock) ContendedText() string {
 	if nl.Acquisitions == 0 {
 		return "-"
 	}
