@@ -66,13 +66,10 @@ func profileDelta(t *testing.T, before, after *profile.Profile) *profile.Profile
 	return d
 }
 
-// TestAnalyzeLive runs contention under the process's flight recorder,
-// snapshots it and checks that the analysis names the fixture functions
-// as the lock site and the holder, and joins the profiles with them.
-func TestAnalyzeLive(t *testing.T) {
-	if testing.Short() {
-		t.Skip("live contention for about half a second")
-	}
+// startRecorder starts a flight recorder for a live test, stopped when
+// the test ends, or skips the test when the process cannot have one.
+func startRecorder(t *testing.T) *flightrec.Recorder {
+	t.Helper()
 	if trace.IsEnabled() {
 		t.Skip("tracing is already enabled (go test -trace?)")
 	}
@@ -83,7 +80,18 @@ func TestAnalyzeLive(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
-	defer rec.Stop()
+	t.Cleanup(rec.Stop)
+	return rec
+}
+
+// TestAnalyzeLive runs contention under the process's flight recorder,
+// snapshots it and checks that the analysis names the fixture functions
+// as the lock site and the holder, and joins the profiles with them.
+func TestAnalyzeLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("live contention for about half a second")
+	}
+	rec := startRecorder(t)
 	prevFrac := runtime.SetMutexProfileFraction(1)
 	runtime.SetBlockProfileRate(1)
 	t.Cleanup(func() {

@@ -3,17 +3,14 @@ package lockreport
 import (
 	"bytes"
 	"context"
-	"errors"
 	"runtime"
 	"runtime/pprof"
-	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/lockdiag/lockdiag/flightrec"
 	"github.com/lockdiag/lockdiag/internal/testkit"
 	"github.com/lockdiag/lockdiag/locks"
 )
@@ -197,17 +194,7 @@ func TestNamedLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("live contention for about half a second")
 	}
-	if trace.IsEnabled() {
-		t.Skip("tracing is already enabled (go test -trace?)")
-	}
-	rec := flightrec.New(flightrec.Config{MinAge: time.Second})
-	if err := rec.Start(); err != nil {
-		if errors.Is(err, flightrec.ErrUnavailable) {
-			t.Skipf("flight recorder unavailable: %v", err)
-		}
-		t.Fatal(err)
-	}
-	defer rec.Stop()
+	rec := startRecorder(t)
 
 	s := &namedShards{}
 	s.mu[0].SetName("report_test_shard_0")
