@@ -3,6 +3,7 @@ package diag
 import (
 	"math"
 	"runtime/metrics"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +39,9 @@ type Counters struct {
 	// Skipped counts the breaches that got no snapshot, by reason:
 	// "cooldown" (the rule's cooldown), "budget" (the hourly budget),
 	// "in_flight" (another snapshot was being taken; the breach shares
-	// it) and "not_running" (the monitor was stopping).
+	// it), "not_running" (the monitor was stopping) and "runtime_locks"
+	// (a mutex_wait breach whose wait the mutex profile puts on the Go
+	// runtime's own locks, not the program's).
 	Skipped map[string]uint64
 
 	// Failed counts the snapshots that could not be taken.
@@ -47,15 +50,16 @@ type Counters struct {
 
 // The reasons of [Counters.Skipped].
 const (
-	SkipCooldown   = "cooldown"
-	SkipBudget     = "budget"
-	SkipInFlight   = "in_flight"
-	SkipNotRunning = "not_running"
+	SkipCooldown     = "cooldown"
+	SkipBudget       = "budget"
+	SkipInFlight     = "in_flight"
+	SkipNotRunning   = "not_running"
+	SkipRuntimeLocks = "runtime_locks"
 )
 
 // SkipReasons lists the keys of [Counters.Skipped].
 func SkipReasons() []string {
-	return []string{SkipCooldown, SkipBudget, SkipInFlight, SkipNotRunning}
+	return []string{SkipCooldown, SkipBudget, SkipInFlight, SkipNotRunning, SkipRuntimeLocks}
 }
 
 // counters are the atomics behind [Counters]; the hooks that count are
@@ -66,7 +70,7 @@ type counters struct {
 	breaches  []atomic.Uint64 // by rule index
 	manual    atomic.Uint64
 	rule      atomic.Uint64
-	skipped   [4]atomic.Uint64 // by index in SkipReasons
+	skipped   [5]atomic.Uint64 // by index in SkipReasons
 	failed    atomic.Uint64
 }
 
@@ -103,7 +107,7 @@ func (c *counters) skip(reason string) {
 			return
 		}
 	}
-	c.skipped[3].Add(1) // anything else: the monitor could not start one
+	c.skipped[slices.Index(SkipReasons(), SkipNotRunning)].Add(1) // anything else: the monitor could not start one
 }
 
 // Counters returns the monitor's cumulative counts. It is cheap (a few

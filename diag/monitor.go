@@ -126,6 +126,8 @@ func New(cfg Config) (*Monitor, error) {
 		rules:  rs,
 	}
 	m.counts.breaches = make([]atomic.Uint64, len(rs.rules))
+	rs.cfg.Veto = m.vetoBreach
+	rs.reset()
 	if cfg.Trace != TraceOff {
 		m.rec = flightrec.New(flightrec.Config{MinAge: cfg.TraceWindow, MaxBytes: uint64(cfg.TraceMaxBytes)})
 	}

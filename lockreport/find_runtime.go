@@ -40,8 +40,11 @@ func runtimeLockCandidates(rep *Report, window time.Duration) []candidate {
 	if total > 0 {
 		h += fmt.Sprintf(": %s of delay in the mutex profile", textfmt.Dur(total))
 		if p := rep.Profiles; p != nil && len(p.RuntimeLocks) > 0 {
-			r := p.RuntimeLocks[0]
-			h += ", most under " + funcAt(Frame{Func: r.Func, File: r.File, Line: r.Line})
+			if r := p.RuntimeLocks[0]; r.Func != "" {
+				h += ", most under " + funcAt(Frame{Func: r.Func, File: r.File, Line: r.Line})
+			} else {
+				h += ", most with no stack (the runtime lost it)"
+			}
 		}
 	}
 	if threads > 0 {

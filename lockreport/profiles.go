@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockdiag/lockdiag/internal/stacks"
 	"github.com/lockdiag/lockdiag/internal/textfmt"
 
 	"github.com/google/pprof/profile"
@@ -93,7 +94,12 @@ func profileSites(p *profile.Profile, waiters bool, wk *wrapKnowledge) (sites, r
 				}
 			}
 		}
-		if leaf := frames[0].Func; leaf == "runtime.unlock" || leaf == "runtime._LostContendedRuntimeLock" {
+		if leaf := frames[0].Func; stacks.RuntimeLock(leaf) {
+			if f.Func == "" && len(frames) > 1 {
+				// All the runtime's own (the scheduler, the netpoller,
+				// timers): name the function that released the lock.
+				f = frames[1]
+			}
 			op := "runtime.unlock"
 			if leaf == "runtime._LostContendedRuntimeLock" {
 				op = "runtime lock (record lost)"

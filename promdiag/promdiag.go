@@ -17,7 +17,7 @@
 //	                                         /sync/mutex/wait/total:seconds); rate() is the mutex_wait signal
 //	lockdiag_rule_breaches_total{rule}       breaches of each lock-wait rule
 //	lockdiag_snapshots_total{trigger}        snapshots stored, trigger "rule" (automatic) or "manual"
-//	lockdiag_snapshots_skipped_total{reason} breaches without a snapshot: cooldown, budget, in_flight, not_running
+//	lockdiag_snapshots_skipped_total{reason} breaches without a snapshot: cooldown, budget, in_flight, not_running, runtime_locks
 //	lockdiag_snapshots_failed_total          snapshots that could not be taken
 //
 // Gauges of the newest sample (every 100ms by default; a scrape sees one
@@ -136,7 +136,7 @@ func NewCollector(m *diag.Monitor) *Collector {
 		snapshots: d("lockdiag_snapshots_total",
 			"Snapshots stored since the monitor started, by trigger: rule (taken automatically at a breach) or manual (HTTP, CLI or code).", "", "trigger"),
 		skipped: d("lockdiag_snapshots_skipped_total",
-			"Breaches that got no snapshot of their own, by reason: cooldown (the rule's), budget (the hourly one), in_flight (another snapshot was being taken and the breach shares it), not_running (the monitor was stopping).", "", "reason"),
+			"Breaches that got no snapshot of their own, by reason: cooldown (the rule's), budget (the hourly one), in_flight (another snapshot was being taken and the breach shares it), not_running (the monitor was stopping), runtime_locks (a mutex_wait breach whose wait the mutex profile puts on the Go runtime's own locks).", "", "reason"),
 		failed: d("lockdiag_snapshots_failed_total",
 			"Snapshots that could not be taken.", ""),
 		breached: d("lockdiag_rule_breached",

@@ -8,6 +8,8 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/lockdiag/lockdiag/internal/stacks"
+
 	"github.com/google/pprof/profile"
 )
 
@@ -77,18 +79,48 @@ func Delta(older, newer Capture) (*profile.Profile, error) {
 	return p, nil
 }
 
+// RuntimeDelay returns the delay (nanoseconds) of p's samples on the Go
+// runtime's own locks, and of all its samples: p is a mutex profile.
+func RuntimeDelay(p *profile.Profile) (runtime, total int64) {
+	if p == nil {
+		return 0, 0
+	}
+	idx := sampleIndex(p, "delay")
+	if idx < 0 {
+		return 0, 0
+	}
+	for _, s := range p.Sample {
+		if idx >= len(s.Value) || s.Value[idx] <= 0 {
+			continue
+		}
+		total += s.Value[idx]
+		if len(s.Location) > 0 && s.Location[0] != nil && len(s.Location[0].Line) > 0 {
+			// A location's lines run from the inlined callee out: the
+			// first is the leaf.
+			if fn := s.Location[0].Line[0].Function; fn != nil && stacks.RuntimeLock(fn.Name) {
+				runtime += s.Value[idx]
+			}
+		}
+	}
+	return runtime, total
+}
+
+func sampleIndex(p *profile.Profile, sampleType string) int {
+	for i, st := range p.SampleType {
+		if st.Type == sampleType {
+			return i
+		}
+	}
+	return -1
+}
+
 // Total returns the sum of the sample values of the given type (e.g.
 // "delay" or "contentions") in p, or 0 if p has no such sample type.
 func Total(p *profile.Profile, sampleType string) int64 {
 	if p == nil {
 		return 0
 	}
-	idx := -1
-	for i, st := range p.SampleType {
-		if st.Type == sampleType {
-			idx = i
-		}
-	}
+	idx := sampleIndex(p, sampleType)
 	if idx < 0 {
 		return 0
 	}

@@ -52,6 +52,13 @@ type Config struct {
 	// BudgetWindow is the window of Budget. If zero or negative, 1h is
 	// used.
 	BudgetWindow time.Duration
+
+	// Veto, if set, is asked about a breach that the cooldown and the
+	// budget allow a snapshot: a non-empty reason (the class, a colon and
+	// the words, like the engine's own "cooldown: 41s left") skips the
+	// snapshot without using the rule's cooldown or the budget. It is
+	// called with the engine's lock held, so it must not call the engine.
+	Veto func(r Rule, t time.Time) string
 }
 
 // Defaults of Config.
@@ -439,6 +446,12 @@ func (e *Engine) breach(i int, rs *ruleState, t time.Time, v, thr float64) Event
 		ev.SkipReason = fmt.Sprintf("budget: %d snapshots per %s used, next in %s",
 			e.cfg.Budget, e.cfg.BudgetWindow, roundUp(next))
 	default:
+		if e.cfg.Veto != nil {
+			if reason := e.cfg.Veto(rs.rule, t); reason != "" {
+				ev.SkipReason = reason
+				return ev
+			}
+		}
 		ev.Snapshot = true
 		rs.lastSnapshot = t
 		e.snaps = append(e.snaps, t)

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -238,12 +239,12 @@ func TestConfigDefaults(t *testing.T) {
 		Warmup: DefaultWarmup, BaselineWindow: DefaultBaselineWindow, ClearRatio: DefaultClearRatio,
 		Clear: DefaultClear, Cooldown: DefaultCooldown, Budget: DefaultBudget, BudgetWindow: DefaultBudgetWindow,
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults = %+v, want %+v", got, want)
 	}
 	got = Config{Warmup: -1, BaselineWindow: -1, ClearRatio: 1.5, Clear: -1, Cooldown: -1, Budget: -1, BudgetWindow: -1}.withDefaults()
 	want = Config{BaselineWindow: DefaultBaselineWindow, ClearRatio: DefaultClearRatio, BudgetWindow: DefaultBudgetWindow}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("negative = %+v, want %+v", got, want)
 	}
 	if got := (Config{ClearRatio: math.NaN()}).withDefaults().ClearRatio; got != DefaultClearRatio {
@@ -293,5 +294,44 @@ func BenchmarkObserve(b *testing.B) {
 		if evs := e.Observe(at, get); evs != nil {
 			b.Fatalf("events: %v", evs)
 		}
+	}
+}
+
+// TestVeto checks that a vetoed breach takes no snapshot, says why, and
+// leaves the cooldown and the budget to the next breach; the veto is
+// asked only when they allow a snapshot.
+func TestVeto(t *testing.T) {
+	var asked []string
+	veto := true
+	cfg := Config{Warmup: -1}
+	cfg.Budget = 1
+	cfg.Veto = func(r Rule, at time.Time) string {
+		asked = append(asked, fmt.Sprintf("%s@%v", r.Signal, at.Sub(t0)))
+		if veto {
+			return "runtime_locks: not the program's"
+		}
+		return ""
+	}
+	e := NewEngine(mustParse(t, "x > 1; y > 1"), cfg)
+	got := observeAll(e, []sample{
+		{0, 5}, {100 * ms, 0}, {2100 * ms, 0}, // vetoed
+	})
+	veto = false
+	got = append(got, observeAll(e, []sample{
+		{3 * s, 5}, {3100 * ms, 0}, {5100 * ms, 0}, // takes the budget's one snapshot
+		{6 * s, 5}, // the cooldown: not asked
+	})...)
+	want := []string{
+		"0s #0 breach skip: runtime_locks: not the program's", "0s #1 breach skip: runtime_locks: not the program's",
+		"2.1s #0 recovered", "2.1s #1 recovered",
+		"3s #0 breach snapshot", "3s #1 breach skip: budget: 1 snapshots per 1h0m0s used, next in 1h0m0s",
+		"5.1s #0 recovered", "5.1s #1 recovered",
+		"6s #0 breach skip: cooldown: 57s left", "6s #1 breach skip: budget: 1 snapshots per 1h0m0s used, next in 59m57s",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("events:\n got %q\nwant %q", got, want)
+	}
+	if want := []string{"x@0s", "y@0s", "x@3s"}; !reflect.DeepEqual(asked, want) {
+		t.Errorf("veto asked %q, want %q", asked, want)
 	}
 }

@@ -281,6 +281,14 @@ func Package(fn string) string {
 	return fn[:end]
 }
 
+// RuntimeLock reports whether leaf, the innermost frame of a mutex
+// profile sample, marks contention on one of the Go runtime's own locks:
+// runtime.unlock, or runtime._LostContendedRuntimeLock where the runtime
+// did not record the stack.
+func RuntimeLock(leaf string) bool {
+	return leaf == "runtime.unlock" || leaf == "runtime._LostContendedRuntimeLock"
+}
+
 // IsUnlock reports whether fn is the sync method that releases a
 // sync.Mutex or sync.RWMutex (or the same method of package locks' types):
 // the frame under which a wake-up stack's program frames begin.
