@@ -257,23 +257,22 @@ func BenchmarkSlowPathSteps(b *testing.B) {
 	g := goid()
 	b.Run("part=all", func(b *testing.B) {
 		for b.Loop() {
-			start := s.waitBegin()
+			start, c := s.waitBegin()
 			m.mu.Lock()
-			if n := s.waitedW(g, start); n != 0 {
+			if n := s.waitedW(g, start, c); n != 0 {
 				s.recordStack(n, 0)
 			}
 			m.Unlock()
 		}
 	})
 	b.Run("part=critical", func(b *testing.B) {
-		start := s.waitBegin()
 		for b.Loop() {
-			s.waiters.Add(1)
+			start, c := s.waitBegin()
 			m.mu.Lock()
-			s.waitedW(g, start)
-			hold, wait, w := s.releasing()
+			s.waitedW(g, start, c)
+			r := s.releasing(m.hw.Load())
 			m.mu.Unlock()
-			_, _, _ = hold, wait, w
+			s.released(r)
 		}
 	})
 	b.Run("part=none", func(b *testing.B) { // sync.Mutex alone, for reference

@@ -416,3 +416,95 @@ func TestConcurrentSetName(t *testing.T) {
 	runtime.KeepAlive(&m)
 	runtime.KeepAlive(&rw)
 }
+
+// TestWaiterCountedUntilUnlock: a goroutine that waited for a lock stays in
+// the lock's waiter count until its Unlock (so that uncounting it costs the
+// critical section nothing), but Read does not count it while it holds the
+// lock: Waiters counts the goroutines still waiting.
+func TestWaiterCountedUntilUnlock(t *testing.T) {
+	for _, kind := range []string{"mutex", "rwmutex"} {
+		t.Run(kind, func(t *testing.T) {
+			var m Mutex
+			var rw RWMutex
+			var l sync.Locker = &m
+			name := "waited_" + kind
+			if kind == "rwmutex" {
+				l = &rw
+				rw.SetName(name)
+			} else {
+				m.SetName(name)
+			}
+			l.Lock()
+			acquired, release := make(chan struct{}), make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				l.Lock()
+				close(acquired)
+				<-release
+				l.Unlock()
+			}()
+			waitFor(t, "the waiter", func() bool { return find(t, name).Waiters == 1 })
+			l.Unlock()
+			<-acquired
+			if s := find(t, name); !s.Held || s.Waiters != 0 {
+				t.Errorf("held by the waiter: Held %v, Waiters %d; want true, 0", s.Held, s.Waiters)
+			}
+			close(release)
+			<-done
+			// The wait is recorded once the waiter's Unlock released the lock.
+			if s := find(t, name); s.Held || s.Waiters != 0 || s.Contended != 1 {
+				t.Errorf("after its Unlock: Held %v, Waiters %d, Contended %d; want false, 0, 1", s.Held, s.Waiters, s.Contended)
+			}
+			runtime.KeepAlive(&m)
+			runtime.KeepAlive(&rw)
+		})
+	}
+}
+
+// TestShortWaitsSampled: on a lock whose waits are short, 1 in 8 waits is
+// timed, and each timed wait stands for the untimed ones before it: the
+// wait histogram's count is the number of waits up to the last timed one.
+// A long wait makes every wait timed until a timed one is short again.
+func TestShortWaitsSampled(t *testing.T) {
+	var m Mutex
+	m.SetName("short_waits")
+	s := m.s.Load()
+	g := goid()
+	contended := func(n int) {
+		for range n {
+			// The steps of a contended Lock, without the wait.
+			start, c := s.waitBegin()
+			m.mu.Lock()
+			s.waitedW(g, start, c)
+			m.Unlock()
+		}
+	}
+	contended(20)
+	// Timed: waits 1, 9 and 17; 17 stands for waits 10 to 17.
+	if st := find(t, "short_waits"); st.Wait.Count != 17 || st.Contended != 17 || st.Waiters != 0 {
+		t.Errorf("after 20 short waits: Wait.Count %d, Contended %d, Waiters %d; want 17, 17, 0", st.Wait.Count, st.Contended, st.Waiters)
+	}
+	// Waits 21 to 24 are not timed; 25 is, and it is long.
+	contended(4)
+	start, c := s.waitBegin()
+	m.mu.Lock()
+	for nanotime()-start < 2*waitLong {
+		runtime.Gosched()
+	}
+	s.waitedW(g, start, c)
+	m.Unlock()
+	if !s.waitsLong.Load() {
+		t.Fatal("a long timed wait did not make every wait timed")
+	}
+	st := find(t, "short_waits")
+	if st.Wait.Count != 25 || int64(st.Wait.Max) < 2*waitLong {
+		t.Errorf("after a long wait: Wait.Count %d, Max %v; want 25, at least %dns", st.Wait.Count, st.Wait.Max, 2*waitLong)
+	}
+	// Now every wait is timed, until one is short: wait 26.
+	contended(3)
+	if st := find(t, "short_waits"); st.Wait.Count != 26 || s.waitsLong.Load() {
+		t.Errorf("after 3 more short waits: Wait.Count %d, every wait timed: %v; want 26, false", st.Wait.Count, s.waitsLong.Load())
+	}
+	runtime.KeepAlive(&m)
+}

@@ -12,6 +12,7 @@ import (
 // A Mutex must not be copied after first use.
 type Mutex struct {
 	mu sync.Mutex
+	hw atomic.Uint64         // the holder word (see state.hw); 0 if unnamed
 	s  atomic.Pointer[state] // nil: unnamed
 }
 
@@ -27,7 +28,7 @@ func (m *Mutex) SetName(name string) {
 		s.setName(name)
 		return
 	}
-	s := newState(name, kindMutex, &m.mu)
+	s := newState(name, kindMutex, &m.hw, &m.mu)
 	if m.s.CompareAndSwap(nil, s) {
 		register(s)
 	} else {
@@ -44,7 +45,7 @@ func (m *Mutex) Lock() {
 	}
 	g := goid()
 	if !order.on.Load() && m.mu.TryLock() { // the hot path, written out
-		if n := s.acquired(g); n&holdMask == 0 {
+		if n := s.acquired(&m.hw, g); n&holdMask == 0 {
 			s.timeHold(n, nanotime())
 		}
 		return
@@ -56,15 +57,15 @@ func (m *Mutex) lockSlow(s *state, g uint64) {
 	if order.on.Load() {
 		s.orderLock(g, true)
 		if m.mu.TryLock() {
-			if n := s.acquired(g); n&holdMask == 0 {
+			if n := s.acquired(&m.hw, g); n&holdMask == 0 {
 				s.timeHold(n, nanotime())
 			}
 			return
 		}
 	}
-	start := s.waitBegin()
+	start, c := s.waitBegin()
 	m.mu.Lock()
-	if n := s.waitedW(g, start); n != 0 {
+	if n := s.waitedW(g, start, c); n != 0 {
 		s.recordStack(n, 2) // skip lockSlow, Lock
 	}
 }
@@ -82,7 +83,7 @@ func (m *Mutex) TryLock() bool {
 		return false
 	}
 	g := goid()
-	if n := s.acquired(g); n&holdMask == 0 {
+	if n := s.acquired(&m.hw, g); n&holdMask == 0 {
 		s.timeHold(n, nanotime())
 	}
 	if order.on.Load() {
@@ -100,7 +101,7 @@ func (m *Mutex) Unlock() {
 		m.mu.Unlock()
 		return
 	}
-	if !order.on.Load() && s.heldSince.Load() == 0 && s.waited == 0 && s.lockWord != nil {
+	if !order.on.Load() && m.hw.Load()&slowBit == 0 {
 		m.mu.Unlock() // the hot path: nothing to record or clear
 		return
 	}
@@ -111,10 +112,11 @@ func (m *Mutex) unlockSlow(s *state) {
 	if order.on.Load() {
 		s.orderUnlock(s.holderG())
 	}
-	hold, wait, w := s.releasing()
-	if s.lockWord == nil {
+	h := m.hw.Load()
+	r := s.releasing(h)
+	if h&clearBit != 0 {
 		s.clearHolder()
 	}
 	m.mu.Unlock()
-	s.released(hold, wait, w)
+	s.released(r)
 }

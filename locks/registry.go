@@ -149,7 +149,7 @@ func (s *state) read(st *State, now int64) {
 	since := s.heldSince.Load()
 	acq := max(acquisitions(high, hw&seqMask), s.seenAcq)
 	s.seenAcq = acq
-	g := hw >> seqBits
+	g := hw >> gShift
 	st.Held = g != 0
 	if s.lockWord != nil {
 		st.Held = atomic.LoadInt32(s.lockWord)&1 != 0
@@ -179,7 +179,7 @@ func (s *state) read(st *State, now int64) {
 
 	readers, rlocks := s.readCounts()
 	st.Readers = int(readers)
-	st.Waiters = int(max(s.waiters.Load(), 0))
+	st.Waiters = s.waiters(hw, st.Held)
 	s.wait.read(&st.Wait)
 	s.hold.read(&st.Hold)
 	st.Contended = st.Wait.Count

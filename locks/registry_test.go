@@ -81,9 +81,9 @@ func TestNoAllocs(t *testing.T) {
 		}},
 		{"named, contended path", func() {
 			// The steps of a contended Lock, in one goroutine.
-			start := s.waitBegin()
+			start, c := s.waitBegin()
 			named.mu.Lock()
-			if n := s.waitedW(g, start); n != 0 {
+			if n := s.waitedW(g, start, c); n != 0 {
 				s.recordStack(n, 0)
 			}
 			named.Unlock()
@@ -137,7 +137,9 @@ func TestAcquisitionsWrap(t *testing.T) {
 func TestHeldWithoutLockWord(t *testing.T) {
 	var m Mutex
 	m.SetName("no_lock_word")
-	m.s.Load().lockWord = nil // as if checkLockWord had failed
+	st := m.s.Load()
+	st.lockWord = nil // as if checkLockWord had failed
+	m.hw.Store(m.hw.Load() | clearBit | slowBit)
 	for i, want := range []bool{true, false} {
 		if want {
 			m.Lock()

@@ -13,6 +13,7 @@ import (
 // An RWMutex must not be copied after first use.
 type RWMutex struct {
 	rw sync.RWMutex
+	hw atomic.Uint64         // the holder word (see state.hw); 0 if unnamed
 	s  atomic.Pointer[state] // nil: unnamed
 }
 
@@ -22,7 +23,7 @@ func (rw *RWMutex) SetName(name string) {
 		s.setName(name)
 		return
 	}
-	s := newState(name, kindRWMutex, nil)
+	s := newState(name, kindRWMutex, &rw.hw, nil)
 	if rw.s.CompareAndSwap(nil, s) {
 		register(s)
 	} else {
@@ -39,7 +40,7 @@ func (rw *RWMutex) Lock() {
 	}
 	g := goid()
 	if !order.on.Load() && rw.rw.TryLock() { // the hot path, written out
-		if n := s.acquired(g); n&holdMask == 0 {
+		if n := s.acquired(&rw.hw, g); n&holdMask == 0 {
 			s.timeHold(n, nanotime())
 		}
 		return
@@ -51,15 +52,15 @@ func (rw *RWMutex) lockSlow(s *state, g uint64) {
 	if order.on.Load() {
 		s.orderLock(g, true)
 		if rw.rw.TryLock() {
-			if n := s.acquired(g); n&holdMask == 0 {
+			if n := s.acquired(&rw.hw, g); n&holdMask == 0 {
 				s.timeHold(n, nanotime())
 			}
 			return
 		}
 	}
-	start := s.waitBegin()
+	start, c := s.waitBegin()
 	rw.rw.Lock()
-	if n := s.waitedW(g, start); n != 0 {
+	if n := s.waitedW(g, start, c); n != 0 {
 		s.recordStack(n, 2) // skip lockSlow, Lock
 	}
 }
@@ -74,7 +75,7 @@ func (rw *RWMutex) TryLock() bool {
 		return false
 	}
 	g := goid()
-	if n := s.acquired(g); n&holdMask == 0 {
+	if n := s.acquired(&rw.hw, g); n&holdMask == 0 {
 		s.timeHold(n, nanotime())
 	}
 	if order.on.Load() {
@@ -91,7 +92,7 @@ func (rw *RWMutex) Unlock() {
 		rw.rw.Unlock()
 		return
 	}
-	if !order.on.Load() && s.heldSince.Load() == 0 && s.waited == 0 {
+	if !order.on.Load() && rw.hw.Load()&slowBit == 0 {
 		s.clearHolder() // the hot path, written out
 		rw.rw.Unlock()
 		return
@@ -103,10 +104,10 @@ func (rw *RWMutex) unlockSlow(s *state) {
 	if order.on.Load() {
 		s.orderUnlock(s.holderG())
 	}
-	hold, wait, w := s.releasing()
+	r := s.releasing(rw.hw.Load())
 	s.clearHolder()
 	rw.rw.Unlock()
-	s.released(hold, wait, w)
+	s.released(r)
 }
 
 // RLock locks rw for reading. As with [sync.RWMutex.RLock], it waits while a
@@ -138,7 +139,8 @@ func (rw *RWMutex) rlockSlow(s *state) {
 			return
 		}
 	}
-	start := s.waitBegin()
+	s.wc.Add(oneWaiter)
+	start := nanotime()
 	rw.rw.RLock()
 	s.rWaited(g, start)
 }

@@ -19,6 +19,18 @@ var (
 	// time every hold. holdMask+1 must divide 1<<seqBits.
 	holdMask  uint64 = 63
 	holdEvery int64  = int64(100 * time.Microsecond)
+	// waitMask selects the contended write acquisitions whose wait is
+	// timed: 1 in 8, the first of each 8. Every wait is timed while the
+	// lock's latest timed wait lasted waitLong or more and came waitLong
+	// or more after the one before it: a slow lock, whose waits are long
+	// and whose hand-overs are rare, so that two clock reads are nothing
+	// beside them. A timed wait stands for itself and the untimed ones
+	// before it. On a lock handed over every few tens of nanoseconds
+	// (waits there are long too when many goroutines queue), the clock
+	// reads inside the critical section were most of a contended
+	// acquisition's cost. Tests set waitMask to 0 to time every wait.
+	waitMask uint32 = 7
+	waitLong int64  = int64(10 * time.Microsecond)
 	// stackEvery is the least time between two holder stacks of one lock.
 	stackEvery int64 = int64(time.Millisecond)
 )
@@ -47,17 +59,39 @@ const (
 // atomic store per Lock is all the hot path pays for both (an atomic add for
 // the count and a store for the holder cost about 2 ns each on a 2023 x86
 // server). acqHigh carries the count's high bits; see acquisitions.
+//
+// The word lives in the lock, beside its sync word, not in the state: the
+// acquisition that just took the sync word's cache line writes the holder
+// into the same line, where a store to the state's line would wait for that
+// line to come from the previous holder's processor, inside the critical
+// section (on a lock handed between processors, that doubled the hold).
+// For the same reason the word's slowBit tells Unlock whether it has
+// anything to record, so that its fast path reads nothing else.
 const (
 	seqBits = 16
 	seqMask = 1<<seqBits - 1
+	// slowBit is set in the holder word when Unlock has work: the hold is
+	// timed, the acquisition waited, or the holder must be cleared.
+	slowBit = 1 << seqBits
+	// clearBit, kept by every acquisition, says that Unlock must clear the
+	// holder (a Mutex whose lock bit cannot be read); it implies slowBit.
+	clearBit = slowBit << 1
+	// waitedBit marks a hold whose holder waited for it and is still
+	// counted among the waiters: its Unlock uncounts it after releasing
+	// the lock (always with slowBit).
+	waitedBit = slowBit << 2
+	// timedBit marks a hold that is timed or whose wait was timed: Unlock
+	// reads the state's timing fields (always with slowBit).
+	timedBit = slowBit << 3
+	gShift   = seqBits + 4
 	// maxG is the largest goroutine id the word holds; it also stands for
-	// "unknown". Ids grow by one per goroutine created, so 2^48 is
+	// "unknown". Ids grow by one per goroutine created, so 2^44 is
 	// centuries away.
-	maxG = 1<<(64-seqBits) - 1
+	maxG = 1<<(64-gShift) - 1
 )
 
 // packG returns goroutine id g (or unknownG) as stored in the holder word.
-func packG(g uint64) uint64 { return min(g, maxG) << seqBits }
+func packG(g uint64) uint64 { return min(g, maxG) << gShift }
 
 // acquisitions rebuilds the full count of write acquisitions from acqHigh
 // (high) and the number in the holder word (n). acqHigh is incremented when
@@ -98,9 +132,24 @@ func checkLockWord() bool {
 // state is what a named lock records. Unnamed locks have none. Fields marked
 // "guarded" are written and read only while holding the lock (for writing);
 // the others are atomic because Read reads them concurrently.
+//
+// The fields are grouped by who writes them, each group on cache lines of
+// its own (the pads): the lock's hot paths read the first group, which is
+// written once; holders write the second on timed and waited holds;
+// waiters write the third. A waiter arriving must not take from the
+// holder, inside its critical section, the line the holder writes next.
 type state struct {
-	// Written on every write acquisition.
-	hw        atomic.Uint64 // holder word: packG(goroutine id) | acquisition number mod 2^seqBits; id 0: not held
+	// Written when the lock is named.
+	hw *atomic.Uint64 // holder word, in the lock: packG(goroutine id) | clearBit | slowBit | acquisition number mod 2^seqBits; id 0: not held
+	// lockWord is the state word of a Mutex's sync.Mutex if lockWordOK,
+	// else nil: Unlock then clears the holder in hw.
+	lockWord *int32
+	// waitsLong: the lock is slow (see waitMask), so every write wait is
+	// timed. Written when it changes.
+	waitsLong atomic.Bool
+	_         [cacheLine]byte
+
+	// Written by holders.
 	acqHigh   atomic.Uint64 // see acquisitions
 	heldSince atomic.Int64  // nanotime when the current hold began, if it is timed; else 0
 
@@ -108,12 +157,16 @@ type state struct {
 	waited       int64  // guarded: the current hold's wait in ns, +1; 0 if it did not wait
 	lastTimedSeq uint64 // guarded: number (mod 2^seqBits) of the last timed hold
 	lastTimedAt  int64  // guarded: nanotime when it began
+	waitWeight   uint64 // guarded: how many waits the current hold's timed wait stands for
+	lastWaitC    uint32 // guarded: number (mod 2^32) of the last timed write wait
+	lastWaitEnd  int64  // guarded: nanotime when it ended
+	_            [cacheLine]byte
 
-	// lockWord is the state word of a Mutex's sync.Mutex if lockWordOK,
-	// else nil: Unlock then clears the holder in hw.
-	lockWord *int32
-
-	waiters atomic.Int64 // goroutines in a slow path now
+	// Written by waiters: the goroutines in a slow path now (low 32 bits)
+	// and the write waits begun (high 32 bits, mod 2^32), in one word so
+	// that a waiter pays one atomic add for both.
+	wc atomic.Uint64
+	_  [cacheLine]byte
 
 	// RWMutex read side: counters sharded (see shard), so that readers on
 	// different processors do not write one more shared cache line
@@ -151,6 +204,8 @@ type state struct {
 
 const readShards = 8 // a power of 2: see shard
 
+const cacheLine = 64
+
 // readShard is 128 bytes so that no 64-byte cache line holds the counters
 // of two shards, wherever the state starts.
 type readShard struct {
@@ -171,16 +226,19 @@ func (s *state) shard() *readShard {
 	return &s.reads[(p>>10*0x9E3779B97F4A7C15)>>(64-3)]
 }
 
-// newState returns the state of a lock named name; mu is the Mutex's
-// sync.Mutex, or nil for an RWMutex.
-func newState(name string, kind uint8, mu *sync.Mutex) *state {
+// newState returns the state of a lock named name, whose holder word is hw;
+// mu is the Mutex's sync.Mutex, or nil for an RWMutex.
+func newState(name string, kind uint8, hw *atomic.Uint64, mu *sync.Mutex) *state {
 	probeRuntime()
 	orderFromEnv()
-	s := &state{kind: kind, named: nanotime(), id: lastID.Add(1)}
+	s := &state{kind: kind, hw: hw, named: nanotime(), id: lastID.Add(1)}
 	s.name.Store(&name)
 	s.readerMissing = goidOffset == 0
 	if mu != nil && lockWordOK {
 		s.lockWord = (*int32)(unsafe.Pointer(mu))
+	}
+	if mu != nil && s.lockWord == nil {
+		hw.Store(hw.Load() | clearBit | slowBit)
 	}
 	return s
 }
@@ -189,9 +247,16 @@ func (s *state) setName(name string) { s.name.Store(&name) }
 
 // acquired records a write acquisition by goroutine g and returns its number
 // modulo 2^seqBits. It is the hot path, inlined.
-func (s *state) acquired(g uint64) uint64 {
-	n := (s.hw.Load() + 1) & seqMask
-	s.hw.Store(packG(g) | n)
+// hw is the lock's holder word (s.hw, passed by the lock's hot path, which
+// has it at hand).
+func (s *state) acquired(hw *atomic.Uint64, g uint64) uint64 { return s.acquiredBits(hw, g, 0) }
+
+// acquiredBits is acquired, setting bits in the holder word.
+func (s *state) acquiredBits(hw *atomic.Uint64, g, bits uint64) uint64 {
+	old := hw.Load()
+	n := (old + 1) & seqMask
+	c := old & clearBit
+	hw.Store(packG(g) | c | c>>1 | bits | n) // clearBit implies slowBit
 	if n == 1<<(seqBits-1) {
 		s.acqHigh.Add(1)
 	}
@@ -199,10 +264,14 @@ func (s *state) acquired(g uint64) uint64 {
 }
 
 // holderG returns the goroutine id in the holder word.
-func (s *state) holderG() uint64 { return s.hw.Load() >> seqBits }
+func (s *state) holderG() uint64 { return s.hw.Load() >> gShift }
+
+// timed marks the current hold as one whose Unlock has timing to record.
+// Only the holder calls it.
+func (s *state) timed() { s.hw.Store(s.hw.Load() | slowBit | timedBit) }
 
 // clearHolder marks the lock as not held, keeping the acquisition number.
-func (s *state) clearHolder() { s.hw.Store(s.hw.Load() & seqMask) }
+func (s *state) clearHolder() { s.hw.Store(s.hw.Load() & (seqMask | clearBit)) }
 
 // timeHold times the current hold, acquisition n (mod 2^seqBits), which
 // began at now.
@@ -210,23 +279,72 @@ func (s *state) timeHold(n uint64, now int64) {
 	s.holdWeight = (n - s.lastTimedSeq) & seqMask
 	s.lastTimedSeq, s.lastTimedAt = n, now
 	s.heldSince.Store(now)
+	s.timed()
 }
 
-// waitBegin is called when the fast path failed; it returns the start of the
-// wait.
-func (s *state) waitBegin() int64 {
-	s.waiters.Add(1)
-	return nanotime()
+// Waiters and write waits in state.wc.
+const (
+	oneWaiter      = 1
+	oneWait        = 1 << 32
+	minusOneWaiter = ^uint64(0) // adding it subtracts oneWaiter
+)
+
+// waiters returns the number of goroutines in a slow path now, given the
+// holder word hw and whether the lock is held: a holder that waited is
+// counted until its Unlock.
+func (s *state) waiters(hw uint64, held bool) int {
+	w := int(uint32(s.wc.Load()))
+	if held && hw&waitedBit != 0 && w > 0 {
+		w--
+	}
+	return w
 }
 
-// waitedW records a contended write acquisition by goroutine g that began to
-// wait at start. Its wait is recorded after Unlock has released the lock. It
-// returns the full acquisition count if a holder stack is due, else 0.
-func (s *state) waitedW(g uint64, start int64) uint64 {
+// waitBegin is called when a write acquisition's fast path failed. It
+// returns the wait's number (mod 2^32) and, if the wait is to be timed (see
+// waitMask), its start; else 0.
+func (s *state) waitBegin() (start int64, c uint32) {
+	c = uint32(s.wc.Add(oneWait|oneWaiter) >> 32)
+	if (c-1)&waitMask == 0 || s.waitsLong.Load() {
+		start = nanotime()
+	}
+	return start, c
+}
+
+// waitedW records a contended write acquisition by goroutine g, wait number
+// c, that began to wait at start (0: not timed). A timed wait is recorded
+// after Unlock has released the lock. It returns the full acquisition count
+// if a holder stack is due, else 0.
+func (s *state) waitedW(g uint64, start int64, c uint32) uint64 {
+	// The waiter stays counted until Unlock: uncounting it here would
+	// write, inside the critical section, the line that arriving waiters
+	// write.
+	bits := uint64(waitedBit | slowBit)
+	if start != 0 {
+		bits |= timedBit
+	}
+	n := s.acquiredBits(s.hw, g, bits)
+	if start == 0 {
+		// Not timed: the next timed wait stands for this one.
+		if n&holdMask == 0 {
+			s.timeHold(n, nanotime())
+		}
+		return 0
+	}
 	now := nanotime()
-	s.waiters.Add(-1)
-	n := s.acquired(g)
 	s.waited = now - start + 1
+	// Weight: this wait and the untimed ones since the last timed one. A
+	// timed wait that began before the last one recorded stands for
+	// itself only.
+	s.waitWeight = 1
+	if d := c - s.lastWaitC; int32(d) > 0 {
+		s.waitWeight, s.lastWaitC = uint64(d), c
+	}
+	long := now-start >= waitLong && now-s.lastWaitEnd >= waitLong
+	if long != s.waitsLong.Load() {
+		s.waitsLong.Store(long)
+	}
+	s.lastWaitEnd = now
 	if n&holdMask == 0 || now-s.lastTimedAt >= holdEvery {
 		s.timeHold(n, now)
 	}
@@ -236,27 +354,44 @@ func (s *state) waitedW(g uint64, start int64) uint64 {
 	return acquisitions(s.acqHigh.Load(), n)
 }
 
-// releasing is called by Unlock before the lock is released, if the hold is
-// timed or waited. It returns what to record after the release (hold or wait
-// < 0: none).
-func (s *state) releasing() (hold, wait int64, w uint64) {
-	hold, wait = -1, s.waited-1
-	if t := s.heldSince.Load(); t != 0 {
-		hold, w = nanotime()-t, s.holdWeight
-		s.heldSince.Store(0)
-	}
-	s.waited = 0
-	return hold, wait, w
+// A release is what Unlock records after releasing the lock.
+type release struct {
+	hold, wait int64  // < 0: none
+	hw, ww     uint64 // their weights
+	waiter     bool   // the holder waited: uncount it from the waiters
 }
 
-// released records what releasing returned, after the lock was released so
-// that the recording does not lengthen the critical section.
-func (s *state) released(hold, wait int64, w uint64) {
-	if hold >= 0 {
-		s.hold.record(hold, w)
+// releasing is called by Unlock before the lock is released, if its holder
+// word h has slowBit. It reads the state only if the hold or its wait is
+// timed (timedBit): a hold that waited untimed writes nothing in the
+// critical section.
+func (s *state) releasing(h uint64) release {
+	r := release{hold: -1, wait: -1, waiter: h&waitedBit != 0}
+	if h&timedBit == 0 {
+		return r
 	}
-	if wait >= 0 {
-		s.wait.record(wait, 1)
+	if s.waited != 0 {
+		r.wait, r.ww = s.waited-1, s.waitWeight
+		s.waited = 0
+	}
+	if t := s.heldSince.Load(); t != 0 {
+		r.hold, r.hw = nanotime()-t, s.holdWeight
+		s.heldSince.Store(0)
+	}
+	return r
+}
+
+// released records r, after the lock was released so that the recording
+// does not lengthen the critical section.
+func (s *state) released(r release) {
+	if r.waiter {
+		s.wc.Add(minusOneWaiter)
+	}
+	if r.hold >= 0 {
+		s.hold.record(r.hold, r.hw)
+	}
+	if r.wait >= 0 {
+		s.wait.record(r.wait, r.ww)
 	}
 }
 
@@ -283,7 +418,7 @@ func (s *state) recordStack(n uint64, skip int) {
 // start.
 func (s *state) rWaited(g uint64, start int64) {
 	now := nanotime()
-	s.waiters.Add(-1)
+	s.wc.Add(minusOneWaiter)
 	s.wait.record(now-start, 1)
 	if n := s.shard().rlocks.Add(1); n&holdMask == 0 {
 		s.timeRead(g, holdMask+1, now)
