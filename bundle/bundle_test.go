@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,16 @@ func build(t *testing.T) ([]byte, Meta, map[string][]byte) {
 		NamedLocksFile: []byte(`{"locks":[{"lock.id":"inventory_shard_7","lock.type":"mutex"}]}`),
 	}
 	var b Builder
-	for _, name := range []string{TraceFile, MutexFile, GoroutinesFile, NamedLocksFile} {
+	// The trace is deflated ahead, as a snapshot does.
+	z, err := Deflate(files[TraceFile])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := io.ReadAll(z.Open()); err != nil || !bytes.Equal(back, files[TraceFile]) || z.Size() != int64(len(files[TraceFile])) {
+		t.Fatalf("Deflated reads back %q, %v (size %d), want %q", back, err, z.Size(), files[TraceFile])
+	}
+	b.AddDeflated(TraceFile, z)
+	for _, name := range []string{MutexFile, GoroutinesFile, NamedLocksFile} {
 		b.Add(name, files[name])
 	}
 	b.Note(BlockFile, "off", "block profiling is off", time.Now())

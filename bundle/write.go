@@ -6,6 +6,7 @@ import (
 	"compress/flate"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"strings"
 	"time"
@@ -22,13 +23,61 @@ type Builder struct {
 }
 
 type file struct {
-	name string
-	data []byte
+	name     string
+	data     []byte
+	deflated *Deflated // data compressed ahead of Build; data is nil
+}
+
+// A Deflated is a file's contents deflated ahead of [Builder.Build], so
+// that its uncompressed bytes need not be kept until then: a snapshot
+// compresses the trace window as soon as it has it, and its analysis
+// reads the trace back through [Deflated.Open]. The window's bytes can
+// then be collected before the parse, which holds about a window of its
+// own.
+type Deflated struct {
+	data []byte // raw deflate
+	crc  uint32
+	size int64
+}
+
+// Deflate compresses data at the fastest level.
+func Deflate(data []byte) (*Deflated, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(data)/3 + 1024)
+	fw, err := flate.NewWriter(&buf, flate.BestSpeed)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	if _, err := fw.Write(data); err != nil {
+		return nil, fmt.Errorf("bundle: deflating: %w", err)
+	}
+	if err := fw.Close(); err != nil {
+		return nil, fmt.Errorf("bundle: deflating: %w", err)
+	}
+	out := buf.Bytes()
+	if cap(out) > len(out)+len(out)/4 {
+		out = bytes.Clone(out)
+	}
+	return &Deflated{data: out, crc: crc32.ChecksumIEEE(data), size: int64(len(data))}, nil
+}
+
+// Size returns the uncompressed size.
+func (d *Deflated) Size() int64 { return d.size }
+
+// Compressed returns the compressed size.
+func (d *Deflated) Compressed() int64 { return int64(len(d.data)) }
+
+// Open returns a reader of the uncompressed contents.
+func (d *Deflated) Open() io.Reader { return flate.NewReader(bytes.NewReader(d.data)) }
+
+// AddDeflated adds a file deflated ahead (see [Deflate]).
+func (b *Builder) AddDeflated(name string, d *Deflated) {
+	b.files = append(b.files, file{name: name, deflated: d})
 }
 
 // Add adds a file. The data is kept, not copied.
 func (b *Builder) Add(name string, data []byte) {
-	b.files = append(b.files, file{name, data})
+	b.files = append(b.files, file{name: name, data: data})
 }
 
 // Note records what happened to a part of the bundle, which started at
@@ -53,11 +102,15 @@ func (b *Builder) Build(meta Meta, rep *lockreport.Report) ([]byte, Meta, error)
 	if err != nil {
 		return nil, Meta{}, fmt.Errorf("bundle: encoding the report: %w", err)
 	}
-	files := append(b.files[:len(b.files):len(b.files)], file{ReportTextFile, txt.Bytes()}, file{ReportJSONFile, js})
+	files := append(b.files[:len(b.files):len(b.files)], file{name: ReportTextFile, data: txt.Bytes()}, file{name: ReportJSONFile, data: js})
 
 	meta.Files = []File{{Name: MetaFile}}
 	for _, f := range files {
-		meta.Files = append(meta.Files, File{Name: f.name, Bytes: int64(len(f.data))})
+		n := int64(len(f.data))
+		if f.deflated != nil {
+			n = f.deflated.size
+		}
+		meta.Files = append(meta.Files, File{Name: f.name, Bytes: n})
 	}
 	// meta.json lists its own size: encode until it holds still (the
 	// size's digits can change it once).
@@ -78,19 +131,28 @@ func (b *Builder) Build(meta Meta, rep *lockreport.Report) ([]byte, Meta, error)
 	size := len(metaJSON)
 	for _, f := range files {
 		size += len(f.data) + 128 + 2*len(f.name)
+		if f.deflated != nil {
+			size += len(f.deflated.data)
+		}
 	}
 	buf.Grow(size + 1024)
 	zw := zip.NewWriter(&buf)
 	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
 		return flate.NewWriter(w, flate.BestSpeed)
 	})
-	for _, f := range append([]file{{MetaFile, metaJSON}}, files...) {
+	for _, f := range append([]file{{name: MetaFile, data: metaJSON}}, files...) {
 		h := &zip.FileHeader{Name: f.name, Method: zip.Deflate, Modified: meta.Time}
 		if strings.HasSuffix(f.name, ".gz") {
 			h.Method = zip.Store
 		}
-		w, err := zw.CreateHeader(h)
-		if err == nil {
+		var w io.Writer
+		var err error
+		if d := f.deflated; d != nil {
+			h.CRC32, h.CompressedSize64, h.UncompressedSize64 = d.crc, uint64(len(d.data)), uint64(d.size)
+			if w, err = zw.CreateRaw(h); err == nil {
+				_, err = w.Write(d.data)
+			}
+		} else if w, err = zw.CreateHeader(h); err == nil {
 			_, err = w.Write(f.data)
 		}
 		if err != nil {

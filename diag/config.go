@@ -84,8 +84,8 @@ type Config struct {
 	// MemoryMaxBytes bounds the bytes of snapshots kept in memory
 	// (compressed). If zero, 64 MiB. Taking a snapshot needs more for a
 	// moment: the trace window, its parse and the bundle being built
-	// (about 3 times the window's size at its peak, measured; the soft
-	// memory limit is lowered to that much above use while it runs).
+	// (about 2.8 times the window's size at its peak, measured; the soft
+	// memory limit is lowered to 3 windows above use while it runs).
 	MemoryMaxBytes int64
 
 	// Rules are the lock-wait SLO rules that trigger automatic snapshots,

@@ -151,7 +151,10 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 			traceErr = errors.New("the flight recorder could not start")
 		}
 	}
-	var traceData []byte
+	// The window, deflated as soon as it is taken: the snapshot keeps only
+	// the compressed bytes (about a third), which the analysis reads back,
+	// so that the window's own bytes are garbage before the parse.
+	var traceZ *bundle.Deflated
 	var traceStatus string
 	takeTrace := func() {
 		t0 := time.Now()
@@ -182,18 +185,21 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 			traceStatus, opts.TraceUnavailable = why, why
 			return
 		}
-		var err error
-		if traceData, err = m.rec.Window(ctx); err != nil {
+		data, err := m.rec.Window(ctx)
+		if err == nil {
+			traceZ, err = bundle.Deflate(data)
+		}
+		if err != nil {
 			traceErr = err
 			b.Note(bundle.TraceFile, "failed", err.Error(), t0)
 			traceStatus = "unavailable: " + err.Error()
 			opts.TraceUnavailable = err.Error()
 			return
 		}
-		m.lastTraceSize.Store(int64(len(traceData)))
-		b.Add(bundle.TraceFile, traceData)
-		b.Note(bundle.TraceFile, "ok", fmt.Sprintf("%d bytes", len(traceData)), t0)
-		traceStatus = traceCoverage(len(traceData), since, time.Now(), trig.Time, m.cfg.TraceWindow, m.trace.describe(time.Now()))
+		m.lastTraceSize.Store(int64(len(data)))
+		b.AddDeflated(bundle.TraceFile, traceZ)
+		b.Note(bundle.TraceFile, "ok", fmt.Sprintf("%d bytes (%s deflated)", len(data), textfmt.Bytes(traceZ.Compressed())), t0)
+		traceStatus = traceCoverage(len(data), since, time.Now(), trig.Time, m.cfg.TraceWindow, m.trace.describe(time.Now()))
 	}
 	if !traceLater {
 		takeTrace()
@@ -272,16 +278,16 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 	t0 = time.Now()
 	actx, cancel := context.WithTimeout(ctx, m.cfg.AnalysisBudget)
 	var traceReader io.Reader
-	if traceData != nil {
-		traceReader = bytes.NewReader(traceData)
+	if traceZ != nil {
+		traceReader = traceZ.Open()
 	}
-	// Parsing a window takes about three times its size for a moment:
+	// Parsing a window takes up to three times its size for a moment:
 	// near the process's memory limit, the trace is kept for an offline
 	// analysis instead.
 	skipped := ""
-	if h, ok := memlimit.Tightest(); ok && traceData != nil && h.Left() < analysisFactor*int64(len(traceData)) {
+	if h, ok := memlimit.Tightest(); ok && traceZ != nil && h.Left() < analysisFactor*traceZ.Size() {
 		skipped = fmt.Sprintf("the trace was not analyzed here: the process has %s left under its memory limit (%s), and parsing this %s window needs about %s; `lockdiag analyze` reads the bundle's trace.out elsewhere",
-			textfmt.Bytes(h.Left()), h, textfmt.Bytes(int64(len(traceData))), textfmt.Bytes(analysisFactor*int64(len(traceData))))
+			textfmt.Bytes(h.Left()), h, textfmt.Bytes(traceZ.Size()), textfmt.Bytes(analysisFactor*traceZ.Size()))
 		traceReader, opts.TraceUnavailable = nil, skipped
 	}
 	rep, err := lockreport.Analyze(actx, traceReader, opts)
