@@ -33,11 +33,20 @@ const (
 
 // Tuning of the trace controller.
 const (
-	// costPerSchedule is what the execution tracer costs per goroutine
-	// scheduling (run, then block, preempt or exit): about 3.5 trace
-	// events of about 110 ns each (RUNTIME-FACTS §6), and about 17.5 bytes
-	// of trace, measured on channel ping-pong and parking mutexes alike.
-	costPerSchedule = 385 * time.Nanosecond
+	// costPerSchedule is what the execution tracer costs the process's
+	// throughput per goroutine scheduling (run, then block, preempt or
+	// exit). Its CPU cost is about 385 ns: about 3.5 trace events of about
+	// 110 ns each (RUNTIME-FACTS §6), and about 17.5 bytes of trace,
+	// measured on channel ping-pong and parking mutexes alike. Throughput
+	// pays more where the schedulings are lock hand-offs, because the
+	// events are written on the hand-off's path, which the other waiters
+	// wait for: with 385 ns, auto estimated 3 % for the bench's
+	// parking-heavy workload and 11 % for its HTTP service, whose recorder
+	// cost them 8 to 12 % and 12 to 17 % of their throughput (BENCHMARKS.md,
+	// overhead). 1 µs fits the hand-offs and overstates the rest, on the
+	// side of the host: the recorder is armed sooner, and records less of
+	// an incident that never ends.
+	costPerSchedule = time.Microsecond
 	// costWindow is the span over which the cost is estimated.
 	costWindow = 10 * time.Second
 	// armAfter and onAfter are how long auto waits before it arms the
@@ -74,6 +83,7 @@ type traceCost struct {
 	// second) are smoothed over costWindow.
 	schedRate, cpuRate float64
 	ready              bool
+	fixed              bool // tests: update keeps the rates they set
 }
 
 func newTraceCost() *traceCost {
@@ -82,6 +92,9 @@ func newTraceCost() *traceCost {
 
 // update reads the counters at now; call it about once a second.
 func (c *traceCost) update(now time.Time) {
+	if c.fixed {
+		return
+	}
 	metrics.Read(c.sample)
 	if c.sample[0].Value.Kind() != metrics.KindFloat64Histogram {
 		return

@@ -24,7 +24,7 @@ func TestTraceControlDecides(t *testing.T) {
 	defer rec.Stop()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tc := newTraceControl(TraceAuto, 0.01, rec, t0)
-	tc.cost.ready = true
+	tc.cost.ready, tc.cost.fixed = true, true // the process's own scheduling must not blend in
 	tc.cost.cpuRate = 1
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	step := func(d time.Duration, sched float64, warning string) {
@@ -36,18 +36,19 @@ func TestTraceControlDecides(t *testing.T) {
 		}
 	}
 	// Cheap from the start: recording.
-	step(time.Second, 1000, "")
+	step(time.Second, 100, "")
 	if tc.armed || !rec.Enabled() {
 		t.Fatalf("cheap: armed %v, recording %v; want recording", tc.armed, rec.Enabled())
 	}
-	// 1M schedulings a second cost about 38% of a CPU: armed after 10s.
+	// 100k schedulings a second cost about 10% of a CPU: armed after 10s
+	// (and, while armed, a duty of a tenth of dutyHorizon).
 	for d := 2 * time.Second; d <= 11*time.Second; d += time.Second {
-		step(d, 1e6, "")
+		step(d, 1e5, "")
 	}
 	if tc.armed || !rec.Enabled() {
 		t.Errorf("armed %v after 9s over budget, want not yet", tc.armed)
 	}
-	step(12*time.Second, 1e6, "")
+	step(12*time.Second, 1e5, "")
 	if !tc.armed || rec.Enabled() {
 		t.Fatalf("after 10s over budget: armed %v, recording %v; want armed and off", tc.armed, rec.Enabled())
 	}
@@ -55,25 +56,25 @@ func TestTraceControlDecides(t *testing.T) {
 		t.Errorf("describe = %q", d)
 	}
 	// A warning starts it; it stays on disarmAfter after the last one.
-	step(20*time.Second, 1e6, "rule x pending")
+	step(20*time.Second, 1e5, "rule x pending")
 	if !rec.Enabled() {
 		t.Fatal("a warning did not start the recorder")
 	}
-	step(49*time.Second, 1e6, "")
+	step(49*time.Second, 1e5, "")
 	if !rec.Enabled() {
 		t.Error("stopped before disarmAfter")
 	}
-	step(51*time.Second, 1e6, "")
+	step(51*time.Second, 1e5, "")
 	if rec.Enabled() {
 		t.Error("still recording disarmAfter after the last warning")
 	}
 	// Load drops: recording again after a minute under half the budget.
-	step(60*time.Second, 1000, "")
-	step(119*time.Second, 1000, "")
+	step(60*time.Second, 100, "")
+	step(119*time.Second, 100, "")
 	if !tc.armed {
 		t.Error("back to recording before onAfter")
 	}
-	step(121*time.Second, 1000, "")
+	step(121*time.Second, 100, "")
 	if tc.armed || !rec.Enabled() {
 		t.Errorf("after a minute under budget: armed %v, recording %v", tc.armed, rec.Enabled())
 	}
