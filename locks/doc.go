@@ -19,8 +19,10 @@
 // The zero value works and is unnamed: it records nothing and costs what
 // sync's locks cost. A named lock records, until it is garbage collected:
 //
-//   - the wait of every contended acquisition (from the failed fast path to
-//     acquisition), in a histogram;
+//   - the wait of contended acquisitions (from the failed fast path to
+//     acquisition), in a histogram: every one on a slow lock, 1 in 8 on a
+//     lock whose waits are short (each standing for the ones not timed, so
+//     that the count is exact);
 //   - hold durations (acquisition to release), sampled, in a histogram;
 //   - the goroutine holding it now, by id, so that its stack can be found in
 //     a goroutine dump ([runtime.Stack] prints "goroutine 18 [...]"), when the
@@ -79,34 +81,43 @@
 // # Cost
 //
 // Measured on a 2-core AMD EPYC (Zen 4) VM shared with other work, Go 1.26,
-// with this package's benchmarks run round-robin (medians of 10 short runs;
-// preliminary, the machine was busy):
+// with this package's benchmarks run in turns (8 runs of 300ms each,
+// medians):
 //
 //   - Unnamed locks cost what sync's cost: the same within noise.
-//   - Named Mutex, uncontended Lock+Unlock: 8.0 ns against 4.7 ns for
+//   - Named Mutex, uncontended Lock+Unlock: 8.2 ns against 4.5 ns for
 //     sync.Mutex. Lock adds one atomic store (the holder's goroutine id and
-//     the acquisition number share one word) and a goroutine-id read (a call
-//     to three instructions of assembly); Unlock adds nothing but loads,
-//     because whether a Mutex is held is read from sync.Mutex's lock bit
-//     (its layout is checked when the first lock is named; if the check
-//     fails, Unlock clears the holder, one more atomic store).
-//   - Named RWMutex: Lock+Unlock 15.4 ns against 9.4 ns (Unlock clears the
-//     holder). RLock+RUnlock 10.2 ns against 4.7 ns: each adds an atomic
+//     the acquisition number share one word, which lives in the Mutex next
+//     to sync.Mutex's own word, so that it is on the cache line the Lock
+//     just took) and a goroutine-id read (a call to three instructions of
+//     assembly); Unlock adds one load of that word, whose bits say whether
+//     there is anything to record (whether a Mutex is held is read from
+//     sync.Mutex's lock bit; its layout is checked when the first lock is
+//     named; if the check fails, Unlock clears the holder).
+//   - Named RWMutex: Lock+Unlock 14.9 ns against 8.9 ns (Unlock clears the
+//     holder). RLock+RUnlock 9.9 ns against 4.3 ns: each adds an atomic
 //     add on counters that are sharded by the address of the goroutine's
 //     stack, so that readers on different processors do not share a cache
-//     line; with readers on both processors and 1 write in 100, 12.7 ns
+//     line; with readers on both processors and 1 write in 100, 11.7 ns
 //     against 5.9 ns per operation.
-//   - Contended: a contended acquisition reads the clock before waiting and
-//     after acquiring, and records its wait after Unlock has released the
-//     lock: about 65 ns of CPU, of which about 30 ns while holding the lock.
-//     On a lock whose every acquisition is handed over within about 100 ns
-//     that is a lot: BenchmarkContended with a critical section of a few
-//     nanoseconds (cs=short) ran at 80 and 126 ns per operation with 8 and
-//     64 goroutines, against 42 and 65 ns for sync.Mutex (medians of 6,
-//     benchstat -col /impl; 0.5 to 0.65 of its throughput). With a
-//     critical section that yields (cs=yield), where a wait is long beside
-//     the clock reads, it ran at 175 and 176 ns against 160 and 186 ns
-//     (the same within noise).
+//   - Contended: a write acquisition that waits adds one atomic add (the
+//     waiter count and the number of waits share a word, on a cache line
+//     of the waiters' own) before it waits, and its Unlock one after it
+//     released the lock. Its wait is timed (two clock reads, about 30 ns
+//     each here, one of them while holding the lock, and a histogram
+//     record after the release) for 1 in 8 waits while the lock's waits
+//     are short, and for every wait while the lock is slow (its last timed
+//     wait lasted 10 µs or more, 10 µs or more after the one before); a
+//     timed wait stands for the untimed ones before it, so Wait.Count and
+//     Contended are exact but for the waits since the last timed one.
+//     BenchmarkContended with a critical section of a few nanoseconds
+//     (cs=short) ran at 50 and 69 ns per operation with 8 and 64
+//     goroutines, against 41 and 44 ns for sync.Mutex (0.65 to 0.9 of its
+//     throughput; with every wait timed it was 0.5 to 0.65): the holder
+//     word is written inside every critical section, on a line the
+//     waiting processors read. With a critical section that yields
+//     (cs=yield) it ran at 175 and 293 ns against 171 and 304 ns (the same
+//     within noise). Read waits (RLock) are always timed.
 //   - Hold durations are timed for 1 in 64 acquisitions, and for a
 //     contended acquisition when no hold of that lock was timed in the last
 //     100 µs (so that slow, contended locks have most holds timed, and hot

@@ -64,7 +64,8 @@ type State struct {
 	// TryRLock calls too.
 	Acquisitions uint64 `json:"acquisitions"`
 	// Contended counts the acquisitions that had to wait (those whose fast
-	// path failed); it equals Wait.Count.
+	// path failed); it equals Wait.Count, exact but for the waits since
+	// the last timed one (see the package doc, Cost).
 	Contended uint64 `json:"contended"`
 
 	// Waiters is the number of goroutines waiting to acquire the lock now.
@@ -93,7 +94,10 @@ type State struct {
 
 	// Wait is the distribution of wait durations of contended
 	// acquisitions: from the failed fast path to acquisition. Every
-	// contended acquisition is counted.
+	// contended acquisition is counted (but for those since the last
+	// timed one); on a lock whose waits are short 1 in 8 is timed and
+	// stands for the others, so Sum and the buckets are estimates there:
+	// see the package doc, section Cost.
 	Wait Histogram `json:"lock.wait.duration"`
 	// Hold is the distribution of hold durations, from acquisition to
 	// release. It is sampled and its Count and Sum are estimates: see the
