@@ -100,6 +100,7 @@ type rawProfiles struct {
 	time  time.Time
 	mutex profdelta.Capture // zero when the mutex profile is off
 	block profdelta.Capture // zero when the block profile is off
+	wait  float64           // cumulative lock wait (s) at time; NaN if unknown
 }
 
 // New returns a Monitor for cfg, with defaults filled in. It checks the
@@ -158,7 +159,7 @@ func (m *Monitor) Start() error {
 	case want > 0 && want != m.prevMutexRate,
 		want == 0 && m.prevMutexRate == 0:
 		if want == 0 {
-			want = 100
+			want = defaultMutexRate
 		}
 		runtime.SetMutexProfileFraction(want)
 		m.mutexRate, m.setMutexRate = want, true
@@ -467,7 +468,7 @@ func (m *Monitor) scanWaiters(now time.Time, waiting float64) {
 const profileEvery = 5 * time.Second
 
 func (m *Monitor) captureProfiles(now time.Time) {
-	p := rawProfiles{time: now}
+	p := rawProfiles{time: now, wait: m.metrics.cumWait}
 	if m.mutexRate > 0 {
 		c, err := profdelta.Read("mutex")
 		if err != nil {
@@ -486,6 +487,13 @@ func (m *Monitor) captureProfiles(now time.Time) {
 	}
 	// Keep reads back to one window before the oldest a snapshot needs.
 	keepFrom := now.Add(-m.cfg.TraceWindow - 2*profileEvery)
+	m.stateMu.Lock()
+	var prev rawProfiles
+	if n := len(m.baselines); n > 0 {
+		prev = m.baselines[n-1]
+	}
+	m.stateMu.Unlock()
+	m.adaptMutexRate(prev, p)
 	m.stateMu.Lock()
 	defer m.stateMu.Unlock()
 	i := 0
