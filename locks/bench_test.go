@@ -248,8 +248,10 @@ func BenchmarkRead(b *testing.B) {
 
 // BenchmarkSlowPathSteps runs the steps a named Mutex adds to a contended
 // acquisition (without the waiting itself) in one goroutine: the cost a
-// contended acquisition adds, and (critical) the part of it spent while
-// holding the lock, which delays the other waiters.
+// contended acquisition adds through Lock and Unlock (all), and (critical)
+// the named steps alone around sync's Lock and Unlock, without Unlock's
+// own fast-path checks. Short waits are timed 1 in 8 (waitMask), so both
+// are averages over timed and untimed waits.
 func BenchmarkSlowPathSteps(b *testing.B) {
 	var m Mutex
 	m.SetName("bench_slow_path")
