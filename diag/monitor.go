@@ -487,13 +487,7 @@ func (m *Monitor) captureProfiles(now time.Time) {
 	}
 	// Keep reads back to one window before the oldest a snapshot needs.
 	keepFrom := now.Add(-m.cfg.TraceWindow - 2*profileEvery)
-	m.stateMu.Lock()
-	var prev rawProfiles
-	if n := len(m.baselines); n > 0 {
-		prev = m.baselines[n-1]
-	}
-	m.stateMu.Unlock()
-	m.adaptMutexRate(prev, p)
+	m.adaptMutexRate(m.latestProfiles(), p)
 	m.stateMu.Lock()
 	defer m.stateMu.Unlock()
 	i := 0
@@ -501,6 +495,16 @@ func (m *Monitor) captureProfiles(now time.Time) {
 		i++
 	}
 	m.baselines = append(m.baselines[i:], p)
+}
+
+// latestProfiles returns the latest profile read (zero if none).
+func (m *Monitor) latestProfiles() rawProfiles {
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
+	if n := len(m.baselines); n > 0 {
+		return m.baselines[n-1]
+	}
+	return rawProfiles{}
 }
 
 // baselineAt returns the profile read closest to t.

@@ -43,7 +43,10 @@ func TestMutexRateAdapts(t *testing.T) {
 			}
 			// What Start sets up for the profiles, without the sampler,
 			// so that the captures run here.
-			base := max(tt.cfg, defaultMutexRate*boolInt(tt.cfg == 0))
+			base := tt.cfg
+			if base == 0 {
+				base = defaultMutexRate
+			}
 			runtime.SetMutexProfileFraction(base)
 			m.mutexRate, m.setMutexRate = base, true
 			m.resetSampler()
@@ -77,11 +80,4 @@ func TestMutexRateAdapts(t *testing.T) {
 			}
 		})
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

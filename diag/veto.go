@@ -26,12 +26,7 @@ func (m *Monitor) vetoBreach(r rules.Rule, t time.Time) string {
 	if r.Signal != MutexWait.String() || m.mutexRate <= 0 {
 		return ""
 	}
-	m.stateMu.Lock()
-	var base rawProfiles
-	if n := len(m.baselines); n > 0 {
-		base = m.baselines[n-1]
-	}
-	m.stateMu.Unlock()
+	base := m.latestProfiles()
 	if base.mutex.Data == nil {
 		return ""
 	}

@@ -140,7 +140,7 @@ func checkLockWord() bool {
 // holder, inside its critical section, the line the holder writes next.
 type state struct {
 	// Written when the lock is named.
-	hw *atomic.Uint64 // holder word, in the lock: packG(goroutine id) | clearBit | slowBit | acquisition number mod 2^seqBits; id 0: not held
+	hw *atomic.Uint64 // holder word, in the lock: packG(goroutine id) | timedBit | waitedBit | clearBit | slowBit | acquisition number mod 2^seqBits; id 0: not held
 	// lockWord is the state word of a Mutex's sync.Mutex if lockWordOK,
 	// else nil: Unlock then clears the holder in hw.
 	lockWord *int32
@@ -356,9 +356,9 @@ func (s *state) waitedW(g uint64, start int64, c uint32) uint64 {
 
 // A release is what Unlock records after releasing the lock.
 type release struct {
-	hold, wait int64  // < 0: none
-	hw, ww     uint64 // their weights
-	waiter     bool   // the holder waited: uncount it from the waiters
+	hold, wait   int64  // < 0: none
+	holdW, waitW uint64 // their weights
+	waiter       bool   // the holder waited: uncount it from the waiters
 }
 
 // releasing is called by Unlock before the lock is released, if its holder
@@ -371,11 +371,11 @@ func (s *state) releasing(h uint64) release {
 		return r
 	}
 	if s.waited != 0 {
-		r.wait, r.ww = s.waited-1, s.waitWeight
+		r.wait, r.waitW = s.waited-1, s.waitWeight
 		s.waited = 0
 	}
 	if t := s.heldSince.Load(); t != 0 {
-		r.hold, r.hw = nanotime()-t, s.holdWeight
+		r.hold, r.holdW = nanotime()-t, s.holdWeight
 		s.heldSince.Store(0)
 	}
 	return r
@@ -388,10 +388,10 @@ func (s *state) released(r release) {
 		s.wc.Add(minusOneWaiter)
 	}
 	if r.hold >= 0 {
-		s.hold.record(r.hold, r.hw)
+		s.hold.record(r.hold, r.holdW)
 	}
 	if r.wait >= 0 {
-		s.wait.record(r.wait, r.ww)
+		s.wait.record(r.wait, r.waitW)
 	}
 }
 
