@@ -259,9 +259,9 @@ func BenchmarkSlowPathSteps(b *testing.B) {
 	g := goid()
 	b.Run("part=all", func(b *testing.B) {
 		for b.Loop() {
-			start, c := s.waitBegin()
+			start := s.waitBegin()
 			m.mu.Lock()
-			if n := s.waitedW(g, start, c); n != 0 {
+			if n := s.waitedW(g, start); n != 0 {
 				s.recordStack(n, 0)
 			}
 			m.Unlock()
@@ -269,9 +269,9 @@ func BenchmarkSlowPathSteps(b *testing.B) {
 	})
 	b.Run("part=critical", func(b *testing.B) {
 		for b.Loop() {
-			start, c := s.waitBegin()
+			start := s.waitBegin()
 			m.mu.Lock()
-			s.waitedW(g, start, c)
+			s.waitedW(g, start)
 			r := s.releasing(m.hw.Load())
 			m.mu.Unlock()
 			s.released(r)

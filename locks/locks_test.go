@@ -474,9 +474,9 @@ func TestShortWaitsSampled(t *testing.T) {
 	contended := func(n int) {
 		for range n {
 			// The steps of a contended Lock, without the wait.
-			start, c := s.waitBegin()
+			start := s.waitBegin()
 			m.mu.Lock()
-			s.waitedW(g, start, c)
+			s.waitedW(g, start)
 			m.Unlock()
 		}
 	}
@@ -487,12 +487,12 @@ func TestShortWaitsSampled(t *testing.T) {
 	}
 	// Waits 21 to 24 are not timed; 25 is, and it is long.
 	contended(4)
-	start, c := s.waitBegin()
+	start := s.waitBegin()
 	m.mu.Lock()
 	for nanotime()-start < 2*waitLong {
 		runtime.Gosched()
 	}
-	s.waitedW(g, start, c)
+	s.waitedW(g, start)
 	m.Unlock()
 	if !s.waitsLong.Load() {
 		t.Fatal("a long timed wait did not make every wait timed")

@@ -63,9 +63,9 @@ func (m *Mutex) lockSlow(s *state, g uint64) {
 			return
 		}
 	}
-	start, c := s.waitBegin()
+	start := s.waitBegin()
 	m.mu.Lock()
-	if n := s.waitedW(g, start, c); n != 0 {
+	if n := s.waitedW(g, start); n != 0 {
 		s.recordStack(n, 2) // skip lockSlow, Lock
 	}
 }

@@ -81,9 +81,9 @@ func TestNoAllocs(t *testing.T) {
 		}},
 		{"named, contended path", func() {
 			// The steps of a contended Lock, in one goroutine.
-			start, c := s.waitBegin()
+			start := s.waitBegin()
 			named.mu.Lock()
-			if n := s.waitedW(g, start, c); n != 0 {
+			if n := s.waitedW(g, start); n != 0 {
 				s.recordStack(n, 0)
 			}
 			named.Unlock()

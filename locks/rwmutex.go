@@ -58,9 +58,9 @@ func (rw *RWMutex) lockSlow(s *state, g uint64) {
 			return
 		}
 	}
-	start, c := s.waitBegin()
+	start := s.waitBegin()
 	rw.rw.Lock()
-	if n := s.waitedW(g, start, c); n != 0 {
+	if n := s.waitedW(g, start); n != 0 {
 		s.recordStack(n, 2) // skip lockSlow, Lock
 	}
 }
@@ -139,7 +139,7 @@ func (rw *RWMutex) rlockSlow(s *state) {
 			return
 		}
 	}
-	s.wc.Add(oneWaiter)
+	s.waiting.Add(1)
 	start := nanotime()
 	rw.rw.RLock()
 	s.rWaited(g, start)

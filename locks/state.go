@@ -20,7 +20,11 @@ var (
 	holdMask  uint64 = 63
 	holdEvery int64  = int64(100 * time.Microsecond)
 	// waitMask selects the contended write acquisitions whose wait is
-	// timed: 1 in 8, the first of each 8. Every wait is timed while the
+	// timed: 1 in 8, those that begin while the holder word's wait number
+	// is a multiple of 8 (the waiter reads the word, which is on the line
+	// it is about to wait on, and writes nothing shared to choose; waiters
+	// that arrive together are timed together, and the weights stay exact,
+	// since they are counted when the waits end). Every wait is timed while the
 	// lock's latest timed wait lasted waitLong or more and came waitLong
 	// or more after the one before it: a slow lock, whose waits are long
 	// and whose hand-overs are rare, so that two clock reads are nothing
@@ -28,8 +32,8 @@ var (
 	// before it. On a lock handed over every few tens of nanoseconds
 	// (waits there are long too when many goroutines queue), the clock
 	// reads inside the critical section were most of a contended
-	// acquisition's cost. Tests set waitMask to 0 to time every wait.
-	waitMask uint32 = 7
+	// acquisition's cost.
+	waitMask uint64 = 7
 	waitLong int64  = int64(10 * time.Microsecond)
 	// stackEvery is the least time between two holder stacks of one lock.
 	stackEvery int64 = int64(time.Millisecond)
@@ -55,10 +59,13 @@ const (
 )
 
 // The holder word. Every write acquisition stores, in one atomic word, the
-// holder's goroutine id and the acquisition's number modulo 2^seqBits: one
-// atomic store per Lock is all the hot path pays for both (an atomic add for
-// the count and a store for the holder cost about 2 ns each on a 2023 x86
-// server). acqHigh carries the count's high bits; see acquisitions.
+// holder's goroutine id, the acquisition's number modulo 2^seqBits and, if
+// it waited, the number of write waits modulo 2^waitBits: one atomic store
+// per Lock is all the hot path pays for all three (an atomic add for a count
+// and a store for the holder cost about 2 ns each on a 2023 x86 server, and
+// an atomic add on a word that all waiters write costs far more when they
+// are on several processors). acqHigh carries the acquisition count's high
+// bits; see acquisitions.
 //
 // The word lives in the lock, beside its sync word, not in the state: the
 // acquisition that just took the sync word's cache line writes the holder
@@ -71,22 +78,33 @@ const (
 	seqBits = 16
 	seqMask = 1<<seqBits - 1
 	// slowBit is set in the holder word when Unlock has work: the hold is
-	// timed, the acquisition waited, or the holder must be cleared.
+	// timed, the acquisition's wait is, the waiter must be uncounted, or
+	// the holder must be cleared.
 	slowBit = 1 << seqBits
 	// clearBit, kept by every acquisition, says that Unlock must clear the
 	// holder (a Mutex whose lock bit cannot be read); it implies slowBit.
 	clearBit = slowBit << 1
 	// waitedBit marks a hold whose holder waited for it and is still
-	// counted among the waiters: its Unlock uncounts it after releasing
-	// the lock (always with slowBit).
+	// counted in state.waiting: its Unlock uncounts it after releasing
+	// the lock (always with slowBit). A Mutex whose sync word can be read
+	// counts no waiters (see state.waiters) and never sets it.
 	waitedBit = slowBit << 2
 	// timedBit marks a hold that is timed or whose wait was timed: Unlock
 	// reads the state's timing fields (always with slowBit).
 	timedBit = slowBit << 3
-	gShift   = seqBits + 4
+	// The number of write waits, mod 2^waitBits, above the flags: a timed
+	// wait stands for the waits since the last timed one, and they are
+	// counted here, by the waiter once it holds the lock, so that no
+	// counter is written while waiting. 1 in 8 waits is timed (waitMask),
+	// far more than 1 in 2^waitBits.
+	waitBits  = 8
+	waitShift = seqBits + 4
+	waitField = (1<<waitBits - 1) << waitShift
+	oneWait   = 1 << waitShift
+	gShift    = waitShift + waitBits
 	// maxG is the largest goroutine id the word holds; it also stands for
-	// "unknown". Ids grow by one per goroutine created, so 2^44 is
-	// centuries away.
+	// "unknown". Ids grow by one per goroutine created: 2^36 is 68
+	// billion goroutines.
 	maxG = 1<<(64-gShift) - 1
 )
 
@@ -113,8 +131,14 @@ func acquisitions(high, n uint64) uint64 {
 // lockWordOK reports whether a sync.Mutex's first 32-bit word is its state
 // with bit 0 set while it is locked (internal/sync/mutex.go), checked once
 // by checkLockWord. Then a named Mutex's Unlock need not clear the holder:
-// Read tells whether the Mutex is held from that bit.
+// Read tells whether the Mutex is held from that bit. The same word counts
+// the goroutines parked waiting for the Mutex above its three flag bits
+// (lockWaiterShift), so such a Mutex counts no waiters of its own.
 var lockWordOK bool
+
+// lockWaiterShift is mutexWaiterShift of internal/sync: the sync word's
+// waiter count starts at this bit (TestStuckHolderNamed counts on it).
+const lockWaiterShift = 3
 
 func checkLockWord() bool {
 	var m sync.Mutex
@@ -158,15 +182,14 @@ type state struct {
 	lastTimedSeq uint64 // guarded: number (mod 2^seqBits) of the last timed hold
 	lastTimedAt  int64  // guarded: nanotime when it began
 	waitWeight   uint64 // guarded: how many waits the current hold's timed wait stands for
-	lastWaitC    uint32 // guarded: number (mod 2^32) of the last timed write wait
+	lastWaitN    uint64 // guarded: number (the holder word's wait bits) of the last timed write wait
 	lastWaitEnd  int64  // guarded: nanotime when it ended
 	_            [cacheLine]byte
 
-	// Written by waiters: the goroutines in a slow path now (low 32 bits)
-	// and the write waits begun (high 32 bits, mod 2^32), in one word so
-	// that a waiter pays one atomic add for both.
-	wc atomic.Uint64
-	_  [cacheLine]byte
+	// Written by waiters, unless lockWord counts them: the goroutines in
+	// a slow path now.
+	waiting atomic.Int64
+	_       [cacheLine]byte
 
 	// RWMutex read side: counters sharded (see shard), so that readers on
 	// different processors do not write one more shared cache line
@@ -249,18 +272,30 @@ func (s *state) setName(name string) { s.name.Store(&name) }
 // modulo 2^seqBits. It is the hot path, inlined.
 // hw is the lock's holder word (s.hw, passed by the lock's hot path, which
 // has it at hand).
-func (s *state) acquired(hw *atomic.Uint64, g uint64) uint64 { return s.acquiredBits(hw, g, 0) }
-
-// acquiredBits is acquired, setting bits in the holder word.
-func (s *state) acquiredBits(hw *atomic.Uint64, g, bits uint64) uint64 {
+func (s *state) acquired(hw *atomic.Uint64, g uint64) uint64 {
 	old := hw.Load()
 	n := (old + 1) & seqMask
 	c := old & clearBit
-	hw.Store(packG(g) | c | c>>1 | bits | n) // clearBit implies slowBit
+	hw.Store(packG(g) | old&waitField | c | c>>1 | n) // clearBit implies slowBit
 	if n == 1<<(seqBits-1) {
 		s.acqHigh.Add(1)
 	}
 	return n
+}
+
+// acquiredWaited is acquired for an acquisition that waited: it also counts
+// the wait and sets bits. It returns the acquisition's number and the
+// wait's (mod 2^waitBits).
+func (s *state) acquiredWaited(g, bits uint64) (n, w uint64) {
+	old := s.hw.Load()
+	n = (old + 1) & seqMask
+	w = (old + oneWait) & waitField
+	c := old & clearBit
+	s.hw.Store(packG(g) | w | c | c>>1 | bits | n)
+	if n == 1<<(seqBits-1) {
+		s.acqHigh.Add(1)
+	}
+	return n, w >> waitShift
 }
 
 // holderG returns the goroutine id in the holder word.
@@ -271,7 +306,7 @@ func (s *state) holderG() uint64 { return s.hw.Load() >> gShift }
 func (s *state) timed() { s.hw.Store(s.hw.Load() | slowBit | timedBit) }
 
 // clearHolder marks the lock as not held, keeping the acquisition number.
-func (s *state) clearHolder() { s.hw.Store(s.hw.Load() & (seqMask | clearBit)) }
+func (s *state) clearHolder() { s.hw.Store(s.hw.Load() & (seqMask | waitField | clearBit)) }
 
 // timeHold times the current hold, acquisition n (mod 2^seqBits), which
 // began at now.
@@ -282,18 +317,17 @@ func (s *state) timeHold(n uint64, now int64) {
 	s.timed()
 }
 
-// Waiters and write waits in state.wc.
-const (
-	oneWaiter      = 1
-	oneWait        = 1 << 32
-	minusOneWaiter = ^uint64(0) // adding it subtracts oneWaiter
-)
-
-// waiters returns the number of goroutines in a slow path now, given the
-// holder word hw and whether the lock is held: a holder that waited is
-// counted until its Unlock.
+// waiters returns the number of goroutines waiting for the lock now, given
+// the holder word hw and whether the lock is held. A Mutex whose sync word
+// can be read counts the goroutines parked in it, as sync.Mutex does (a
+// goroutine spinning before it parks, for a few hundred nanoseconds at
+// most, is not counted). Other locks count the goroutines in their slow
+// paths, and a holder that waited is counted until its Unlock.
 func (s *state) waiters(hw uint64, held bool) int {
-	w := int(uint32(s.wc.Load()))
+	if s.lockWord != nil {
+		return int(atomic.LoadInt32(s.lockWord) >> lockWaiterShift)
+	}
+	w := int(s.waiting.Load())
 	if held && hw&waitedBit != 0 && w > 0 {
 		w--
 	}
@@ -301,29 +335,34 @@ func (s *state) waiters(hw uint64, held bool) int {
 }
 
 // waitBegin is called when a write acquisition's fast path failed. It
-// returns the wait's number (mod 2^32) and, if the wait is to be timed (see
-// waitMask), its start; else 0.
-func (s *state) waitBegin() (start int64, c uint32) {
-	c = uint32(s.wc.Add(oneWait|oneWaiter) >> 32)
-	if (c-1)&waitMask == 0 || s.waitsLong.Load() {
+// returns the wait's start if the wait is to be timed (see waitMask), else
+// 0.
+func (s *state) waitBegin() (start int64) {
+	if s.lockWord == nil {
+		s.waiting.Add(1)
+	}
+	if (s.hw.Load()>>waitShift)&waitMask == 0 || s.waitsLong.Load() {
 		start = nanotime()
 	}
-	return start, c
+	return start
 }
 
-// waitedW records a contended write acquisition by goroutine g, wait number
-// c, that began to wait at start (0: not timed). A timed wait is recorded
-// after Unlock has released the lock. It returns the full acquisition count
-// if a holder stack is due, else 0.
-func (s *state) waitedW(g uint64, start int64, c uint32) uint64 {
-	// The waiter stays counted until Unlock: uncounting it here would
-	// write, inside the critical section, the line that arriving waiters
-	// write.
-	bits := uint64(waitedBit | slowBit)
-	if start != 0 {
-		bits |= timedBit
+// waitedW records a contended write acquisition by goroutine g that began
+// to wait at start (0: not timed). A timed wait is recorded after Unlock has
+// released the lock. It returns the full acquisition count if a holder
+// stack is due, else 0.
+func (s *state) waitedW(g uint64, start int64) uint64 {
+	var bits uint64
+	if s.lockWord == nil {
+		// The waiter stays counted until Unlock: uncounting it here
+		// would write, inside the critical section, the line that
+		// arriving waiters write.
+		bits = waitedBit | slowBit
 	}
-	n := s.acquiredBits(s.hw, g, bits)
+	if start != 0 {
+		bits |= timedBit | slowBit
+	}
+	n, w := s.acquiredWaited(g, bits)
 	if start == 0 {
 		// Not timed: the next timed wait stands for this one.
 		if n&holdMask == 0 {
@@ -333,13 +372,12 @@ func (s *state) waitedW(g uint64, start int64, c uint32) uint64 {
 	}
 	now := nanotime()
 	s.waited = now - start + 1
-	// Weight: this wait and the untimed ones since the last timed one. A
-	// timed wait that began before the last one recorded stands for
-	// itself only.
-	s.waitWeight = 1
-	if d := c - s.lastWaitC; int32(d) > 0 {
-		s.waitWeight, s.lastWaitC = uint64(d), c
+	// Weight: this wait and the untimed ones since the last timed one.
+	s.waitWeight = (w - s.lastWaitN) & (1<<waitBits - 1)
+	if s.waitWeight == 0 {
+		s.waitWeight = 1 << waitBits
 	}
+	s.lastWaitN = w
 	long := now-start >= waitLong && now-s.lastWaitEnd >= waitLong
 	if long != s.waitsLong.Load() {
 		s.waitsLong.Store(long)
@@ -385,7 +423,7 @@ func (s *state) releasing(h uint64) release {
 // does not lengthen the critical section.
 func (s *state) released(r release) {
 	if r.waiter {
-		s.wc.Add(minusOneWaiter)
+		s.waiting.Add(-1)
 	}
 	if r.hold >= 0 {
 		s.hold.record(r.hold, r.holdW)
@@ -418,7 +456,7 @@ func (s *state) recordStack(n uint64, skip int) {
 // start.
 func (s *state) rWaited(g uint64, start int64) {
 	now := nanotime()
-	s.wc.Add(minusOneWaiter)
+	s.waiting.Add(-1)
 	s.wait.record(now-start, 1)
 	if n := s.shard().rlocks.Add(1); n&holdMask == 0 {
 		s.timeRead(g, holdMask+1, now)
