@@ -85,7 +85,7 @@
 // medians):
 //
 //   - Unnamed locks cost what sync's cost: the same within noise.
-//   - Named Mutex, uncontended Lock+Unlock: 8.2 ns against 4.5 ns for
+//   - Named Mutex, uncontended Lock+Unlock: 8.1 ns against 4.5 ns for
 //     sync.Mutex. Lock adds one atomic store (the holder's goroutine id and
 //     the acquisition number share one word, which lives in the Mutex next
 //     to sync.Mutex's own word, so that it is on the cache line the Lock
@@ -94,30 +94,42 @@
 //     there is anything to record (whether a Mutex is held is read from
 //     sync.Mutex's lock bit; its layout is checked when the first lock is
 //     named; if the check fails, Unlock clears the holder).
-//   - Named RWMutex: Lock+Unlock 14.9 ns against 8.9 ns (Unlock clears the
-//     holder). RLock+RUnlock 9.9 ns against 4.3 ns: each adds an atomic
+//   - Named RWMutex: Lock+Unlock 14.5 ns against 8.8 ns (Unlock clears the
+//     holder). RLock+RUnlock 9.7 ns against 4.2 ns: each adds an atomic
 //     add on counters that are sharded by the address of the goroutine's
 //     stack, so that readers on different processors do not share a cache
-//     line; with readers on both processors and 1 write in 100, 11.7 ns
-//     against 5.9 ns per operation.
-//   - Contended: a write acquisition that waits adds one atomic add (the
-//     waiter count and the number of waits share a word, on a cache line
-//     of the waiters' own) before it waits, and its Unlock one after it
-//     released the lock. Its wait is timed (two clock reads, about 30 ns
-//     each here, one of them while holding the lock, and a histogram
-//     record after the release) for 1 in 8 waits while the lock's waits
-//     are short, and for every wait while the lock is slow (its last timed
-//     wait lasted 10 µs or more, 10 µs or more after the one before); a
-//     timed wait stands for the untimed ones before it, so Wait.Count and
-//     Contended are exact but for the waits since the last timed one.
-//     BenchmarkContended with a critical section of a few nanoseconds
-//     (cs=short) ran at 50 and 69 ns per operation with 8 and 64
-//     goroutines, against 41 and 44 ns for sync.Mutex (0.65 to 0.9 of its
-//     throughput; with every wait timed it was 0.5 to 0.65): the holder
-//     word is written inside every critical section, on a line the
-//     waiting processors read. With a critical section that yields
-//     (cs=yield) it ran at 175 and 293 ns against 171 and 304 ns (the same
-//     within noise). Read waits (RLock) are always timed.
+//     line; with readers on both processors and 1 write in 100, 11.4 ns
+//     against 5.4 ns per operation.
+//   - Contended: a Mutex acquisition that waits writes nothing shared
+//     while it waits. Its waiters are those sync.Mutex counts in its own
+//     state word (the goroutines parked in it), and the wait is numbered
+//     in the holder word by the waiter once it holds the lock, in the same
+//     store that names it. (Counting waiters and waits in a word of the
+//     lock's own, with an atomic add before each wait and one after the
+//     Unlock, made every contended acquisition take that word's cache line
+//     from the other processors: it cost a fifth to a third of sync's
+//     throughput in the benchmark below.) An RWMutex still counts its
+//     waiters that way, since sync.RWMutex has no count of readers
+//     waiting. A wait is timed (two clock reads, about 25 ns each here,
+//     one of them while holding the lock, and a histogram record after
+//     the release) for 1 in 8 waits while the lock's waits are short
+//     (those that begin while the wait number in the holder word is a
+//     multiple of 8), and for every wait while the lock is slow (its last
+//     timed wait lasted 10 µs or more, 10 µs or more after the one
+//     before); a timed wait stands for the untimed ones since the last
+//     timed one, so Wait.Count and Contended are exact but for the waits
+//     since the last timed one. An untimed wait leaves Unlock on its fast
+//     path. BenchmarkContended with a critical section of a few
+//     nanoseconds (cs=short), each run in a process of its own, sync,
+//     unnamed and named in turns, 16 rounds, medians: 41.3 and 55.3 ns per
+//     operation with 8 and 64 goroutines, against 34.6 and 43.2 ns for
+//     sync.Mutex, 0.84 and 0.78 of its throughput (before waits stopped
+//     counting themselves: 0.82 and 0.64; with every wait timed, 0.5 to
+//     0.65). What is left is in every critical section: the holder word's
+//     store and Unlock's read of it. Where the critical section does real
+//     work, it disappears: with one that yields (cs=yield) a named Mutex
+//     ran at 169 and 270 ns against 157 and 276 ns. Read waits (RLock)
+//     are always timed.
 //   - Hold durations are timed for 1 in 64 acquisitions, and for a
 //     contended acquisition when no hold of that lock was timed in the last
 //     100 µs (so that slow, contended locks have most holds timed, and hot

@@ -417,10 +417,11 @@ func TestConcurrentSetName(t *testing.T) {
 	runtime.KeepAlive(&rw)
 }
 
-// TestWaiterCountedUntilUnlock: a goroutine that waited for a lock stays in
-// the lock's waiter count until its Unlock (so that uncounting it costs the
-// critical section nothing), but Read does not count it while it holds the
-// lock: Waiters counts the goroutines still waiting.
+// TestWaiterCountedUntilUnlock: Waiters counts the goroutines still waiting,
+// not one that waited and now holds the lock. (An RWMutex keeps such a
+// holder in its own waiter count until its Unlock, so that uncounting it
+// costs the critical section nothing; a Mutex reads sync.Mutex's count,
+// which drops the waiter when it is woken.) Its wait is counted once.
 func TestWaiterCountedUntilUnlock(t *testing.T) {
 	for _, kind := range []string{"mutex", "rwmutex"} {
 		t.Run(kind, func(t *testing.T) {

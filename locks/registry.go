@@ -69,6 +69,11 @@ type State struct {
 	Contended uint64 `json:"contended"`
 
 	// Waiters is the number of goroutines waiting to acquire the lock now.
+	// For a Mutex it is the count sync.Mutex keeps itself: the goroutines
+	// parked in it (a goroutine spinning before it parks, a few hundred
+	// nanoseconds at most, is not counted, nor is one just woken that has
+	// not yet taken the lock). For an RWMutex it counts the goroutines in
+	// its slow paths.
 	Waiters int `json:"waiters"`
 	// Readers is the number of read holds now (RWMutex only).
 	Readers int `json:"readers"`
