@@ -186,19 +186,23 @@ func parserPanic() bool {
 // fill reads events into b until it is full or the trace ends (b.err is
 // then set). A panic in the parser ends the trace with an error.
 func fill(r *trace.Reader, cr *countingReader, b *evBatch) {
+	evs := b.evs[len(b.evs):cap(b.evs)]
+	n := 0
 	defer func() {
 		if p := recover(); p != nil {
 			b.err = fmt.Errorf("trace parser panic: %v", p)
 		}
+		b.evs = b.evs[:len(b.evs)+n]
 		b.bytes = cr.n
 	}()
-	for len(b.evs) < cap(b.evs) {
+	for n < len(evs) {
 		ev, err := r.ReadEvent()
 		if err != nil {
 			b.err = err
 			return
 		}
-		b.evs = append(b.evs, ev)
+		evs[n] = ev
+		n++
 	}
 }
 

@@ -29,8 +29,11 @@ type wrapKnowledge struct {
 	lock2, unlock2 map[string]bool // their callers
 
 	// with maps a with-lock helper to the function whose closure ran
-	// inside its critical section, callback to that closure.
+	// inside its critical section, callback to that closure, and
+	// withDepth to how many closures deep that function was found (see
+	// learnInside).
 	with, callback map[string]string
+	withDepth      map[string]int
 
 	// computed by finish
 	lockRecv, unlockRecv map[string]bool
@@ -41,6 +44,7 @@ func newWrapKnowledge() wrapKnowledge {
 		lock1: map[string]bool{}, unlock1: map[string]bool{},
 		lock2: map[string]bool{}, unlock2: map[string]bool{},
 		with: map[string]string{}, callback: map[string]string{},
+		withDepth: map[string]int{},
 	}
 }
 
@@ -168,22 +172,35 @@ func (w *wrapKnowledge) pastWith(fs []Frame, i int) int {
 // owner (the function that locked and unlocked) is at index o: when the
 // frames right under it are closures defined by outer frames, the owner
 // is a with-lock helper.
+//
+// Helpers nest (a generic Guarded[T].With that passes withLock a closure
+// calling the program's own), and a stack taken early in the critical
+// section shows only the outer closures: so of the stacks seen, the one
+// with the most closures under the owner wins, and among those the
+// parent and closure first in name order, so that the answer does not
+// depend on the order the stacks are looked at (they come from maps).
 func (w *wrapKnowledge) learnInside(fs []Frame, o int) {
 	if o <= 0 || o >= len(fs) {
 		return
 	}
 	var parent, cb string
+	depth := 0
 	for j := o - 1; j >= 0; j-- {
 		p, ok := stacks.Closure(fs[j].Func)
 		if !ok || !outer(fs, o, p) {
 			break
 		}
 		parent, cb = p, fs[j].Func
+		depth++
 	}
-	if parent != "" {
-		w.with[fs[o].Func] = parent
-		w.callback[fs[o].Func] = cb
+	if parent == "" {
+		return
 	}
+	h := fs[o].Func
+	if old, ok := w.with[h]; ok && (depth < w.withDepth[h] || depth == w.withDepth[h] && parent+" "+cb >= old+" "+w.callback[h]) {
+		return
+	}
+	w.with[h], w.callback[h], w.withDepth[h] = parent, cb, depth
 }
 
 // outer reports whether fn is a frame of fs outside index o.
