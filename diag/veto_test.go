@@ -1,6 +1,7 @@
 package diag
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -37,21 +38,28 @@ func TestRuntimeLockVeto(t *testing.T) {
 	rt := []string{"runtime.unlock", "runtime.findRunnable", "runtime.schedule"}
 	lost := []string{"runtime._LostContendedRuntimeLock"}
 	prog := []string{"sync.(*Mutex).Unlock", "main.handle", "net/http.HandlerFunc.ServeHTTP"}
+	unknown := math.NaN()
 	tests := []struct {
 		name   string
 		stacks [][]string
 		delays []int64
+		wait   float64 // counted by runtime/metrics over the span, s
 		veto   bool
 	}{
-		{"runtime only", [][]string{rt}, []int64{5e8}, true},
-		{"runtime and lost records", [][]string{rt, lost, prog}, []int64{5e8, 2e8, 1e8}, true},
-		{"mostly the program's", [][]string{rt, prog}, []int64{5e8, 5e8}, false},
-		{"the program's only", [][]string{prog}, []int64{5e8}, false},
-		{"no samples", nil, nil, false},
+		{"runtime only", [][]string{rt}, []int64{5e8}, unknown, true},
+		{"runtime only, and it is the counted wait", [][]string{rt}, []int64{5e8}, 0.6, true},
+		{"runtime and lost records", [][]string{rt, lost, prog}, []int64{5e8, 2e8, 1e8}, 0.9, true},
+		{"mostly the program's", [][]string{rt, prog}, []int64{5e8, 5e8}, 1, false},
+		{"the program's only", [][]string{prog}, []int64{5e8}, 0.5, false},
+		{"no samples", nil, nil, 2, false},
+		// A program lock held all through the breach: its waiters have
+		// no sample until it is released, and the runtime's locks are the
+		// whole profile with microseconds beside seconds of counted wait.
+		{"runtime only, but not the counted wait", [][]string{rt}, []int64{40e3}, 1.3, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := runtimeLockVeto(mutexProfile(tt.stacks, tt.delays))
+			got := runtimeLockVeto(mutexProfile(tt.stacks, tt.delays), tt.wait)
 			if (got != "") != tt.veto {
 				t.Fatalf("veto = %q, want a veto: %v", got, tt.veto)
 			}
