@@ -156,6 +156,7 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 	// so that the window's own bytes are garbage before the parse.
 	var traceZ *bundle.Deflated
 	var traceStatus string
+	var span traceSpan // set with the trace
 	takeTrace := func() {
 		t0 := time.Now()
 		if traceErr != nil {
@@ -199,7 +200,13 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 		m.lastTraceSize.Store(int64(len(data)))
 		b.AddDeflated(bundle.TraceFile, traceZ)
 		b.Note(bundle.TraceFile, "ok", fmt.Sprintf("%d bytes (%s deflated)", len(data), textfmt.Bytes(traceZ.Compressed())), t0)
-		traceStatus = traceCoverage(len(data), since, time.Now(), trig.Time, m.cfg.TraceWindow, m.trace.describe(time.Now()))
+		taken := time.Now()
+		span = traceSpan{size: len(data), from: taken.Add(-m.cfg.TraceWindow), to: taken, since: since, trigger: trig.Time,
+			maxBytes: m.cfg.TraceMaxBytes, mode: m.trace.describe(taken)}
+		if since.After(span.from) {
+			span.from = since
+		}
+		traceStatus = span.coverage()
 	}
 	if !traceLater {
 		takeTrace()
@@ -299,6 +306,9 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 		b.Note("analysis", "failed", err.Error(), t0)
 	default:
 		b.Note("analysis", "ok", "", t0)
+	}
+	if rep != nil && span.size > 0 && rep.Window != nil && rep.Window.Events > 0 && !rep.Partial {
+		traceStatus = exactSpan(span, *rep.Window).coverage()
 	}
 
 	meta := m.meta(start, trig, traceStatus, bundle.Window{Start: windowStart, End: start}, mutexRate, blockRate, goroutines)
@@ -517,21 +527,52 @@ const stuckDumpFactor = 10
 // incident as it goes on, after the trigger.
 const minArmed = time.Second
 
+// A traceSpan is what a snapshot's trace covers, for its meta's trace
+// line.
+type traceSpan struct {
+	size     int
+	from, to time.Time // the span the recorder's window reaches at most, or (exact) its first and last events
+	exact    bool
+	since    time.Time // when the recorder started
+	trigger  time.Time
+	maxBytes int64 // the recorder's byte limit
+	mode     string
+}
+
 // traceCoverage says what a snapshot's trace covers, around its trigger,
-// and in which trace mode it was recorded.
-func traceCoverage(size int, since, taken, trigger time.Time, window time.Duration, mode string) string {
-	from := taken.Add(-window)
-	if since.After(from) {
-		from = since
+// and in which trace mode it was recorded. Before the analysis the span is
+// the recorder's (its age limit, or since it started), which its byte limit
+// can cut short on a busy process: it is said as "up to". The analysis
+// reads the first and last events' times, and then the line gives those,
+// and says when the byte limit is what cut the window short.
+func (t traceSpan) coverage() string {
+	before, after := t.trigger.Sub(t.from), t.to.Sub(t.trigger)
+	upTo := "up to "
+	if t.exact {
+		upTo = ""
 	}
-	before, after := trigger.Sub(from), taken.Sub(trigger)
-	cover := fmt.Sprintf("%s covering %s before the trigger and %s after", textfmt.Bytes(int64(size)),
+	cover := fmt.Sprintf("%s covering %s%s before the trigger and %s after", textfmt.Bytes(int64(t.size)), upTo,
 		textfmt.Dur(max(before, 0).Round(time.Millisecond)), textfmt.Dur(max(after, 0).Round(time.Millisecond)))
 	if before <= 0 {
 		cover = fmt.Sprintf("%s covering only the %s after the trigger (the recorder was armed, and started %s after it)",
-			textfmt.Bytes(int64(size)), textfmt.Dur(taken.Sub(from).Round(time.Millisecond)), textfmt.Dur(-before.Round(time.Millisecond)))
+			textfmt.Bytes(int64(t.size)), textfmt.Dur(t.to.Sub(t.from).Round(time.Millisecond)), textfmt.Dur(-t.trigger.Sub(t.since).Round(time.Millisecond)))
 	}
-	return cover + "; mode " + mode
+	// The recorder started well before the first event it kept: its byte
+	// limit dropped the older ones.
+	if t.exact && t.maxBytes > 0 && t.from.Sub(t.since) > time.Second {
+		cover += fmt.Sprintf(" (older events were dropped for the window's size limit, %s)", textfmt.Bytes(t.maxBytes))
+	}
+	return cover + "; mode " + t.mode
+}
+
+// exactSpan returns span with the first and last events' times of the
+// analyzed window w, when the trace had a clock snapshot (Go 1.25 on).
+func exactSpan(span traceSpan, w lockreport.Window) traceSpan {
+	if w.Start.IsZero() || w.End.IsZero() || w.End.Before(w.Start) {
+		return span
+	}
+	span.from, span.to, span.exact = w.Start, w.End, true
+	return span
 }
 
 // snapshotCall is a snapshot being taken, shared by every request that

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/flightrec"
+	"github.com/lockdiag/lockdiag/internal/textfmt"
+	"github.com/lockdiag/lockdiag/lockreport"
 	"github.com/lockdiag/lockdiag/internal/testkit"
 	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 )
@@ -179,5 +181,91 @@ func TestTraceControlDuty(t *testing.T) {
 	}
 	if !rec.Enabled() {
 		t.Error("a snapshot in flight did not keep the recorder on")
+	}
+}
+
+// TestTraceCoverageText: before the analysis a snapshot's trace line
+// gives the recorder's window as "up to"; with the first and last events'
+// times it gives them, and says when the byte limit cut the window short.
+func TestTraceCoverageText(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	span := traceSpan{size: 10 << 20, since: t0, from: t0.Add(50 * time.Second), to: t0.Add(60 * time.Second),
+		trigger: t0.Add(59 * time.Second), maxBytes: 10 << 20, mode: "on: recording always"}
+	for _, tt := range []struct {
+		name      string
+		span      traceSpan
+		want, not []string
+	}{
+		{"the recorder's window", span, []string{"covering up to 9s before the trigger and 1s after", "; mode on: recording always"}, []string{"size limit"}},
+		{"cut short by the byte limit", exactSpan(span, lockreport.Window{Start: t0.Add(57*time.Second + 720*time.Millisecond), End: t0.Add(60 * time.Second)}),
+			[]string{"covering 1.28s before the trigger and 1s after", "older events were dropped for the window's size limit, 10 MB"}, []string{"up to"}},
+		{"all since the recorder started", exactSpan(traceSpan{size: 1 << 20, since: t0, from: t0, to: t0.Add(3 * time.Second), trigger: t0.Add(2 * time.Second), maxBytes: 10 << 20, mode: "on"},
+			lockreport.Window{Start: t0.Add(250 * time.Millisecond), End: t0.Add(3 * time.Second)}),
+			[]string{"covering 1.75s before the trigger and 1s after"}, []string{"up to", "size limit"}},
+		{"no clock in the trace", exactSpan(span, lockreport.Window{Events: 10}), []string{"covering up to 9s"}, nil},
+		{"armed after the trigger", traceSpan{size: 1 << 20, since: t0.Add(2 * time.Second), from: t0.Add(2 * time.Second), to: t0.Add(3 * time.Second), trigger: t0, mode: "auto, armed"},
+			[]string{"covering only the 1s after the trigger (the recorder was armed, and started 2s after it)"}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.span.coverage()
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("coverage = %q, want %q in it", got, w)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(got, n) {
+					t.Errorf("coverage = %q, want no %q in it", got, n)
+				}
+			}
+		})
+	}
+}
+
+// TestSnapshotTraceCoverageIsTheTrace: on a busy process whose events fill
+// the recorder's byte limit in well under its age limit, a snapshot's trace
+// line gives the span of the events it holds (the report's window), not
+// the age limit.
+func TestSnapshotTraceCoverageIsTheTrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an event-dense workload for a few seconds")
+	}
+	cfg := testConfig(t)
+	cfg.TraceWindow = 10 * time.Second
+	cfg.TraceMaxBytes = 1 << 20
+	cfg.WallProfile = -1
+	m := startMonitor(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := contention.Yielding(ctx, 16)
+	defer wait()
+	defer cancel()
+	began := time.Now()
+	testkit.WaitFor(t, 30*time.Second, "the recorder to run for 3s", func() bool { return time.Since(began) > 3*time.Second })
+	info, err := m.Snapshot(context.Background(), SnapshotOptions{Reason: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Bundle(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := b.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := b.Meta().Trace
+	t.Logf("trace: %s; report window %v", line, rep.Window.Duration)
+	if rep.Window.Start.IsZero() {
+		t.Skip("the trace has no clock snapshot (Go before 1.25)")
+	}
+	if rep.Window.Duration >= 3*time.Second {
+		t.Skipf("the window held %v of events: not cut short by 1 MiB on this machine", rep.Window.Duration)
+	}
+	if strings.Contains(line, "up to") || !strings.Contains(line, "size limit") {
+		t.Errorf("trace line = %q, want the events' span and the size limit named", line)
+	}
+	before := rep.Window.Start.Sub(info.Trigger.Time)
+	if want := textfmt.Dur(-before.Round(time.Millisecond)); !strings.Contains(line, "covering "+want+" before") {
+		t.Errorf("trace line = %q, want %q before the trigger (the report's first event)", line, want)
 	}
 }
