@@ -154,6 +154,17 @@ func (s *scanSchedule) done(now time.Time, cost time.Duration, waiting float64) 
 // lock a few times in a row is luck, not a stuck lock. Goroutines parked on
 // named locks (package locks) are left to the named path, which knows their
 // lock and its holder exactly (named.go).
+//
+// A goroutine parked on a sync lock leaves only by taking it, so a site
+// whose waiters fall from one scan to the next made progress: its run
+// starts again from that scan. This is the check that does not depend on
+// the runtime's count, which samples the goroutines' state changes (1 in 8,
+// counted 8 times) and can miss nearly all the waits of goroutines whose
+// changes repeat in a cycle: 8 readers of an RWMutex whose writer comes
+// every 5ms waited 5 to 7 s per second by their own clocks, the count grew
+// by 0.005 to 1.5 s per second, and the site was called stuck
+// (examples/rwmutex; TestBusyRWMutexIsNotStuck). A stuck lock's waiters
+// only grow in number.
 type stuckTracker struct {
 	bound time.Duration
 	runs  map[siteKey]*stuckRun
@@ -203,7 +214,8 @@ func (t *stuckTracker) update(now time.Time, sites []lockreport.ParkedSite, cumW
 		k := siteKey{kind: s.Kind, fn: s.Func, file: s.File, line: s.Line}
 		seen[k] = true
 		r := t.runs[k]
-		if r == nil {
+		if r == nil || s.Waiters < r.site.Waiters {
+			// New, or some waiters got the lock since the last scan.
 			r = &stuckRun{since: now, sinceWait: cumWait, minCount: s.Waiters}
 			t.runs[k] = r
 		}

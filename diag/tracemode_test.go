@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/flightrec"
-	"github.com/lockdiag/lockdiag/internal/textfmt"
-	"github.com/lockdiag/lockdiag/lockreport"
 	"github.com/lockdiag/lockdiag/internal/testkit"
 	"github.com/lockdiag/lockdiag/internal/testkit/contention"
+	"github.com/lockdiag/lockdiag/internal/textfmt"
+	"github.com/lockdiag/lockdiag/lockreport"
 )
 
 // TestTraceControlDecides drives the controller with made-up cost
