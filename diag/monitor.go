@@ -446,9 +446,10 @@ func (m *Monitor) timedScan() (int, []lockreport.ParkedSite, time.Duration) {
 // scanWaiters counts the goroutines parked on locks, and which sites make
 // no progress.
 func (m *Monitor) scanWaiters(now time.Time, waiting float64) {
+	ready := m.waiters.ready()
 	n, sites, cost := m.timedScan()
 	m.schedule.done(now, cost, waiting)
-	stuck, sites := m.stuck.update(now, sites, m.metrics.cumWait)
+	stuck, sites := m.stuck.update(now, sites, m.metrics.cumWait, ready)
 	m.carried[LockWaiters] = float64(n)
 	m.siteStuck = float64(stuck)
 	m.carried[StuckWaiters] = nanSum(m.siteStuck, m.namedStuck)

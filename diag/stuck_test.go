@@ -15,11 +15,17 @@ func site(fn string, n int) lockreport.ParkedSite {
 	return lockreport.ParkedSite{Kind: "Mutex.Lock", Func: fn, File: "x.go", Line: 1, Waiters: n}
 }
 
+func rsite(fn string, n int) lockreport.ParkedSite {
+	s := site(fn, n)
+	s.Kind = "RWMutex.RLock"
+	return s
+}
+
 // feedTracker scans every step from t0 for d, with sites(t) parked and
 // the cumulative lock wait growing by rate(t) seconds per second, and
 // returns the first time stuck_waiters was positive (zero if never) and
 // the last stuck count.
-func feedTracker(tr *stuckTracker, d, step time.Duration, sites func(el time.Duration) []lockreport.ParkedSite, rate func(el time.Duration) float64) (first time.Duration, stuck int) {
+func feedTracker(tr *stuckTracker, d, step time.Duration, sites func(el time.Duration) []lockreport.ParkedSite, rate func(el time.Duration) float64, ready float64) (first time.Duration, stuck int) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	cum := 0.0
 	first = -1
@@ -27,7 +33,7 @@ func feedTracker(tr *stuckTracker, d, step time.Duration, sites func(el time.Dur
 		if el > 0 {
 			cum += rate(el) * step.Seconds()
 		}
-		stuck, _ = tr.update(t0.Add(el), sites(el), cum)
+		stuck, _ = tr.update(t0.Add(el), sites(el), cum, ready)
 		if stuck > 0 && first < 0 {
 			first = el
 		}
@@ -41,6 +47,7 @@ func TestStuckTracker(t *testing.T) {
 		name      string
 		sites     func(el time.Duration) []lockreport.ParkedSite
 		rate      func(el time.Duration) float64
+		ready     float64       // goroutines runnable or running at each scan (the sampler's own: 1)
 		wantFirst time.Duration // -1: never stuck
 	}{{
 		name:      "50 waiters, no wait ends: stuck after the bound",
@@ -75,6 +82,45 @@ func TestStuckTracker(t *testing.T) {
 		rate:      func(time.Duration) float64 { return 0.3 },
 		wantFirst: -1,
 	}, {
+		// A waiter leaves a sync lock's queue only by taking the lock.
+		name: "readers behind a ticking writer: their number falls now and then, the runtime's count misses their waits",
+		sites: func(el time.Duration) []lockreport.ParkedSite {
+			return []lockreport.ParkedSite{site("main.read", []int{6, 5, 7, 6, 7, 4}[int(el/s)%6])}
+		},
+		rate:      func(time.Duration) float64 { return 0.01 },
+		wantFirst: -1,
+	}, {
+		name: "busy until 4s (falls at 1s and 3s), then stuck: stuck the bound after the last fall",
+		sites: func(el time.Duration) []lockreport.ParkedSite {
+			if el >= 4*s {
+				return []lockreport.ParkedSite{site("main.read", 8)}
+			}
+			return []lockreport.ParkedSite{site("main.read", 6-int(el/s)%2)}
+		},
+		rate:      func(time.Duration) float64 { return 0.01 },
+		wantFirst: 5 * s,
+	}, {
+		// Readers woken by the writer wait for a CPU with the same stack.
+		name:      "8 readers on 2 CPUs: 7 always in RLock, but as many runnable or running",
+		sites:     func(time.Duration) []lockreport.ParkedSite { return []lockreport.ParkedSite{rsite("main.read", 7)} },
+		rate:      func(time.Duration) float64 { return 0.01 },
+		ready:     8,
+		wantFirst: -1,
+	}, {
+		name:      "a stuck RWMutex in a busy process: 50 readers beyond 10 runnable",
+		sites:     func(time.Duration) []lockreport.ParkedSite { return []lockreport.ParkedSite{rsite("main.get", 50)} },
+		rate:      func(time.Duration) float64 { return 0 },
+		ready:     10,
+		wantFirst: 2 * s,
+	}, {
+		name: "two goroutines deadlocked in a busy process: Mutex waiters are not bounded",
+		sites: func(time.Duration) []lockreport.ParkedSite {
+			return []lockreport.ParkedSite{site("main.a", 1), site("main.b", 1)}
+		},
+		rate:      func(time.Duration) float64 { return 0 },
+		ready:     6,
+		wantFirst: 4 * s,
+	}, {
 		name: "released after 1.5s: never stuck",
 		sites: func(el time.Duration) []lockreport.ParkedSite {
 			if el < 1500*time.Millisecond {
@@ -87,7 +133,11 @@ func TestStuckTracker(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			first, _ := feedTracker(newStuckTracker(2*s), 10*s, s, tt.sites, tt.rate)
+			ready := tt.ready
+			if ready == 0 {
+				ready = 1
+			}
+			first, _ := feedTracker(newStuckTracker(2*s), 10*s, s, tt.sites, tt.rate, ready)
 			if first != tt.wantFirst {
 				t.Errorf("first stuck at %v, want %v", first, tt.wantFirst)
 			}
@@ -98,8 +148,8 @@ func TestStuckTracker(t *testing.T) {
 func TestStuckTrackerMarksSites(t *testing.T) {
 	tr := newStuckTracker(time.Second)
 	t0 := time.Now()
-	tr.update(t0, []lockreport.ParkedSite{site("main.get", 8)}, 0)
-	stuck, sites := tr.update(t0.Add(1500*time.Millisecond), []lockreport.ParkedSite{site("main.get", 9), site("main.other", 2)}, 0)
+	tr.update(t0, []lockreport.ParkedSite{site("main.get", 8)}, 0, 1)
+	stuck, sites := tr.update(t0.Add(1500*time.Millisecond), []lockreport.ParkedSite{site("main.get", 9), site("main.other", 2)}, 0, 1)
 	if stuck != 9 || len(sites) != 2 || sites[0].NoProgress != 1500*time.Millisecond || sites[1].NoProgress != 0 {
 		t.Errorf("stuck = %d, sites = %+v", stuck, sites)
 	}
@@ -108,8 +158,8 @@ func TestStuckTrackerMarksSites(t *testing.T) {
 	}
 	// Without the runtime's counter the scans alone decide.
 	tr = newStuckTracker(time.Second)
-	tr.update(t0, []lockreport.ParkedSite{site("main.get", 8)}, math.NaN())
-	if stuck, _ := tr.update(t0.Add(time.Second), []lockreport.ParkedSite{site("main.get", 8)}, math.NaN()); stuck != 8 {
+	tr.update(t0, []lockreport.ParkedSite{site("main.get", 8)}, math.NaN(), math.NaN())
+	if stuck, _ := tr.update(t0.Add(time.Second), []lockreport.ParkedSite{site("main.get", 8)}, math.NaN(), math.NaN()); stuck != 8 {
 		t.Errorf("without the counter: stuck = %d, want 8", stuck)
 	}
 }

@@ -2,7 +2,9 @@ package diag
 
 import (
 	"cmp"
+	"math"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 
 	"github.com/lockdiag/lockdiag/internal/stacks"
@@ -14,6 +16,8 @@ import (
 // used by the sampling goroutine only.
 type waiterScanner struct {
 	records []runtime.StackRecord
+	// sched reads the goroutines runnable and running (see ready).
+	sched []metrics.Sample
 	// pcKind caches, per program counter, whether it is a semaphore
 	// acquire of a lock (lockNone otherwise).
 	pcKind map[uintptr]uint8
@@ -39,7 +43,24 @@ func newWaiterScanner() *waiterScanner {
 	return &waiterScanner{
 		pcKind: make(map[uintptr]uint8),
 		sites:  make(map[[32]uintptr]siteKey),
+		sched:  []metrics.Sample{{Name: "/sched/goroutines/runnable:goroutines"}, {Name: "/sched/goroutines/running:goroutines"}},
 	}
+}
+
+// ready returns the goroutines runnable or running now, or NaN if the
+// runtime does not say (before Go 1.26): a goroutine that a scan finds in
+// a lock's wait path may be one of them, woken and waiting for a CPU
+// (stuckTracker).
+func (w *waiterScanner) ready() float64 {
+	metrics.Read(w.sched)
+	n := 0.0
+	for _, s := range w.sched {
+		if s.Value.Kind() != metrics.KindUint64 {
+			return math.NaN()
+		}
+		n += float64(s.Value.Uint64())
+	}
+	return n
 }
 
 // scan returns the number of goroutines parked on locks and the sites

@@ -189,3 +189,42 @@ func TestHealthyControlsStayQuiet(t *testing.T) {
 		}
 	}
 }
+
+// TestBusyRWMutexIsNotStuck runs readers of an RWMutex behind a ticking
+// writer for 15s: scans find most readers parked at most moments and the
+// runtime's wait count misses most of their waits, but the lock makes
+// progress, and stuck_waiters must not call it stuck.
+func TestBusyRWMutexIsNotStuck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 15s")
+	}
+	r := startIncident(t, "rwbusy")
+	timer := time.NewTimer(15 * time.Second)
+	<-timer.C
+	for _, s := range r.snapshots(t) {
+		if s.Trigger.Breach != nil && s.Trigger.Breach.Signal == diag.StuckWaiters.String() {
+			t.Errorf("a busy RWMutex called stuck: %s: %s", s.Trigger, s.Headline)
+		}
+	}
+	resp, err := http.Get("http://" + r.addr + "/debug/locks?format=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st diag.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	seen := false
+	for _, rs := range st.Rules {
+		if strings.HasPrefix(rs.Rule, diag.StuckWaiters.String()) {
+			seen = true
+			if !rs.LastBreach.IsZero() {
+				t.Errorf("rule %q breached at %v (value now %v)", rs.Rule, rs.LastBreach, rs.Value)
+			}
+		}
+	}
+	if !seen {
+		t.Errorf("no stuck_waiters rule in the status: %+v", st.Rules)
+	}
+}

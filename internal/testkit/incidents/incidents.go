@@ -172,6 +172,26 @@ var incidents = map[string]func(onset func()){
 		}
 		select {}
 	},
+	// Readers of an RWMutex behind a writer on a 5ms ticker (the shape of
+	// examples/rwmutex): the readers park at every write, and a scan often
+	// finds most of them parked, but the lock is handed on all the time.
+	// The runtime's wait count misses most of their waits: not a stuck
+	// lock.
+	"rwbusy": func(onset func()) {
+		onset()
+		var s store
+		for range 8 {
+			go func() {
+				for {
+					healthyRead(&s)
+				}
+			}()
+		}
+		tick := time.NewTicker(5 * time.Millisecond)
+		for range tick.C {
+			healthyWrite(&s)
+		}
+	},
 	"idle20k": func(onset func()) {
 		onset()
 		idle(20_000)
@@ -231,6 +251,20 @@ func burn(n int) {
 func incidentGet(s *store) {
 	s.mu.RLock()
 	s.mu.RUnlock()
+}
+
+//go:noinline
+func healthyRead(s *store) {
+	s.mu.RLock()
+	burn(8)
+	s.mu.RUnlock()
+}
+
+//go:noinline
+func healthyWrite(s *store) {
+	s.mu.Lock()
+	burn(1)
+	s.mu.Unlock()
 }
 
 //go:noinline
