@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/google/pprof/profile"
 	xtrace "golang.org/x/exp/trace"
+
+	"github.com/lockdiag/lockdiag/internal/textfmt"
 )
 
 func readFixture(t testing.TB, name string) []byte {
@@ -659,6 +662,52 @@ func TestRuntimeLockFindingIsRelative(t *testing.T) {
 	rep, _ = Analyze(context.Background(), nil, Options{MutexProfile: encode(p), MutexFraction: 100})
 	if findFinding(rep, "runtime-lock") == nil {
 		t.Error("5ms of runtime lock delay in 100ms is no finding")
+	}
+}
+
+// TestRuntimeLocksTotal: the runtime-internal locks' section gives their
+// own total, not the whole mutex profile's, and its rows' shares are of
+// it; the total counts the rows cut from the list too.
+func TestRuntimeLocksTotal(t *testing.T) {
+	p := testMutexProfile()
+	rt := p.Sample[2] // runtime.unlock under main.sharedChanSite
+	// Two more runtime-lock rows, each under a function of its own.
+	for i, fn := range []string{"main.timerSite", "main.schedSite"} {
+		id := uint64(100 + i)
+		f := &profile.Function{ID: id, Name: fn, SystemName: fn, Filename: "/app/other.go"}
+		l := &profile.Location{ID: id, Line: []profile.Line{{Function: f, Line: int64(10 + i)}}}
+		p.Function, p.Location = append(p.Function, f), append(p.Location, l)
+		p.Sample = append(p.Sample, &profile.Sample{Location: []*profile.Location{rt.Location[0], l}, Value: []int64{100, int64(time.Millisecond)}})
+	}
+	var whole, runtime time.Duration
+	for _, s := range p.Sample {
+		whole += time.Duration(s.Value[1])
+		if s.Location[0].Line[0].Function.Name == "runtime.unlock" {
+			runtime += time.Duration(s.Value[1])
+		}
+	}
+	rep, err := Analyze(context.Background(), nil, Options{MutexProfile: encode(p), MutexFraction: 100, Top: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := rep.Profiles
+	if ps.MutexTotal != whole || ps.RuntimeTotal != runtime || len(ps.RuntimeLocks) != 2 {
+		t.Fatalf("mutex total %v (want %v), runtime total %v (want %v), %d runtime rows (want 2, cut by Top)",
+			ps.MutexTotal, whole, ps.RuntimeTotal, runtime, len(ps.RuntimeLocks))
+	}
+	if got, want := ps.RuntimeLocks[0].Share, float64(ps.RuntimeLocks[0].Delay)/float64(runtime); got != want {
+		t.Errorf("top runtime row's share = %v, want %v (of the runtime locks' total)", got, want)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("Runtime-internal locks (mutex profile), %s in all, of the profile's %s:", textfmt.Dur(runtime), textfmt.Dur(whole))
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("text does not contain %q:\n%s", want, b.String())
+	}
+	if f := findFinding(rep, "runtime-lock"); f == nil || !strings.Contains(f.Summary, textfmt.Dur(runtime)+" of delay on runtime locks") {
+		t.Errorf("runtime-lock finding = %+v, want the runtime locks' total %s", f, textfmt.Dur(runtime))
 	}
 }
 

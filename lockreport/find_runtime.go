@@ -23,12 +23,7 @@ func runtimeLockCandidates(rep *Report, window time.Duration) []candidate {
 	if len(fs) == 0 && threads < 2 {
 		return nil
 	}
-	var total time.Duration
-	if p := rep.Profiles; p != nil {
-		for _, r := range p.RuntimeLocks {
-			total += r.Delay
-		}
-	}
+	total := rep.Profiles.runtimeTotal()
 	var f Finding
 	if len(fs) > 0 {
 		f = fs[0]
@@ -73,10 +68,7 @@ func runtimeLockFindings(rep *Report, window time.Duration) []Finding {
 	if p == nil || len(p.RuntimeLocks) == 0 {
 		return nil
 	}
-	var total time.Duration
-	for _, r := range p.RuntimeLocks {
-		total += r.Delay
-	}
+	total := p.runtimeTotal()
 	if total < max(minRuntimeLock, time.Duration(float64(window)*runtimeLockShare)) {
 		return nil
 	}
@@ -93,4 +85,21 @@ func runtimeLockFindings(rep *Report, window time.Duration) []Finding {
 	f.Evidence = append(f.Evidence, "runtime locks guard channels, timers, the scheduler and the heap: look for one channel shared by many goroutines, "+
 		"or GOMAXPROCS above the CPUs available")
 	return []Finding{f}
+}
+
+// runtimeTotal is the mutex profile's delay on runtime-internal locks: all
+// of it, also the part cut from RuntimeLocks. A report read from an older
+// report.json has no RuntimeTotal; there it is the listed rows' sum.
+func (p *ProfileSection) runtimeTotal() time.Duration {
+	if p == nil {
+		return 0
+	}
+	if p.RuntimeTotal > 0 {
+		return p.RuntimeTotal
+	}
+	var total time.Duration
+	for _, r := range p.RuntimeLocks {
+		total += r.Delay
+	}
+	return total
 }

@@ -19,9 +19,13 @@ import (
 //
 // With wrapper knowledge wk (nil without a trace), lock sites are named as
 // the trace names them: past the lock and unlock wrappers.
-func profileSites(p *profile.Profile, waiters bool, wk *wrapKnowledge) (sites, runtime []ProfileSite, total int64) {
+//
+// total is the delay of all the program's samples, runtime-internal locks
+// included, and rtTotal the part of it on runtime-internal locks. The
+// shares of sites are of total, those of runtime of rtTotal.
+func profileSites(p *profile.Profile, waiters bool, wk *wrapKnowledge) (sites, runtime []ProfileSite, total, rtTotal int64) {
 	if p == nil {
-		return nil, nil, 0
+		return nil, nil, 0, 0
 	}
 	ci, di := -1, -1
 	for i, st := range p.SampleType {
@@ -33,7 +37,7 @@ func profileSites(p *profile.Profile, waiters bool, wk *wrapKnowledge) (sites, r
 		}
 	}
 	if di < 0 {
-		return nil, nil, 0
+		return nil, nil, 0, 0
 	}
 	type key struct {
 		op, fn, file string
@@ -105,6 +109,7 @@ func profileSites(p *profile.Profile, waiters bool, wk *wrapKnowledge) (sites, r
 				op = "runtime lock (record lost)"
 			}
 			add(&runtime, key{op: op, fn: f.Func, file: f.File, line: f.Line}, count, delay, si)
+			rtTotal += delay
 			continue
 		}
 		op := si.op
@@ -121,14 +126,16 @@ func profileSites(p *profile.Profile, waiters bool, wk *wrapKnowledge) (sites, r
 	}
 	slices.SortFunc(sites, byDelay)
 	slices.SortFunc(runtime, byDelay)
-	for _, list := range [][]ProfileSite{sites, runtime} {
+	share := func(list []ProfileSite, of int64) {
 		for i := range list {
-			if total > 0 {
-				list[i].Share = float64(list[i].Delay) / float64(total)
+			if of > 0 {
+				list[i].Share = float64(list[i].Delay) / float64(of)
 			}
 		}
 	}
-	return sites, runtime, total
+	share(sites, total)
+	share(runtime, rtTotal)
+	return sites, runtime, total, rtTotal
 }
 
 // sampleFrames returns a sample's stack, leaf first.
@@ -226,10 +233,10 @@ func joinProfiles(rep *Report, prof profiles, opts Options, wk *wrapKnowledge) *
 		return ps
 	}
 
-	var mt, bt int64
-	ps.Holders, ps.RuntimeLocks, mt = profileSites(prof.mutex, false, wk)
-	ps.Waiters, _, bt = profileSites(prof.block, true, wk)
-	ps.MutexTotal, ps.BlockTotal = time.Duration(mt), time.Duration(bt)
+	var mt, rt, bt int64
+	ps.Holders, ps.RuntimeLocks, mt, rt = profileSites(prof.mutex, false, wk)
+	ps.Waiters, _, bt, _ = profileSites(prof.block, true, wk)
+	ps.MutexTotal, ps.RuntimeTotal, ps.BlockTotal = time.Duration(mt), time.Duration(rt), time.Duration(bt)
 
 	same := func(f1, file1 string, l1 int, f2, file2 string, l2 int) bool {
 		if file1 == "" || file2 == "" {

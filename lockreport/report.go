@@ -416,6 +416,9 @@ type ProfileSection struct {
 	// MutexTotal and BlockTotal are the profiles' total delays.
 	MutexTotal time.Duration `json:"mutex_total"`
 	BlockTotal time.Duration `json:"block_total"`
+	// RuntimeTotal is the part of MutexTotal on runtime-internal locks:
+	// the sum of all RuntimeLocks, including those cut from the list.
+	RuntimeTotal time.Duration `json:"runtime_total,omitempty"`
 	// Missing says what is not there and why.
 	Missing []string `json:"missing,omitempty"`
 }
@@ -432,7 +435,9 @@ type ProfileSite struct {
 	// the runtime for sampling.
 	Count int64         `json:"count"`
 	Delay time.Duration `json:"delay"`
-	Share float64       `json:"share"`
+	// Share is Delay's part of its list's total: MutexTotal for Holders,
+	// BlockTotal for Waiters, RuntimeTotal for RuntimeLocks.
+	Share float64 `json:"share"`
 	// InTrace is set when the trace shows the same site.
 	InTrace bool    `json:"in_trace,omitempty"`
 	Stack   []Frame `json:"stack,omitempty"`

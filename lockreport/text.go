@@ -297,11 +297,12 @@ func writeProfiles(w io.Writer, ps *ProfileSection) {
 		br = "unknown"
 	}
 	fmt.Fprintf(w, "\nPROFILES (mutex fraction %s, block rate %s)\n", mf, br)
-	list := func(title string, sites []ProfileSite, total time.Duration) {
+	// inAll is the list's total, "12.9s in all".
+	list := func(title string, sites []ProfileSite, inAll string) {
 		if len(sites) == 0 {
 			return
 		}
-		fmt.Fprintf(w, "  %s, %s in all:\n", title, textfmt.Dur(total))
+		fmt.Fprintf(w, "  %s\n", textfmt.Wrap(fmt.Sprintf("%s, %s:", title, inAll), 98, "    "))
 		for i, s := range sites {
 			if i == 5 {
 				break
@@ -315,9 +316,12 @@ func writeProfiles(w io.Writer, ps *ProfileSection) {
 			fmt.Fprintf(w, "%s\n", textfmt.Clip(line, 100))
 		}
 	}
-	list("Holders: time others waited, charged to the Unlock (mutex profile)", ps.Holders, ps.MutexTotal)
-	list("Waiters: where goroutines waited (block profile)", ps.Waiters, ps.BlockTotal)
-	list("Runtime-internal locks (mutex profile)", ps.RuntimeLocks, ps.MutexTotal)
+	list("Holders: time others waited, charged to the Unlock (mutex profile)", ps.Holders, textfmt.Dur(ps.MutexTotal)+" in all")
+	list("Waiters: where goroutines waited (block profile)", ps.Waiters, textfmt.Dur(ps.BlockTotal)+" in all")
+	// The runtime's own locks are a part of the mutex profile: their own
+	// total (the rows' shares are of it), then the whole profile's.
+	list("Runtime-internal locks (mutex profile)", ps.RuntimeLocks,
+		fmt.Sprintf("%s in all, of the profile's %s", textfmt.Dur(ps.runtimeTotal()), textfmt.Dur(ps.MutexTotal)))
 	for _, m := range ps.Missing {
 		fmt.Fprintf(w, "  - %s\n", textfmt.Wrap(m, 96, "    "))
 	}
