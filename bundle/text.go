@@ -34,7 +34,9 @@ func WriteText(w io.Writer, meta Meta, rep *lockreport.Report) error {
 	p("  go tool trace trace.out            # goroutine analysis, sync blocking profile\n")
 	p("  go tool pprof -top mutex.pb.gz     # where locks were released (holders)\n")
 	p("  go tool pprof -top block.pb.gz     # where goroutines waited (if enabled)\n")
-	p("  go tool pprof -top wall.pb.gz      # wall-clock profile after the trigger\n")
+	// Idle goroutines fill most of the wall-clock profile: the focus keeps
+	// the stacks waiting on a lock (the README's bundle table says the same).
+	p("  go tool pprof -top -focus='sync.*Lock' wall.pb.gz  # wall-clock lock waits after the trigger\n")
 	for _, n := range meta.Collection {
 		if n.Part == GoroutineLeakFile && n.Status == "ok" {
 			p("  go tool pprof -top %s  # goroutines blocked forever (Go >= 1.27)\n", GoroutineLeakFile)
