@@ -457,7 +457,8 @@ func TestAnalyzeProfilesOnly(t *testing.T) {
 	if err := rep.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"trace unavailable", "mutex fraction 1/100", "block rate 10µs", "Unlock", "lockSiteA"} {
+	for _, want := range []string{"trace unavailable", "mutex fraction 1/100", "block rate 10µs", "Unlock", "lockSiteA",
+		"Mutex profile counts are samples ×100", "waits shorter than 10µs are sampled and scaled up"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text does not contain %q:\n%s", want, b.String())
 		}
@@ -762,8 +763,86 @@ func TestGapNote(t *testing.T) {
 			t.Errorf("gapNote = %q, want %q in it", n, want)
 		}
 	}
-	if n := gapNote(time.Second, 1500*time.Millisecond, 10, 100, true, 0, time.Second, time.Second); n != "" {
-		t.Errorf("gapNote within a factor of 2 = %q, want none", n)
+	// Within 1.25× and on enough samples (30 at 1 in 100; every wait in a
+	// block profile at rate 1): nothing to explain.
+	if n := gapNote(time.Second, 1100*time.Millisecond, 3000, 100, true, 0, time.Second, time.Second); n != "" {
+		t.Errorf("gapNote within 1.25× on 30 samples = %q, want none", n)
+	}
+	if n := gapNote(time.Second, 900*time.Millisecond, 40, 1, false, 0, time.Second, time.Second); n != "" {
+		t.Errorf("gapNote within 1.25× of a block profile at rate 1 = %q, want none", n)
+	}
+	for _, tt := range []struct {
+		trace, prof time.Duration
+		count       int64
+		rate        int
+		mutex       bool
+		want        []string
+	}{
+		// The spike demo's: 2 samples at 1 in 100, 1.6× the trace.
+		{83 * time.Second, 129 * time.Second, 200, 100, true, []string{"1.6× the trace's 1m23s", "2 sampled events, scaled ×100"}},
+		// Matching the trace by luck: 3 samples are still few.
+		{time.Second, 1050 * time.Millisecond, 300, 100, true, []string{"close to the trace's 1s", "3 sampled events, scaled ×100"}},
+		// Many samples, but 1.5× the trace.
+		{time.Second, 1500 * time.Millisecond, 5000, 100, true, []string{"1.5× the trace's 1s", "sampled, 1 event in 100"}},
+		// A block profile at rate 1, 70% of the trace: the clocks differ.
+		{time.Second, 700 * time.Millisecond, 40, 1, false, []string{"70% of the trace's 1s", "time a wait from different moments"}},
+	} {
+		n := gapNote(tt.trace, tt.prof, tt.count, tt.rate, tt.mutex, 0, 10*time.Second, 10*time.Second)
+		for _, want := range tt.want {
+			if !strings.Contains(n, want) {
+				t.Errorf("gapNote(trace %v, profile %v, count %d, rate %d) = %q, want %q in it", tt.trace, tt.prof, tt.count, tt.rate, n, want)
+			}
+		}
+	}
+}
+
+// TestHolderMutexProfileFewSamples: a holder's mutex profile line says
+// how many samples its count stands on, and a total from 2 samples gets a
+// note though it is within 2× of the trace's.
+func TestHolderMutexProfileFewSamples(t *testing.T) {
+	h := analyzeFixture(t, "mutex", Options{}).Sites[0].Holders[0]
+	p := testMutexProfile()
+	p.Sample = p.Sample[:1]
+	fn := p.Sample[0].Location[1].Line[0].Function
+	fn.Name, fn.SystemName, fn.Filename = h.Func, h.Func, h.File
+	p.Sample[0].Location[1].Line[0].Line = int64(h.Line)
+	p.Sample[0].Value = []int64{200, int64(h.Wait * 8 / 5)} // 2 samples at 1 in 100, 1.6× the trace
+
+	rep := analyzeFixture(t, "mutex", Options{MutexProfile: encode(p), MutexFraction: 100})
+	mp := rep.Sites[0].Holders[0].MutexProfile
+	if mp == nil {
+		t.Fatalf("the mutex profile's entry at %s:%d is not joined to the holder", h.File, h.Line)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(b.String()), " ") // unwrapped
+	for _, want := range []string{
+		"mutex profile: " + textfmt.Dur(h.Wait*8/5) + " in 2 samples (×100: about 200 contentions) at this Unlock",
+		"1.6× the trace's " + textfmt.Dur(h.Wait) + ": 2 sampled events, scaled ×100",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text does not contain %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestMutexCount(t *testing.T) {
+	for _, tt := range []struct {
+		count    int64
+		fraction int
+		want     string
+	}{
+		{200, 100, "2 samples (×100: about 200 contentions)"},
+		{100, 100, "1 sample (×100: about 100 contentions)"},
+		{150, 100, "about 150 contentions (sampled 1 in 100, scaled up)"}, // the fraction changed within the window
+		{7, 1, "7 contentions"},
+		{200, 0, "200 contentions"}, // fraction unknown
+	} {
+		if got := mutexCount(tt.count, tt.fraction); got != tt.want {
+			t.Errorf("mutexCount(%d, %d) = %q, want %q", tt.count, tt.fraction, got, tt.want)
+		}
 	}
 }
 

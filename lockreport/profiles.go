@@ -307,8 +307,50 @@ func joinProfiles(rep *Report, prof profiles, opts Options, wk *wrapKnowledge) *
 	return ps
 }
 
+// A profile total next to the trace's gets a note when it differs from it
+// by more than gapRatio either way, or when it rests on fewer than
+// fewSamples samples. A total estimated from n samples is off by 1/√n or
+// more (more when the delays vary): 22% at 20 samples, so below that a
+// figure is an estimate even where it happens to match the trace; the same
+// bound makes diag's status call the holders' shares rough. Beyond 1.25×
+// the difference is more than sampling at that bound and the window's
+// edges explain, and the reader sees two different numbers.
+const (
+	gapRatio   = 1.25
+	fewSamples = 20
+)
+
+// mutexSamples returns how many samples a mutex profile count stands on:
+// runtime/pprof writes each sample as fraction contentions (its
+// scaleMutexProfile), so a count is samples × fraction. ok is false when
+// that is not known: the fraction is unknown, or the count is not a
+// multiple of it (the fraction changed within the window).
+func mutexSamples(count int64, fraction int) (n int64, ok bool) {
+	switch {
+	case fraction == 1:
+		return count, true
+	case fraction > 1 && count > 0 && count%int64(fraction) == 0:
+		return count / int64(fraction), true
+	}
+	return 0, false
+}
+
+// mutexCount says a mutex profile count with the samples it stands on:
+// "2 samples (×100: about 200 contentions)", or "200 contentions" when
+// every contention was recorded or the fraction is not known.
+func mutexCount(count int64, fraction int) string {
+	n, ok := mutexSamples(count, fraction)
+	switch {
+	case ok && fraction > 1:
+		return fmt.Sprintf("%s (×%d: about %d contentions)", textfmt.Plural(int(n), "sample", "samples"), fraction, count)
+	case fraction > 1:
+		return fmt.Sprintf("about %d contentions (sampled 1 in %d, scaled up)", count, fraction)
+	}
+	return fmt.Sprintf("%d contentions", count)
+}
+
 // notes says, where a profile's total for a site or a critical section
-// differs from the trace's by more than a factor of 2, why it may.
+// differs from the trace's or rests on few samples (see gapRatio), why.
 func notes(rep *Report, ps *ProfileSection, prof profiles, opts Options) {
 	var traceWin, profWin time.Duration
 	if rep.Window != nil {
@@ -333,21 +375,27 @@ func notes(rep *Report, ps *ProfileSection, prof profiles, opts Options) {
 	}
 }
 
-// gapNote explains a profile total (prof, from count contentions) that
-// is off the trace's total by more than a factor of 2, or returns "".
+// gapNote explains a profile total (prof, from count contentions) next to
+// the trace's total: when they differ by more than gapRatio either way, or
+// when a mutex profile total rests on fewer than fewSamples samples; else
+// it returns "".
 func gapNote(trace, prof time.Duration, count int64, rate int, mutex bool, atEnd int, traceWin, profWin time.Duration) string {
 	if trace <= 0 || prof <= 0 {
 		return ""
 	}
 	r := float64(prof) / float64(trace)
-	if r <= 2 && r >= 0.5 {
+	// With every contention recorded (rate 1) there is no sampling error.
+	samples, known := mutexSamples(count, rate)
+	few := mutex && rate > 1 && (!known || samples < fewSamples)
+	if r <= gapRatio && r >= 1/gapRatio && !few {
 		return ""
 	}
 	var why []string
 	switch {
 	case mutex && rate > 1:
-		if events := count / int64(rate); events < 20 {
-			why = append(why, fmt.Sprintf("%s, scaled ×%d", textfmt.Plural(int(max(events, 1)), "sampled event", "sampled events"), rate))
+		if events := count / int64(rate); events < fewSamples {
+			why = append(why, fmt.Sprintf("%s, scaled ×%d: too few for more than a rough total",
+				textfmt.Plural(int(max(events, 1)), "sampled event", "sampled events"), rate))
 		} else {
 			why = append(why, fmt.Sprintf("sampled, 1 event in %d, scaled up", rate))
 		}
@@ -364,9 +412,19 @@ func gapNote(trace, prof time.Duration, count int64, rate int, mutex bool, atEnd
 	if mutex {
 		why = append(why, "the mutex profile charges waiting to the Unlock by its own estimate")
 	}
-	ratio := fmt.Sprintf("%.1f×", r)
-	if r < 1 {
+	if len(why) == 0 {
+		// A block profile at rate 1 over the trace's window: the same
+		// waits, clocked apart.
+		why = append(why, "the profile and the trace time a wait from different moments, and a wait at the window's edges may fall in one and not the other")
+	}
+	var ratio string
+	switch {
+	case r <= gapRatio && r >= 1/gapRatio:
+		ratio = "close to"
+	case r < 1:
 		ratio = textfmt.Pct(r) + " of"
+	default:
+		ratio = fmt.Sprintf("%.1f×", r)
 	}
 	return fmt.Sprintf("%s the trace's %s: %s", ratio, textfmt.Dur(trace), strings.Join(why, "; "))
 }

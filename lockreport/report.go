@@ -441,8 +441,8 @@ type ProfileSite struct {
 	// InTrace is set when the trace shows the same site.
 	InTrace bool    `json:"in_trace,omitempty"`
 	Stack   []Frame `json:"stack,omitempty"`
-	// Note says why this total differs from the trace's by more than a
-	// factor of 2, when it does.
+	// Note says why this total differs from the trace's, when it differs
+	// by more than 1.25× either way or rests on fewer than 20 samples.
 	Note string `json:"note,omitempty"`
 }
 

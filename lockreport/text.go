@@ -54,7 +54,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			if i == 5 || (i > 0 && s.Share < 0.01) {
 				break
 			}
-			writeSiteDetail(bw, i+1, s)
+			writeSiteDetail(bw, i+1, s, mutexFraction(r.Profiles))
 		}
 	}
 	if len(r.SyncSites) > 0 {
@@ -166,7 +166,17 @@ func writeSiteTable(w io.Writer, sites []Site, holderTitle string) {
 	}
 }
 
-func writeSiteDetail(w io.Writer, n int, s Site) {
+// mutexFraction is the mutex profile's fraction, 0 if unknown.
+func mutexFraction(ps *ProfileSection) int {
+	if ps == nil {
+		return 0
+	}
+	return ps.MutexFraction
+}
+
+// writeSiteDetail prints a site's details; fraction is the mutex
+// profile's (0 if unknown), to say what its counts stand on.
+func writeSiteDetail(w io.Writer, n int, s Site, fraction int) {
 	head := fmt.Sprintf("[%d] %s at %s: %s by %s, total %s, p50 %s, p99 %s, max %s", n, s.Kind, siteOf(s),
 		textfmt.Plural(s.Waits, "wait", "waits"), textfmt.Plural(s.Waiters, "goroutine", "goroutines"), textfmt.Dur(s.Total), textfmt.Dur(s.P50), textfmt.Dur(s.P99), textfmt.Dur(s.Max))
 	fmt.Fprintf(w, "\n  %s\n", textfmt.Wrap(head, 98, "      "))
@@ -252,7 +262,7 @@ func writeSiteDetail(w io.Writer, n int, s Site) {
 			writeStack(w, "                 ", bi.Stack)
 		}
 		if m := h.MutexProfile; m != nil {
-			line := fmt.Sprintf("mutex profile: %s in %d contentions at this Unlock", textfmt.Dur(m.Delay), m.Count)
+			line := fmt.Sprintf("mutex profile: %s in %s at this Unlock", textfmt.Dur(m.Delay), mutexCount(m.Count, fraction))
 			if m.Note != "" {
 				line += " (" + m.Note + ")"
 			}
@@ -322,6 +332,16 @@ func writeProfiles(w io.Writer, ps *ProfileSection) {
 	// total (the rows' shares are of it), then the whole profile's.
 	list("Runtime-internal locks (mutex profile)", ps.RuntimeLocks,
 		fmt.Sprintf("%s in all, of the profile's %s", textfmt.Dur(ps.runtimeTotal()), textfmt.Dur(ps.MutexTotal)))
+	// The rows' counts are the profiles' scaled estimates: say what they
+	// stand on.
+	if ps.MutexFraction > 1 && (len(ps.Holders) > 0 || len(ps.RuntimeLocks) > 0) {
+		fmt.Fprintf(w, "  %s\n", textfmt.Wrap(fmt.Sprintf("Mutex profile counts are samples ×%d (it samples 1 contention in %d).",
+			ps.MutexFraction, ps.MutexFraction), 96, "  "))
+	}
+	if ps.BlockRate > 1 && len(ps.Waiters) > 0 {
+		fmt.Fprintf(w, "  %s\n", textfmt.Wrap(fmt.Sprintf("The block profile's counts are estimates: waits shorter than %s are sampled and scaled up.",
+			textfmt.Dur(time.Duration(ps.BlockRate))), 96, "  "))
+	}
 	for _, m := range ps.Missing {
 		fmt.Fprintf(w, "  - %s\n", textfmt.Wrap(m, 96, "    "))
 	}
