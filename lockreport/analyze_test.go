@@ -768,6 +768,11 @@ func TestGapNote(t *testing.T) {
 	if n := gapNote(time.Second, 1100*time.Millisecond, 3000, 100, true, 0, time.Second, time.Second); n != "" {
 		t.Errorf("gapNote within 1.25× on 30 samples = %q, want none", n)
 	}
+	// The same when the count is no multiple of the fraction (it changed
+	// within the window): about 30 samples.
+	if n := gapNote(time.Second, 1100*time.Millisecond, 3050, 100, true, 0, time.Second, time.Second); n != "" {
+		t.Errorf("gapNote within 1.25× on about 30 samples = %q, want none", n)
+	}
 	if n := gapNote(time.Second, 900*time.Millisecond, 40, 1, false, 0, time.Second, time.Second); n != "" {
 		t.Errorf("gapNote within 1.25× of a block profile at rate 1 = %q, want none", n)
 	}

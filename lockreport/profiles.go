@@ -385,8 +385,9 @@ func gapNote(trace, prof time.Duration, count int64, rate int, mutex bool, atEnd
 	}
 	r := float64(prof) / float64(trace)
 	// With every contention recorded (rate 1) there is no sampling error.
-	samples, known := mutexSamples(count, rate)
-	few := mutex && rate > 1 && (!known || samples < fewSamples)
+	// A count that is no multiple of the rate (it changed within the
+	// window) still stands on about count/rate samples.
+	few := mutex && rate > 1 && count/int64(rate) < fewSamples
 	if r <= gapRatio && r >= 1/gapRatio && !few {
 		return ""
 	}
