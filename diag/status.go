@@ -11,7 +11,9 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lockdiag/lockdiag/internal/profdelta"
 	"github.com/lockdiag/lockdiag/internal/stacks"
@@ -353,23 +355,64 @@ func withUnit(v float64, unit string) string {
 	return compact(v, unit)
 }
 
-// compact prints v and its unit in at most 10 columns where it can, with
-// an SI prefix for large values.
+// compactWidth is the width of a value and its unit in the status table.
+const compactWidth = 10
+
+// siPrefixes are the prefixes compact uses for values of a thousand and up.
+var siPrefixes = []struct {
+	div    float64
+	prefix string
+}{{1e3, "k"}, {1e6, "M"}, {1e9, "G"}, {1e12, "T"}, {1e15, "P"}, {1e18, "E"}}
+
+// compact prints v and its unit in at most compactWidth columns for a
+// unit of up to 4 columns (wider units get 6 columns for the number),
+// without an exponent: three significant digits where they fit, fewer
+// decimals where they do not (0.0046 s/s); a value of a thousand and up
+// with the first SI prefix that fits (1235k), a magnitude of 999.5E and
+// more as the bound ">999E". Only magnitudes of a thousand and up get a
+// prefix. A value that rounds to zero in the room there is prints as a
+// bound ("<0.001", ">-0.01"); NaN (not measured) is "-"; infinities are
+// "+Inf" and "-Inf".
 func compact(v float64, unit string) string {
+	w := max(compactWidth-utf8.RuneCountInString(unit), 6)
 	s := textfmt.Value(v)
-	if s == "-" {
+	switch {
+	case s == "-":
 		return s
-	}
-	for _, si := range []struct {
-		div    float64
-		prefix string
-	}{{1e3, "k"}, {1e6, "M"}, {1e9, "G"}, {1e12, "T"}} {
-		if len(s)+len(unit) <= 10 || math.IsInf(v, 0) {
-			break
+	case len(s) <= w || math.IsInf(v, 0):
+		return s + unit
+	case math.Abs(v) < 999.5:
+		// Fewer decimals; a value that rounds to zero prints as a bound.
+		for dec := w - 2; dec >= 0; dec-- {
+			s = strconv.FormatFloat(v, 'f', dec, 64)
+			if strings.Contains(s, ".") {
+				s = strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+			}
+			if len(s) <= w && strings.Trim(s, "-0.") != "" {
+				return s + unit
+			}
 		}
-		s = textfmt.Value(v/si.div) + si.prefix
+		for _, b := range []string{"0.001", "0.01", "0.1", "1"} {
+			if v > 0 {
+				s = "<" + b
+			} else {
+				s = ">-" + b
+			}
+			if len(s) <= w {
+				break
+			}
+		}
+		return s + unit
 	}
-	return s + unit
+	for _, si := range siPrefixes {
+		if s = textfmt.Value(v/si.div) + si.prefix; len(s) <= w {
+			return s + unit
+		}
+	}
+	if v > 0 {
+		return ">999E" + unit
+	}
+	return "<-999E" + unit
 }
 
 // fewHolderSamples is the number of mutex profile samples below which

@@ -73,8 +73,8 @@ func Bytes(n int64) string {
 }
 
 // Value prints a signal's value compactly and without an exponent: 12,
-// 3.25, 0.0125, "<0.001" for a positive value below a thousandth, "-" for
-// NaN (not measured).
+// 3.25, 0.0125, "<0.001" for a positive value below a thousandth (">-0.001"
+// for a negative one), "-" for NaN (not measured).
 func Value(v float64) string {
 	switch {
 	case math.IsNaN(v):
@@ -82,7 +82,10 @@ func Value(v float64) string {
 	case math.IsInf(v, 0):
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	case v < 0:
-		return "-" + Value(-v)
+		if s := Value(-v); s[0] != '<' {
+			return "-" + s
+		}
+		return ">-0.001"
 	case v == math.Trunc(v) && v < 1e15:
 		return strconv.FormatInt(int64(v), 10)
 	case v >= 100:
