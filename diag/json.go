@@ -18,7 +18,9 @@ func (s Status) MarshalJSON() ([]byte, error) {
 		plain
 		Uptime        jsondur.D `json:"uptime"`
 		HoldersWindow jsondur.D `json:"holders_window,omitempty"`
-	}{plain(s), jsondur.D(s.Uptime), jsondur.D(s.HoldersWindow)})
+		HoldersTotal  jsondur.D `json:"holders_total,omitempty"`
+		HoldersOther  jsondur.D `json:"holders_other,omitempty"`
+	}{plain(s), jsondur.D(s.Uptime), jsondur.D(s.HoldersWindow), jsondur.D(s.HoldersTotal), jsondur.D(s.HoldersOther)})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -28,12 +30,15 @@ func (s *Status) UnmarshalJSON(b []byte) error {
 		plain
 		Uptime        jsondur.D `json:"uptime"`
 		HoldersWindow jsondur.D `json:"holders_window,omitempty"`
+		HoldersTotal  jsondur.D `json:"holders_total,omitempty"`
+		HoldersOther  jsondur.D `json:"holders_other,omitempty"`
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
 	}
 	*s = Status(aux.plain)
 	s.Uptime, s.HoldersWindow = time.Duration(aux.Uptime), time.Duration(aux.HoldersWindow)
+	s.HoldersTotal, s.HoldersOther = time.Duration(aux.HoldersTotal), time.Duration(aux.HoldersOther)
 	return nil
 }
 

@@ -13,7 +13,7 @@ import (
 // read in both forms (integer nanoseconds from older versions).
 func TestJSONDurations(t *testing.T) {
 	info := SnapshotInfo{ID: "x", Took: 78 * time.Millisecond}
-	st := Status{Uptime: 29 * time.Second, HoldersWindow: 10 * time.Second, Snapshots: []SnapshotInfo{info}}
+	st := Status{Uptime: 29 * time.Second, HoldersWindow: 10 * time.Second, HoldersTotal: 62 * time.Second, HoldersOther: 5 * time.Millisecond, Snapshots: []SnapshotInfo{info}}
 	b := Breach{Breach: bundle.Breach{Rule: "r"}, Duration: 1500 * time.Millisecond, Peak: 3}
 	meta := bundle.Meta{ID: "m", Took: 1091 * time.Millisecond, Collection: []bundle.Note{{Part: "trace.out", Took: 2 * time.Millisecond}}}
 	for _, tt := range []struct {
@@ -21,7 +21,7 @@ func TestJSONDurations(t *testing.T) {
 		want []string
 	}{
 		{info, []string{`"took":"78ms"`}},
-		{st, []string{`"uptime":"29s"`, `"holders_window":"10s"`, `"took":"78ms"`}},
+		{st, []string{`"uptime":"29s"`, `"holders_window":"10s"`, `"holders_total":"1m2s"`, `"holders_other":"5ms"`, `"took":"78ms"`}},
 		{b, []string{`"duration":"1.5s"`, `"rule":"r"`, `"peak":3`}},
 		{meta, []string{`"took":"1.091s"`, `"took":"2ms"`}},
 	} {

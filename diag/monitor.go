@@ -61,13 +61,16 @@ type Monitor struct {
 	scans       int           // goroutine scans since Start
 	scanTotal   time.Duration // what they took
 	baselines   []rawProfiles // oldest first
-	// The recent holders computed from the baselines, for Status.
-	holders        []lockreport.ProfileSite
-	holdersWindow  time.Duration
-	holdersAt      time.Time // the newest read they were computed at
-	holdersSamples int       // the mutex profile samples they stand on
-	collectErrs    map[string]string
-	named          namedState // the named locks at the last read (named.go)
+	// mutexReads are the mutex profile reads of the last holdersSpan and
+	// the one before it, oldest first: what the status's holders rest on
+	// (13 or 14 gzipped profiles, a few kilobytes each for most programs).
+	mutexReads []profdelta.Capture
+	// The holders computed from mutexReads, for Status, and the newest
+	// read they were computed at.
+	holders     holderView
+	holdersAt   time.Time
+	collectErrs map[string]string
+	named       namedState // the named locks at the last read (named.go)
 
 	// hooks inject faults in tests; all nil in production.
 	hooks struct {
@@ -222,7 +225,7 @@ func (m *Monitor) resetSampler() {
 	}
 	m.stateMu.Lock()
 	m.scans, m.scanTotal = 0, 0
-	m.baselines = nil
+	m.baselines, m.mutexReads = nil, nil
 	m.collectErrs = make(map[string]string)
 	m.stateMu.Unlock()
 	m.rules.reset()
@@ -496,6 +499,9 @@ func (m *Monitor) captureProfiles(now time.Time) {
 		i++
 	}
 	m.baselines = append(m.baselines[i:], p)
+	if p.mutex.Data != nil {
+		m.mutexReads = keepReads(m.mutexReads, p.mutex)
+	}
 }
 
 // latestProfiles returns the latest profile read (zero if none).

@@ -19,6 +19,8 @@ import (
 	"github.com/lockdiag/lockdiag/internal/stacks"
 	"github.com/lockdiag/lockdiag/internal/textfmt"
 	"github.com/lockdiag/lockdiag/lockreport"
+
+	"github.com/google/pprof/profile"
 )
 
 // Status is what /debug/locks shows: the signals now and over the last
@@ -46,15 +48,35 @@ type Status struct {
 	Scans     int           `json:"scans"`
 	ScanTotal time.Duration `json:"scan_total"`
 	// Holders are the critical sections that made others wait recently:
-	// the top Unlock sites of the mutex profile over HoldersWindow (the
-	// span between its two reads furthest apart in the last 10s or so).
+	// the top Unlock sites of the mutex profile over HoldersWindow, the
+	// span from the latest read at least a minute before the newest one
+	// (or the first read, in the first minute) to the newest: reads come
+	// every 5s, so the span is a minute to a minute and 5s, and the shares
+	// change as the span slides, not with each read. Share is of
+	// HoldersTotal; the delay of the sites not listed is HoldersOther.
+	// Holders is empty when the span has fewer than 20 samples
+	// (HoldersNote says so): their ranking would be noise.
 	Holders       []lockreport.ProfileSite `json:"holders,omitempty"`
 	HoldersWindow time.Duration            `json:"holders_window,omitempty"`
 	// HoldersSamples is how many contention events the mutex profile
 	// recorded over HoldersWindow (its contentions divided by the
-	// fraction): with a few dozen, the shares are rough and can swing
-	// from one read to the next.
+	// fraction, approximate if the fraction adapted within the span). The
+	// profile records 1 event in the fraction, whatever its delay, and
+	// scales it by the fraction: a site that rests on a sample or two
+	// (its Count divided by the fraction) can have a large share one
+	// minute and none the next.
 	HoldersSamples int `json:"holders_samples,omitempty"`
+	// HoldersTotal is the delay the mutex profile charged to all Unlock
+	// sites over HoldersWindow, the runtime's own locks included (not
+	// lockdiag's own); HoldersOther is the part of it not in Holders:
+	// further sites and the runtime's own locks. The Holders' delays and
+	// HoldersOther add up to HoldersTotal, their shares and
+	// HoldersOther/HoldersTotal to 1.
+	HoldersTotal time.Duration `json:"holders_total,omitempty"`
+	HoldersOther time.Duration `json:"holders_other,omitempty"`
+	// HoldersNote says why Holders is empty when the profile was read:
+	// too few samples over the span.
+	HoldersNote string `json:"holders_note,omitempty"`
 	// NamedLocks are the named locks of package locks at the last read
 	// (NamedLocksTime), the busiest first: stuck ones, then by waiters,
 	// then by wait; at most 100 of NamedLocksTotal. Their names,
@@ -182,7 +204,9 @@ func (m *Monitor) Status() Status {
 	}
 	st.Rules = m.rules.status()
 
-	st.Holders, st.HoldersWindow, st.HoldersSamples = m.recentHolders(st.MutexProfileFraction)
+	hv := m.recentHolders(st.MutexProfileFraction)
+	st.Holders, st.HoldersWindow, st.HoldersSamples = hv.sites, hv.window, hv.samples
+	st.HoldersTotal, st.HoldersOther, st.HoldersNote = hv.total, hv.other, hv.note
 
 	m.stateMu.Lock()
 	st.WaitSites = m.waitSites
@@ -307,17 +331,7 @@ func (s *Status) WriteText(w io.Writer) error {
 	}
 	writeNamedLocks(bw, s)
 
-	if len(s.Holders) > 0 {
-		rough := ""
-		if s.HoldersSamples < fewHolderSamples {
-			rough = "; few samples, the shares are rough"
-		}
-		p("\nWHERE LOCKS WERE RELEASED, last %v (mutex profile, %s%s: the critical sections others waited for)\n",
-			s.HoldersWindow.Round(time.Second), textfmt.Plural(s.HoldersSamples, "sample", "samples"), rough)
-		for _, h := range s.Holders {
-			p("  %10s %5.1f%%  %-16s %s:%d (%s)\n", textfmt.Dur(h.Delay), h.Share*100, h.Op, filepath.Base(h.File), h.Line, stacks.Short(h.Func))
-		}
-	}
+	writeHolders(bw, s)
 
 	p("\nSNAPSHOTS")
 	if s.SnapshotInFlight {
@@ -415,47 +429,159 @@ func compact(v float64, unit string) string {
 	return "<-999E" + unit
 }
 
-// fewHolderSamples is the number of mutex profile samples below which
-// the status calls the holders' shares rough.
-const fewHolderSamples = 20
+// The holders panel of the status.
+const (
+	// holdersSpan is the span of mutex profile reads the holders rest on
+	// (at least; reads come every profileEvery): the signal table's
+	// minute. A span of a few reads swung with each read: a lock held
+	// long but released rarely is sampled rarely, and its share came and
+	// went as its one sample entered and left the span.
+	holdersSpan = time.Minute
+	// fewHolderSamples is the number of samples over the span below which
+	// the status lists no holders: their ranking would be noise.
+	fewHolderSamples = 20
+	// fewSiteSamples is the number of samples below which a site's row is
+	// marked rough.
+	fewSiteSamples = 5
+	// holdersShown is how many sites the status lists.
+	holdersShown = 5
+)
 
-// recentHolders returns the top Unlock sites between the newest mutex
-// profile read and the oldest one kept, and the number of samples they
-// stand on, computed once per new read.
-func (m *Monitor) recentHolders(fraction int) ([]lockreport.ProfileSite, time.Duration, int) {
-	m.stateMu.Lock()
-	n := len(m.baselines)
-	if n < 2 || m.baselines[n-1].mutex.Data == nil {
-		m.stateMu.Unlock()
-		return nil, 0, 0
-	}
-	oldest, newest := m.baselines[0], m.baselines[n-1]
-	if m.holdersAt.Equal(newest.time) {
-		h, w, ns := m.holders, m.holdersWindow, m.holdersSamples
-		m.stateMu.Unlock()
-		return h, w, ns
-	}
-	m.stateMu.Unlock()
+// holderView is the status's holders: the Unlock sites of a mutex
+// profile delta, with what they rest on.
+type holderView struct {
+	sites        []lockreport.ProfileSite // at most holdersShown, stacks dropped
+	window       time.Duration
+	samples      int           // sampled contention events in the delta
+	total, other time.Duration // all the delay, and what sites does not list
+	note         string        // why sites is empty
+}
 
-	var sites []lockreport.ProfileSite
-	samples := 0
-	window := newest.time.Sub(oldest.time)
-	if d, err := profdelta.Delta(oldest.mutex, newest.mutex); err == nil {
-		samples = int(profdelta.Total(d, "contentions") / int64(max(fraction, 1)))
-		var enc bytes.Buffer
-		d.Write(&enc)
-		opts := lockreport.Options{MutexProfile: enc.Bytes(), MutexFraction: fraction, Top: 5}
-		if rep, _ := lockreport.Analyze(context.Background(), nil, opts); rep != nil && rep.Profiles != nil {
-			sites = rep.Profiles.Holders
-			for i := range sites {
-				sites[i].Stack = nil
-			}
+// keepReads appends the mutex profile read c to reads and drops the reads
+// that holdersBase no longer needs: all but the latest one at least
+// holdersSpan before c.
+func keepReads(reads []profdelta.Capture, c profdelta.Capture) []profdelta.Capture {
+	reads = append(reads, c)
+	i := 0
+	for i < len(reads)-1 && !reads[i+1].Time.After(c.Time.Add(-holdersSpan)) {
+		i++
+	}
+	return reads[i:]
+}
+
+// holdersBase returns the two reads the holders' delta spans: the latest
+// read at least holdersSpan before the newest one (the oldest read if
+// none is), and the newest.
+func holdersBase(reads []profdelta.Capture) (oldest, newest profdelta.Capture, ok bool) {
+	if len(reads) < 2 {
+		return oldest, newest, false
+	}
+	newest = reads[len(reads)-1]
+	oldest = reads[0]
+	for _, r := range reads[1 : len(reads)-1] {
+		if !r.Time.After(newest.Time.Add(-holdersSpan)) {
+			oldest = r
 		}
 	}
+	return oldest, newest, true
+}
+
+// recentHolders returns the holders over the span of the recent mutex
+// profile reads (holdersBase), computed once per new read.
+func (m *Monitor) recentHolders(fraction int) holderView {
 	m.stateMu.Lock()
-	m.holders, m.holdersWindow, m.holdersAt, m.holdersSamples = sites, window, newest.time, samples
+	oldest, newest, ok := holdersBase(m.mutexReads)
+	if !ok {
+		m.stateMu.Unlock()
+		return holderView{}
+	}
+	if m.holdersAt.Equal(newest.Time) {
+		hv := m.holders
+		m.stateMu.Unlock()
+		return hv
+	}
 	m.stateMu.Unlock()
-	return sites, window, samples
+
+	hv := holderView{window: newest.Time.Sub(oldest.Time)}
+	if d, err := profdelta.Delta(oldest, newest); err == nil {
+		hv = holdersFrom(d, hv.window, fraction)
+	}
+	m.stateMu.Lock()
+	m.holders, m.holdersAt = hv, newest.Time
+	m.stateMu.Unlock()
+	return hv
+}
+
+// holdersFrom ranks the Unlock sites of d, a mutex profile delta over
+// window recorded at 1 in fraction, unless it has too few samples.
+func holdersFrom(d *profile.Profile, window time.Duration, fraction int) holderView {
+	hv := holderView{window: window}
+	fraction = max(fraction, 1)
+	var enc bytes.Buffer
+	if err := d.Write(&enc); err != nil {
+		return hv
+	}
+	opts := lockreport.Options{MutexProfile: enc.Bytes(), MutexFraction: fraction, Top: math.MaxInt32}
+	rep, _ := lockreport.Analyze(context.Background(), nil, opts)
+	if rep == nil || rep.Profiles == nil {
+		return hv
+	}
+	ps := rep.Profiles
+	var count int64
+	for _, list := range [][]lockreport.ProfileSite{ps.Holders, ps.RuntimeLocks} {
+		for _, s := range list {
+			count += s.Count
+		}
+	}
+	hv.samples = int(count / int64(fraction))
+	hv.total = ps.MutexTotal
+	if hv.samples < fewHolderSamples {
+		hv.note = fmt.Sprintf("too few samples in the last %s to rank the critical sections: %s (the mutex profile records 1 contention in %d)",
+			textfmt.Dur(window.Round(time.Second)), textfmt.Plural(hv.samples, "sample", "samples"), fraction)
+		return hv
+	}
+	hv.sites = ps.Holders[:min(len(ps.Holders), holdersShown)]
+	hv.other = hv.total
+	for i := range hv.sites {
+		hv.sites[i].Stack = nil
+		hv.other -= hv.sites[i].Delay
+	}
+	return hv
+}
+
+// writeHolders prints where locks were released: the holders, what is
+// not listed, and what the figures rest on.
+func writeHolders(w io.Writer, s *Status) {
+	if len(s.Holders) == 0 && s.HoldersNote == "" {
+		return
+	}
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	of := ""
+	if s.MutexProfileFraction > 1 {
+		of = fmt.Sprintf(" of 1 contention in %d", s.MutexProfileFraction)
+	}
+	p("\nWHERE LOCKS WERE RELEASED, last %s (mutex profile, %s%s: the critical sections others waited for)\n",
+		textfmt.Dur(s.HoldersWindow.Round(time.Second)), textfmt.Plural(s.HoldersSamples, "sample", "samples"), of)
+	if s.HoldersNote != "" {
+		p("  %s\n", s.HoldersNote)
+		return
+	}
+	rough := false
+	fraction := int64(max(s.MutexProfileFraction, 1))
+	for _, h := range s.Holders {
+		n := int(h.Count / fraction)
+		note := textfmt.Plural(n, "sample", "samples")
+		if n < fewSiteSamples {
+			note, rough = "rough: "+note, true
+		}
+		p("  %10s %5.1f%%  %-16s %s:%d (%s)  %s\n", textfmt.Dur(h.Delay), h.Share*100, h.Op, filepath.Base(h.File), h.Line, stacks.Short(h.Func), note)
+	}
+	if s.HoldersOther > 0 && s.HoldersTotal > 0 {
+		p("  %10s %5.1f%%  other sites and the runtime's own locks\n", textfmt.Dur(s.HoldersOther), 100*float64(s.HoldersOther)/float64(s.HoldersTotal))
+	}
+	if rough {
+		p("  (a rough row rests on fewer than %d samples, each scaled by %d: one sample more or less moves its share a lot)\n", fewSiteSamples, fraction)
+	}
 }
 
 // writeNamedLocks prints the named locks and the lock-order inversions.

@@ -963,26 +963,42 @@
     }
 
     // The critical sections others waited for lately, from the mutex
-    // profile (its stacks are the Unlock's).
-    const holders = (st.holders || []).slice(0, 4);
-    if (holders.length) {
+    // profile (its stacks are the Unlock's), over the span of about a
+    // minute that the status states. The profile records 1 contention in
+    // MutexProfileFraction, whatever its delay: a site that rests on a
+    // sample or two is rough, and with few samples in all the status
+    // ranks nothing (holders_note says so).
+    const all = st.holders || [];
+    const holders = all.slice(0, 4);
+    if (holders.length || st.holders_note) {
       const win = durMs(st.holders_window) > 0 ? ', last ' + fmtSeconds(Math.round(durMs(st.holders_window) / 1e3)) : '';
-      // The mutex profile records 1 in MutexProfileFraction contentions:
-      // over a few seconds that can be a handful of samples, whose shares
-      // swing from one read to the next. Say how many it stands on.
       const n = st.holders_samples || 0;
-      const few = n < 20;
       box.append(el('h3', { text: 'Released by' },
-        el('span', { class: 'sub', text: ' mutex profile' + win + ', ' + n + (n === 1 ? ' sample' : ' samples') }),
-        few ? el('span', { class: 'badge rough', title: 'fewer than 20 samples: the shares are rough and can change with the next read', text: 'rough' }) : null));
-      const table = el('table', { class: 'sites holders' });
-      for (const h of holders) {
-        table.append(el('tr', { title: (h.op || '') + ' in ' + (h.func || '') + '\n' + (h.file || '') + ':' + h.line },
-          el('td', { class: 'num', text: Math.round((h.share || 0) * 100) + '%' }),
-          el('td', { class: 'kind', text: fmtSeconds((h.delay || 0) / 1e9) }),
-          el('td', { class: 'where' }, el('b', { text: shortFunc(h.func) }), ' ' + basename(h.file) + ':' + h.line)));
+        el('span', { class: 'sub', text: ' mutex profile' + win + ', ' + n + (n === 1 ? ' sample' : ' samples') })));
+      if (st.holders_note) {
+        box.append(el('p', { class: 'empty', text: st.holders_note }));
+      } else {
+        const fraction = Math.max(st.mutex_profile_fraction || 1, 1);
+        const table = el('table', { class: 'sites holders' });
+        const row = (share, delay, where, title, badge) => table.append(el('tr', { title: title },
+          el('td', { class: 'num', text: (share * 100).toFixed(share < 0.1 ? 1 : 0) + '%' }),
+          el('td', { class: 'kind', text: fmtSeconds(delay / 1e9) }),
+          el('td', { class: 'where' }, ...where, badge || '')));
+        for (const h of holders) {
+          const k = Math.floor((h.count || 0) / fraction);
+          const rough = k < 5 ? el('span', { class: 'badge rough', title: 'rests on ' + k + (k === 1 ? ' sample' : ' samples') + ', each scaled by ' + fraction + ': one more or less moves its share a lot', text: k + (k === 1 ? ' sample' : ' samples') }) : null;
+          row(h.share || 0, h.delay || 0, [el('b', { text: shortFunc(h.func) }), ' ' + basename(h.file) + ':' + h.line + ' '],
+            (h.op || '') + ' in ' + (h.func || '') + '\n' + (h.file || '') + ':' + h.line + '\n' + k + ' samples', rough);
+        }
+        // The rest (further sites, the runtime's own locks), so that the
+        // shares add up to 100%.
+        const ns = v => { const ms = durMs(v); return isFinite(ms) ? ms * 1e6 : 0; };
+        const total = ns(st.holders_total);
+        let other = ns(st.holders_other);
+        for (const h of all.slice(4)) other += h.delay || 0;
+        if (total > 0 && other > 0) row(other / total, other, ['other sites and the runtime\'s own locks'], '');
+        box.append(table);
       }
-      box.append(table);
     }
   }
 
