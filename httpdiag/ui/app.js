@@ -981,9 +981,9 @@
         const fraction = Math.max(st.mutex_profile_fraction || 1, 1);
         const table = el('table', { class: 'sites holders' });
         const row = (share, delay, where, title, badge) => table.append(el('tr', { title: title },
-          el('td', { class: 'num', text: (share * 100).toFixed(share < 0.1 ? 1 : 0) + '%' }),
+          el('td', { class: 'num', text: (share * 100).toFixed(share < 0.1 || share > 0.99 && share < 1 ? 1 : 0) + '%' }),
           el('td', { class: 'kind', text: fmtSeconds(delay / 1e9) }),
-          el('td', { class: 'where' }, ...where, badge || '')));
+          el('td', { class: 'where' }, ...where, badge)));
         for (const h of holders) {
           const k = Math.floor((h.count || 0) / fraction);
           const rough = k < 5 ? el('span', { class: 'badge rough', title: 'rests on ' + k + (k === 1 ? ' sample' : ' samples') + ', each scaled by ' + fraction + ': one more or less moves its share a lot', text: k + (k === 1 ? ' sample' : ' samples') }) : null;
