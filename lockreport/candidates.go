@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lockdiag/lockdiag/internal/textfmt"
@@ -89,7 +90,13 @@ func explain(rep *Report, a *analyzer, prof profiles, opts Options) {
 	}
 	if a != nil {
 		extra = append(extra, longWaitFindings(rep)...)
-		extra = append(extra, hotLockFindings(rep)...)
+		if hot := hotLockFindings(rep); len(hot) == 1 && len(cs) > 0 && cs[0].finding.Kind == "" && strings.Contains(cs[0].headline, hot[0].Site) {
+			// The headline's lock, with no finding of its own: its
+			// finding comes first, before smaller matters.
+			rep.Findings = append(hot, rep.Findings...)
+		} else {
+			extra = append(extra, hot...)
+		}
 	}
 	rep.Findings = append(rep.Findings, extra...)
 
