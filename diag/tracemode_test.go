@@ -236,7 +236,7 @@ func TestSnapshotTraceCoverageIsTheTrace(t *testing.T) {
 	cfg.WallProfile = -1
 	m := startMonitor(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
-	wait := contention.Yielding(ctx, 16)
+	wait := contention.Yielding(ctx, 4)
 	defer wait()
 	defer cancel()
 	began := time.Now()
@@ -257,6 +257,14 @@ func TestSnapshotTraceCoverageIsTheTrace(t *testing.T) {
 	t.Logf("trace: %s; report window %v", line, rep.Window.Duration)
 	if rep.Window.Start.IsZero() {
 		t.Skip("the trace has no clock snapshot (Go before 1.25)")
+	}
+	if rep.Partial {
+		// The analysis stopped early (a loaded machine): the events'
+		// span is not known, and the line must say "up to".
+		if !strings.Contains(line, "covering up to ") {
+			t.Errorf("trace line = %q for a partial analysis, want the recorder's window as \"up to\"", line)
+		}
+		return
 	}
 	if rep.Window.Duration >= 3*time.Second {
 		t.Skipf("the window held %v of events: not cut short by 1 MiB on this machine", rep.Window.Duration)
