@@ -209,8 +209,9 @@ func scansNeeded(n int) int {
 
 // update takes a scan's sites at now, with cumWait the cumulative lock
 // wait in seconds and ready the goroutines runnable or running when the
-// scan began, the scanning one included (either NaN if unknown), and returns the goroutines parked at
-// stuck sites and the sites with how long they have made no progress.
+// scan began, the scanning one included (either NaN if unknown). It
+// returns the goroutines parked at stuck sites and the sites with how long
+// they have made no progress.
 func (t *stuckTracker) update(now time.Time, sites []lockreport.ParkedSite, cumWait, ready float64) (stuck int, out []lockreport.ParkedSite) {
 	total := 0
 	for _, s := range sites {
