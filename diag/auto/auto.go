@@ -283,7 +283,7 @@ func start(lookup func(string) (string, bool), mux *http.ServeMux) *autoRuntime 
 		if err := httpdiag.Register(mux, m, opts); err != nil {
 			log.Error("diag: not registered on http.DefaultServeMux", "err", err)
 		} else {
-			where = append(where, httpdiag.Prefix+" on the program's own HTTP server, if it serves http.DefaultServeMux")
+			where = append(where, httpdiag.Prefix+" on the program's own HTTP server too, where it serves net/http's default mux (as with http.ListenAndServe(addr, nil))")
 		}
 	}
 	if len(where) == 0 {
