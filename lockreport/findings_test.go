@@ -85,3 +85,40 @@ func TestHotLockAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestSliverSiteHasNoFinding: a lock site with under 1% of the window's
+// lock wait stays in the table without a finding of its own, whatever its
+// holder did; with a fair share the same site has one.
+func TestSliverSiteHasNoFinding(t *testing.T) {
+	hot := Site{Kind: "Mutex.Lock", Func: "main.countHit", File: "/src/main.go", Line: 40, Waiters: 32, Total: 18800 * time.Millisecond,
+		Holders: []Holder{{Op: "Mutex.Unlock", Func: "main.countHit", File: "/src/main.go", Line: 47, Share: 1, Wait: 18800 * time.Millisecond}}}
+	small := Site{Kind: "Mutex.Lock", Func: "net/http.(*Transport).tryPutIdleConn", File: "transport.go", Line: 1087, Waiters: 32, Total: 8570 * time.Microsecond,
+		Holders: []Holder{{Op: "Mutex.Unlock", Func: "net/http.(*Transport).tryPutIdleConn", File: "transport.go", Line: 1169, Share: 0.54, Wait: 4660 * time.Microsecond,
+			BlockedInside: &BlockedInside{Reason: "sync (other)", Via: "net/http", Times: 1, Blocked: 512 * time.Microsecond, Wait: 4660 * time.Microsecond, MaxQueued: 7}}}}
+	for _, tt := range []struct {
+		name  string
+		share float64
+		want  bool
+	}{
+		{"a sliver beside a hot lock", 0.0005, false},
+		{"a fair share", 0.3, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := small
+			s.Share, s.Last = tt.share, 10*time.Second // contended until the window's end
+			h := hot
+			h.Share, h.Last = 1-tt.share, 10*time.Second
+			rep := &Report{Sites: []Site{h, s}, Window: &Window{Duration: 10 * time.Second}}
+			cs, _ := lockSiteCandidates(rep, nil)
+			got := false
+			for _, c := range cs {
+				if c.finding.Kind == "held-across-blocking" {
+					got = true
+				}
+			}
+			if got != tt.want {
+				t.Errorf("a held-across-blocking finding: %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
