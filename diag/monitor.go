@@ -211,6 +211,8 @@ func (m *Monitor) resetSampler() {
 	m.waiters = newWaiterScanner()
 	m.schedule = newScanSchedule(m.cfg.LockWaitersInterval, m.cfg.ScanCPU, uint64(time.Now().UnixNano()))
 	m.stuck = newStuckTracker(m.cfg.StuckAfter)
+	guard := m.cfg.GoroutineGuard
+	m.stuck.confirm = func() (map[siteKey]siteCount, bool) { return blockedAtSites(guard) }
 	seen := 0 // inversions are logged and published once for the monitor's life
 	if m.namedRd != nil {
 		seen = m.namedRd.seen

@@ -272,3 +272,83 @@ func TestScansAreOffTheTickGrid(t *testing.T) {
 		return ok && s.Values[LockWaiters] >= n/2
 	})
 }
+
+// TestStuckTrackerConfirms: before a site is first called stuck, the
+// goroutine dump must show most of its waiters blocked, not woken and
+// waiting for a CPU; a site found busy is not called stuck again for
+// confirmEvery. A dump that shows nothing at the site leaves the scans'
+// verdict.
+func TestStuckTrackerConfirms(t *testing.T) {
+	s := time.Second
+	k := siteKey{kind: "Mutex.Lock", fn: "main.add", file: "x.go", line: 1}
+	for _, tt := range []struct {
+		name      string
+		count     siteCount
+		wantFirst time.Duration
+	}{
+		{"15 in Lock, 2 of them blocked: busy", siteCount{blocked: 2, all: 15}, -1},
+		{"15 in Lock, all blocked: stuck", siteCount{blocked: 15, all: 15}, 2 * s},
+		{"the dump does not see the site: the scans decide", siteCount{}, 2 * s},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newStuckTracker(2 * s)
+			dumps := 0
+			tr.confirm = func() (map[siteKey]siteCount, bool) {
+				dumps++
+				return map[siteKey]siteCount{k: tt.count}, true
+			}
+			first, _ := feedTracker(tr, 12*s, s/2, func(time.Duration) []lockreport.ParkedSite { return []lockreport.ParkedSite{site("main.add", 15)} },
+				func(time.Duration) float64 { return 0 }, 1)
+			if first != tt.wantFirst {
+				t.Errorf("first stuck at %v, want %v", first, tt.wantFirst)
+			}
+			if tt.wantFirst < 0 && dumps > 2 {
+				t.Errorf("%d dumps in 12s, want at most one per %v", dumps, confirmEvery)
+			}
+		})
+	}
+}
+
+//go:noinline
+func blockedAtSitesWaiter(mu *sync.Mutex, done *sync.WaitGroup) {
+	defer done.Done()
+	mu.Lock()
+	mu.Unlock()
+}
+
+// TestBlockedAtSites: goroutines parked on a held Mutex are counted
+// blocked at their site by the goroutine dump, with the site the scans
+// find.
+func TestBlockedAtSites(t *testing.T) {
+	var mu sync.Mutex
+	mu.Lock()
+	var done sync.WaitGroup
+	for range 5 {
+		done.Add(1)
+		go blockedAtSitesWaiter(&mu, &done)
+	}
+	w := newWaiterScanner()
+	var k siteKey
+	testkit.WaitFor(t, 10*time.Second, "5 goroutines parked at blockedAtSitesWaiter", func() bool {
+		_, sites := w.scan()
+		for _, s := range sites {
+			if s.Func == "github.com/lockdiag/lockdiag/diag.blockedAtSitesWaiter" && s.Waiters == 5 {
+				k = siteKey{kind: s.Kind, fn: s.Func, file: s.File, line: s.Line}
+				return true
+			}
+		}
+		return false
+	})
+	counts, ok := blockedAtSites(1 << 20)
+	mu.Unlock()
+	done.Wait()
+	if !ok {
+		t.Fatal("no dump")
+	}
+	if c := counts[k]; c.blocked != 5 || c.all != 5 {
+		t.Errorf("dump at %+v: %+v, want 5 blocked of 5 (all counts: %v)", k, c, counts)
+	}
+	if _, ok := blockedAtSites(0); ok {
+		t.Error("a dump above the goroutine guard")
+	}
+}

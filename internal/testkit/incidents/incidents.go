@@ -8,12 +8,15 @@ package incidents
 
 import (
 	"crypto/sha256"
+	"hash/maphash"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -192,6 +195,44 @@ var incidents = map[string]func(onset func()){
 			healthyWrite(&s)
 		}
 	},
+	// 16 goroutines on 32 shard locks taken at one call site (the
+	// shape of examples/sharded), on however few CPUs:
+	// at any scan most of them are in Lock, woken and waiting for a CPU
+	// more than blocked, but the locks are handed on all the time.
+	"shardbusy": func(onset func()) {
+		onset()
+		var shards [32]struct {
+			mu sync.Mutex
+			m  map[string]int
+		}
+		for i := range shards {
+			shards[i].m = make(map[string]int)
+		}
+		keys := make([]string, 4096)
+		for i := range keys {
+			keys[i] = "user-" + strconv.Itoa(i)
+		}
+		// First 6s on one of the locks (a hot lock, as the example's
+		// first phase: the monitor arms its recorder and adapts the
+		// mutex profile), then on all 32.
+		seed := maphash.MakeSeed()
+		var sharded atomic.Bool
+		for w := range 16 {
+			go func() {
+				for i := 0; ; i++ {
+					k := keys[(w*7919+i)%len(keys)]
+					sh := &shards[0]
+					if sharded.Load() {
+						sh = &shards[maphash.String(seed, k)%32]
+					}
+					healthyShard(&sh.mu, sh.m, k)
+				}
+			}()
+		}
+		time.Sleep(6 * time.Second)
+		sharded.Store(true)
+		select {}
+	},
 	"idle20k": func(onset func()) {
 		onset()
 		idle(20_000)
@@ -258,6 +299,15 @@ func healthyRead(s *store) {
 	s.mu.RLock()
 	burn(8)
 	s.mu.RUnlock()
+}
+
+//go:noinline
+func healthyShard(mu *sync.Mutex, m map[string]int, k string) {
+	mu.Lock()
+	m[k]++
+	for end := time.Now().Add(time.Microsecond); time.Now().Before(end); {
+	}
+	mu.Unlock()
 }
 
 //go:noinline
