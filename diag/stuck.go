@@ -163,7 +163,7 @@ func (s *scanSchedule) done(now time.Time, cost time.Duration, waiting float64) 
 // changes repeat in a cycle: 8 readers of an RWMutex whose writer comes
 // every 5ms waited 5 to 7 s per second by their own clocks, the count grew
 // by 0.005 to 1.5 s per second, and the site was called stuck
-// (examples/rwmutex; TestBusyRWMutexIsNotStuck). A stuck lock's waiters
+// (examples/rwmutex; TestBusyLocksAreNotStuck). A stuck lock's waiters
 // only grow in number.
 //
 // A reader found in an RWMutex's RLock may also have been woken already and
@@ -172,7 +172,7 @@ func (s *scanSchedule) done(now time.Time, cost time.Duration, waiting float64) 
 // runnable or running when the scan begins (less the scanning one) bound
 // how many such there are: an RLock site is judged on its waiters beyond
 // that bound. With 8 readers on 2 CPUs and a writer every 5ms
-// (TestBusyRWMutexIsNotStuck, under -race), the scans found 7 readers in
+// (TestBusyLocksAreNotStuck, under -race), the scans found 7 readers in
 // RLock every time, most of them woken, and the site was called stuck.
 // Other sites are not bounded so: their woken waiters do not hold the
 // lock, and two goroutines deadlocked in a busy process must still count.
