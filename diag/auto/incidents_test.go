@@ -170,6 +170,18 @@ func TestIncidentsAreCaught(t *testing.T) {
 	}
 }
 
+// runSideBySide starts the named workloads, each in a process of its own,
+// and returns them after d.
+func runSideBySide(t *testing.T, names []string, d time.Duration) []*incidentRun {
+	runs := make([]*incidentRun, len(names))
+	for i, n := range names {
+		runs[i] = startIncident(t, n)
+	}
+	timer := time.NewTimer(d)
+	<-timer.C
+	return runs
+}
+
 // TestHealthyControlsStayQuiet runs the healthy shapes for 30s each, side
 // by side, and checks that no rule takes a snapshot.
 func TestHealthyControlsStayQuiet(t *testing.T) {
@@ -177,12 +189,7 @@ func TestHealthyControlsStayQuiet(t *testing.T) {
 		t.Skip("runs for 30s")
 	}
 	names := []string{"cpu", "io", "light", "idle20k", "alloc"}
-	runs := make([]*incidentRun, len(names))
-	for i, n := range names {
-		runs[i] = startIncident(t, n)
-	}
-	timer := time.NewTimer(30 * time.Second)
-	<-timer.C
+	runs := runSideBySide(t, names, 30*time.Second)
 	for i, r := range runs {
 		for _, s := range r.snapshots(t) {
 			t.Errorf("%s: an automatic snapshot in a healthy process: %s: %s", names[i], s.Trigger, s.Headline)
@@ -202,12 +209,7 @@ func TestBusyLocksAreNotStuck(t *testing.T) {
 		t.Skip("runs for 15s")
 	}
 	names := []string{"rwbusy", "shardbusy"}
-	runs := make([]*incidentRun, len(names))
-	for i, n := range names {
-		runs[i] = startIncident(t, n)
-	}
-	timer := time.NewTimer(15 * time.Second)
-	<-timer.C
+	runs := runSideBySide(t, names, 15*time.Second)
 	for i, r := range runs {
 		for _, s := range r.snapshots(t) {
 			if s.Trigger.Breach != nil && s.Trigger.Breach.Signal == diag.StuckWaiters.String() {
