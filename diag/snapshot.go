@@ -202,7 +202,7 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 		b.Note(bundle.TraceFile, "ok", fmt.Sprintf("%d bytes (%s deflated)", len(data), textfmt.Bytes(traceZ.Compressed())), t0)
 		taken := time.Now()
 		span = traceSpan{size: len(data), from: taken.Add(-m.cfg.TraceWindow), to: taken, since: since, trigger: trig.Time,
-			maxBytes: m.cfg.TraceMaxBytes, mode: m.trace.describe(taken)}
+			window: m.cfg.TraceWindow, maxBytes: m.cfg.TraceMaxBytes, mode: m.trace.describe(taken)}
 		if since.After(span.from) {
 			span.from = since
 		}
@@ -535,7 +535,8 @@ type traceSpan struct {
 	exact    bool
 	since    time.Time // when the recorder started
 	trigger  time.Time
-	maxBytes int64 // the recorder's byte limit
+	window   time.Duration // the recorder's age limit
+	maxBytes int64         // its byte limit
 	mode     string
 }
 
@@ -557,9 +558,9 @@ func (t traceSpan) coverage() string {
 		cover = fmt.Sprintf("%s covering only the %s after the trigger (the recorder was armed, and started %s after it)",
 			textfmt.Bytes(int64(t.size)), textfmt.Dur(t.to.Sub(t.from).Round(time.Millisecond)), textfmt.Dur(-t.trigger.Sub(t.since).Round(time.Millisecond)))
 	}
-	// The recorder started well before the first event it kept: its byte
-	// limit dropped the older ones.
-	if t.exact && t.maxBytes > 0 && t.from.Sub(t.since) > time.Second {
+	// The recorder started well before the first event it kept, which is
+	// well within its age limit: its byte limit dropped the older ones.
+	if t.exact && t.maxBytes > 0 && t.from.Sub(t.since) > time.Second && t.to.Sub(t.from) < t.window*9/10 {
 		cover += fmt.Sprintf(" (older events were dropped for the window's size limit, %s)", textfmt.Bytes(t.maxBytes))
 	}
 	return cover + "; mode " + t.mode

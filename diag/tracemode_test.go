@@ -190,7 +190,7 @@ func TestTraceControlDuty(t *testing.T) {
 func TestTraceCoverageText(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
 	span := traceSpan{size: 10 << 20, since: t0, from: t0.Add(50 * time.Second), to: t0.Add(60 * time.Second),
-		trigger: t0.Add(59 * time.Second), maxBytes: 10 << 20, mode: "on: recording always"}
+		trigger: t0.Add(59 * time.Second), window: 10 * time.Second, maxBytes: 10 << 20, mode: "on: recording always"}
 	for _, tt := range []struct {
 		name      string
 		span      traceSpan
@@ -199,10 +199,12 @@ func TestTraceCoverageText(t *testing.T) {
 		{"the recorder's window", span, []string{"covering up to 9s before the trigger and 1s after", "; mode on: recording always"}, []string{"size limit"}},
 		{"cut short by the byte limit", exactSpan(span, lockreport.Window{Start: t0.Add(57*time.Second + 720*time.Millisecond), End: t0.Add(60 * time.Second)}),
 			[]string{"covering 1.28s before the trigger and 1s after", "older events were dropped for the window's size limit, 10 MB"}, []string{"up to"}},
-		{"all since the recorder started", exactSpan(traceSpan{size: 1 << 20, since: t0, from: t0, to: t0.Add(3 * time.Second), trigger: t0.Add(2 * time.Second), maxBytes: 10 << 20, mode: "on"},
+		{"all since the recorder started", exactSpan(traceSpan{size: 1 << 20, since: t0, from: t0, to: t0.Add(3 * time.Second), trigger: t0.Add(2 * time.Second), window: 10 * time.Second, maxBytes: 10 << 20, mode: "on"},
 			lockreport.Window{Start: t0.Add(250 * time.Millisecond), End: t0.Add(3 * time.Second)}),
 			[]string{"covering 1.75s before the trigger and 1s after"}, []string{"up to", "size limit"}},
 		{"no clock in the trace", exactSpan(span, lockreport.Window{Events: 10}), []string{"covering up to 9s"}, nil},
+		{"the age limit, not the size limit", exactSpan(span, lockreport.Window{Start: t0.Add(50*time.Second + 100*time.Millisecond), End: t0.Add(60 * time.Second)}),
+			[]string{"covering 8.9s before the trigger and 1s after"}, []string{"up to", "size limit"}},
 		{"armed after the trigger", traceSpan{size: 1 << 20, since: t0.Add(2 * time.Second), from: t0.Add(2 * time.Second), to: t0.Add(3 * time.Second), trigger: t0, mode: "auto, armed"},
 			[]string{"covering only the 1s after the trigger (the recorder was armed, and started 2s after it)"}, nil},
 	} {
