@@ -272,13 +272,18 @@ func (t *stuckTracker) update(now time.Time, sites []lockreport.ParkedSite, cumW
 		r.stuck = t.judge(r, now, cumWait)
 		if r.stuck && !was && !t.confirmed(k, s.Waiters, now, &dumped) {
 			// Busy, not stuck: a new run from this scan.
-			r = &stuckRun{site: s, since: now, sinceWait: cumWait, minCount: s.Waiters, scans: 1}
+			r = &stuckRun{site: s, since: now, sinceWait: cumWait, minCount: blocked, scans: 1}
 			t.runs[k] = r
 		}
 	}
 	for k := range t.runs {
 		if !seen[k] {
 			delete(t.runs, k)
+		}
+	}
+	for k, until := range t.busyUntil {
+		if !now.Before(until) {
+			delete(t.busyUntil, k) // sites that went away would stay
 		}
 	}
 	out = make([]lockreport.ParkedSite, 0, len(sites))

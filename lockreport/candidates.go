@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/lockdiag/lockdiag/internal/textfmt"
@@ -20,6 +19,9 @@ import (
 type candidate struct {
 	headline string
 	finding  Finding // Kind "" for a headline without a finding of its own
+	// site is the lock site the candidate is about (siteOf), for a lock
+	// site's candidate; "" otherwise.
+	site string
 	// weight is the waiting the candidate explains, in goroutine-seconds
 	// (or an equivalent: threads blocked times the time they were seen
 	// blocked).
@@ -94,7 +96,7 @@ func explain(rep *Report, a *analyzer, prof profiles, opts Options) {
 	}
 	if a != nil {
 		extra = append(extra, longWaitFindings(rep)...)
-		if hot := hotLockFindings(rep); len(hot) == 1 && len(cs) > 0 && cs[0].finding.Kind == "" && strings.Contains(cs[0].headline, hot[0].Site) {
+		if hot := hotLockFindings(rep); len(hot) == 1 && len(cs) > 0 && cs[0].finding.Kind == "" && cs[0].site == hot[0].Site {
 			// The headline's lock, with no finding of its own: its
 			// finding comes first, before smaller matters.
 			rep.Findings = append(hot, rep.Findings...)
@@ -141,7 +143,7 @@ func lockSiteCandidates(rep *Report, a *analyzer) ([]candidate, []Finding) {
 		if s.Total <= 0 {
 			continue
 		}
-		c := candidate{weight: s.Total.Seconds(), current: !siteEnded(*s, win)}
+		c := candidate{weight: s.Total.Seconds(), current: !siteEnded(*s, win), site: siteOf(*s)}
 		kind, h := classifySite(*s, win)
 		var f Finding
 		switch kind {
