@@ -356,7 +356,7 @@ func namedCaveat(rep *Report) string {
 		return ""
 	}
 	return "Named locks' counts and histograms run from when each lock was named, not over the window; hold durations are " +
-		"sampled (1 in 64 acquisitions, and contended ones), so hold counts and sums are estimates. Their holders, hold times " +
+		"sampled (1 in 256 acquisitions, and contended ones), so hold counts and sums are estimates. Their holders, hold times " +
 		"and waiters are exact, as recorded by the locks."
 }
 

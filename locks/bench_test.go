@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 )
 
 // The benchmarks run the same loop over sync's locks and ours, side by side
@@ -22,18 +23,46 @@ type rwlocker interface {
 	RUnlock()
 }
 
+// Each lock in a benchmark starts a block of its own, cellSize bytes and
+// as aligned (Go's allocator aligns an object of a size class that is a
+// multiple of 128 bytes to 128), so that where the allocator happened to put
+// a lock does not decide a comparison: a bare 24-byte allocation can
+// straddle two cache lines, or share one with data another goroutine
+// writes, and either costs more than the lock's own code (see
+// BenchmarkContended).
+const cellSize = 128
+
+type (
+	syncMutexCell struct {
+		l sync.Mutex
+		_ [cellSize - unsafe.Sizeof(sync.Mutex{})]byte
+	}
+	mutexCell struct {
+		l Mutex
+		_ [cellSize - unsafe.Sizeof(Mutex{})]byte
+	}
+	syncRWMutexCell struct {
+		l sync.RWMutex
+		_ [cellSize - unsafe.Sizeof(sync.RWMutex{})]byte
+	}
+	rwMutexCell struct {
+		l RWMutex
+		_ [cellSize - unsafe.Sizeof(RWMutex{})]byte
+	}
+)
+
 func mutexes() []struct {
 	name string
 	l    locker
 } {
-	named := new(Mutex)
+	named := &new(mutexCell).l
 	named.SetName("bench_mutex")
 	return []struct {
 		name string
 		l    locker
 	}{
-		{"sync", new(sync.Mutex)},
-		{"unnamed", new(Mutex)},
+		{"sync", &new(syncMutexCell).l},
+		{"unnamed", &new(mutexCell).l},
 		{"named", named},
 	}
 }
@@ -42,14 +71,14 @@ func rwmutexes() []struct {
 	name string
 	l    rwlocker
 } {
-	named := new(RWMutex)
+	named := &new(rwMutexCell).l
 	named.SetName("bench_rwmutex")
 	return []struct {
 		name string
 		l    rwlocker
 	}{
-		{"sync", new(sync.RWMutex)},
-		{"unnamed", new(RWMutex)},
+		{"sync", &new(syncRWMutexCell).l},
+		{"unnamed", &new(rwMutexCell).l},
 		{"named", named},
 	}
 }

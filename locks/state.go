@@ -10,14 +10,17 @@ import (
 
 // Sampling rates. See the package doc, section Cost.
 var (
-	// holdMask selects the acquisitions whose hold is timed: 1 in 64,
+	// holdMask selects the acquisitions whose hold is timed: 1 in 256,
 	// those whose number n has n&holdMask == 0. A contended acquisition's
 	// hold is also timed if no hold of the lock was timed for holdEvery.
 	// A timed hold stands for itself and the untimed ones since the last
 	// timed one, so that the hold histogram's count is exact but for the
 	// acquisitions since the last timed hold. Tests set holdMask to 0 to
-	// time every hold. holdMask+1 must divide 1<<seqBits.
-	holdMask  uint64 = 63
+	// time every hold. holdMask+1 must divide 1<<seqBits. (A timed hold
+	// costs two clock reads, a histogram record and Unlock's slow path,
+	// 100 ns or more on a VM: 1 in 64 added about 2 ns to an uncontended
+	// Lock+Unlock, 1 in 256 adds about 0.5.)
+	holdMask  uint64 = 255
 	holdEvery int64  = int64(100 * time.Microsecond)
 	// waitMask selects the contended write acquisitions whose wait is
 	// timed: 1 in 8, those that begin while the holder word's wait number
