@@ -100,6 +100,11 @@ type Meta struct {
 	// profiles were recorded at (0 = off).
 	MutexProfileFraction int `json:"mutex_profile_fraction"`
 	BlockProfileRate     int `json:"block_profile_rate"`
+	// MutexProfileFractions are the mutex profile fractions in force over
+	// the window, oldest first, when the fraction changed within it
+	// (MutexProfileFraction is then the latest): the mutex profile's
+	// counts mix scales.
+	MutexProfileFractions []int `json:"mutex_profile_fractions,omitempty"`
 	// Collection says what was collected, skipped or failed, and why.
 	Collection []Note `json:"collection"`
 	// Config is the configuration of the monitor that took the bundle.

@@ -137,9 +137,10 @@ func (b *Bundle) Report() (*lockreport.Report, error) {
 // says why.
 func (b *Bundle) Options() (lockreport.Options, error) {
 	opts := lockreport.Options{
-		MutexFraction: b.meta.MutexProfileFraction,
-		BlockRate:     b.meta.BlockProfileRate,
-		MainModule:    b.meta.MainModule,
+		MutexFraction:  b.meta.MutexProfileFraction,
+		MutexFractions: b.meta.MutexProfileFractions,
+		BlockRate:      b.meta.BlockProfileRate,
+		MainModule:     b.meta.MainModule,
 	}
 	var err error
 	if b.Has(MutexFile) {

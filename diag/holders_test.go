@@ -3,6 +3,7 @@ package diag
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,90 @@ func TestHoldersSpan(t *testing.T) {
 	}
 	if !seen["main.(*Cache).refreshHoldingLock"] || len(seen) != 1 {
 		t.Errorf("between the incidents the panel showed %v, want the refresher only", seen)
+	}
+}
+
+// TestHoldersFractionChanged: the runtime scales each sample by the
+// fraction in force when it records it, so when the fraction adapts
+// within the span (100, then 300 here) the samples are counted part by
+// part: the refresher's 30 samples at 100 and 10 at 300 are 40, not the
+// 6000/300 = 20 that one fraction would make of its count, and Get's 10
+// and 20 are 30, not 23.
+func TestHoldersFractionChanged(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	capture := func(sec, rate int, samples ...holderSample) profdelta.Capture {
+		t.Helper()
+		var buf bytes.Buffer
+		if err := holderProfile(samples).Write(&buf); err != nil {
+			t.Fatal(err)
+		}
+		return profdelta.Capture{Time: start.Add(time.Duration(sec) * time.Second), Data: buf.Bytes(), Rate: rate}
+	}
+	refresher, get := holderSample{stack: refresherStack}, holderSample{stack: getStack}
+	reads := []profdelta.Capture{capture(0, 100, refresher, get)}
+	refresher.count, refresher.delay = 30*100, 30e9
+	get.count, get.delay = 10*100, 1e9
+	reads = append(reads, capture(5, 100, refresher, get)) // recorded at 100 since the last read
+	refresher.count += 10 * 300
+	refresher.delay += 10e9
+	get.count += 20 * 300
+	get.delay += 2e9
+	reads = append(reads, capture(10, 300, refresher, get)) // at 300 since the last read
+
+	segs := holderSegments(reads, 300)
+	if len(segs) != 2 || segs[0].fraction != 100 || segs[1].fraction != 300 {
+		t.Fatalf("segments %+v, want two: at 100, then at 300", segs)
+	}
+	d, err := profdelta.Delta(reads[0], reads[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	hv := holdersFromSegments(d, 10*time.Second, segs)
+	if hv.samples != 70 || !slices.Equal(hv.fractions, []int{100, 300}) {
+		t.Errorf("samples %d, fractions %v; want 70 (40 + 30), [100 300]", hv.samples, hv.fractions)
+	}
+	want := map[string]int64{"main.(*Cache).refreshHoldingLock": 40, "main.(*Cache).Get": 30}
+	for _, s := range hv.sites {
+		if s.Samples != want[s.Func] {
+			t.Errorf("%s: %d samples, want %d", s.Func, s.Samples, want[s.Func])
+		}
+		delete(want, s.Func)
+	}
+	if len(want) > 0 {
+		t.Errorf("sites not listed: %v", want)
+	}
+
+	// One fraction throughout: one segment, and the same counts as before.
+	for i := range reads {
+		reads[i].Rate = 100
+	}
+	if segs := holderSegments(reads, 100); len(segs) != 1 || segs[0].from.Time != reads[0].Time || segs[0].to.Time != reads[2].Time {
+		t.Errorf("one fraction: segments %+v, want one over the whole span", segs)
+	}
+
+	// The text says the fractions and gives each row its samples.
+	st := Status{Time: time.Now(), MutexProfileFraction: 300, Holders: hv.sites, HoldersWindow: hv.window,
+		HoldersSamples: hv.samples, HoldersFractions: hv.fractions, HoldersTotal: hv.total, HoldersOther: hv.other}
+	var buf bytes.Buffer
+	writeHolders(&buf, &st)
+	for _, w := range []string{"70 samples of 1 contention in 100, then 1 in 300", "refreshHoldingLock)  40 samples\n", "(*Cache).Get)  30 samples\n"} {
+		if !strings.Contains(buf.String(), w) {
+			t.Errorf("holders text lacks %q:\n%s", w, buf.String())
+		}
+	}
+}
+
+func TestFractionChanges(t *testing.T) {
+	for _, tt := range []struct {
+		in, want []int
+	}{
+		{nil, nil},
+		{[]int{100, 100, 100}, nil},
+		{[]int{0, 100, 0, 100}, nil}, // unknown rates are not changes
+		{[]int{100, 300, 300, 100}, []int{100, 300, 100}},
+	} {
+		if got := fractionChanges(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("fractionChanges(%v) = %v, want %v", tt.in, got, tt.want)
+		}
 	}
 }

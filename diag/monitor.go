@@ -476,11 +476,15 @@ const profileEvery = 5 * time.Second
 func (m *Monitor) captureProfiles(now time.Time) {
 	p := rawProfiles{time: now, wait: m.metrics.cumWait}
 	if m.mutexRate > 0 {
+		// The fraction in force since the previous read: adaptMutexRate
+		// changes it only after this read.
+		rate := runtime.SetMutexProfileFraction(-1)
 		c, err := profdelta.Read("mutex")
 		if err != nil {
 			m.noteCollectErr("mutex profile", err.Error())
 			return
 		}
+		c.Rate = rate
 		p.mutex = c
 	}
 	if m.blockRate > 0 {
@@ -530,6 +534,36 @@ func (m *Monitor) baselineAt(t time.Time) (rawProfiles, bool) {
 		}
 	}
 	return best, true
+}
+
+// mutexFractions returns the mutex profile fractions in force from the
+// read at from until now, oldest first, if the fraction changed meanwhile;
+// else nil. now is the fraction in force since the latest read.
+func (m *Monitor) mutexFractions(from time.Time, now int) []int {
+	m.stateMu.Lock()
+	var rates []int
+	for _, b := range m.baselines {
+		if b.time.After(from) {
+			rates = append(rates, b.mutex.Rate)
+		}
+	}
+	m.stateMu.Unlock()
+	return fractionChanges(append(rates, now))
+}
+
+// fractionChanges returns rates, oldest first, with repeats and unknown
+// (0) rates dropped, if that leaves two or more; else nil.
+func fractionChanges(rates []int) []int {
+	var out []int
+	for _, r := range rates {
+		if r > 0 && (len(out) == 0 || out[len(out)-1] != r) {
+			out = append(out, r)
+		}
+	}
+	if len(out) < 2 {
+		return nil
+	}
+	return out
 }
 
 func (m *Monitor) noteCollectErr(what, msg string) {

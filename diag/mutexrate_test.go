@@ -3,6 +3,7 @@ package diag
 import (
 	"context"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -72,6 +73,18 @@ func TestMutexRateAdapts(t *testing.T) {
 			}
 			if raised < 4*base {
 				t.Fatalf("fraction %d after heavy contention, want at least %d", raised, 4*base)
+			}
+			// Each read records the fraction in force since the one
+			// before, and a span across the change lists both, which the
+			// snapshot's report then gives.
+			if r := m.latestProfiles().mutex.Rate; r != base {
+				t.Errorf("the read before the change recorded fraction %d, want %d", r, base)
+			}
+			if got := m.mutexFractions(t0, raised); !slices.Equal(got, []int{base, raised}) {
+				t.Errorf("fractions since the first read: %v, want [%d %d]", got, base, raised)
+			}
+			if got := m.mutexFractions(t0.Add(time.Second), raised); got != nil {
+				t.Errorf("fractions since the change: %v, want none (one fraction)", got)
 			}
 			// A quiet second: back to the default.
 			m.captureProfiles(t0.Add(2 * time.Second))

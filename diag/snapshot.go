@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/felixge/fgprof"
@@ -214,7 +216,7 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 
 	// Profile deltas over the same window.
 	var profStart time.Time
-	opts.MutexProfile, opts.BlockProfile, profStart = m.profileDeltas(&b, start, windowStart, mutexRate, blockRate)
+	opts.MutexProfile, opts.BlockProfile, opts.MutexFractions, profStart = m.profileDeltas(&b, start, windowStart, mutexRate, blockRate)
 	if !profStart.IsZero() {
 		windowStart = profStart
 	}
@@ -313,6 +315,7 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 
 	meta := m.meta(start, trig, traceStatus, bundle.Window{Start: windowStart, End: start}, mutexRate, blockRate, goroutines)
 	meta.Took = end.Sub(start).Round(time.Millisecond)
+	meta.MutexProfileFractions = opts.MutexFractions
 	zipData, meta, err := b.Build(meta, rep)
 	if err != nil {
 		return SnapshotInfo{}, fmt.Errorf("diag: %w", err)
@@ -322,8 +325,10 @@ func (m *Monitor) takeSnapshot(ctx context.Context, trig bundle.Trigger, wall ti
 
 // profileDeltas adds mutex.pb.gz and block.pb.gz: the contention recorded
 // between the profile read closest to windowStart and now. It returns the
-// encoded deltas and the start of the window they cover.
-func (m *Monitor) profileDeltas(b *bundle.Builder, now, windowStart time.Time, mutexRate, blockRate int) (mutex, block []byte, from time.Time) {
+// encoded deltas, the mutex profile fractions in force over the window if
+// the fraction changed within it (see [Monitor.mutexFractions]), and the
+// start of the window they cover.
+func (m *Monitor) profileDeltas(b *bundle.Builder, now, windowStart time.Time, mutexRate, blockRate int) (mutex, block []byte, fractions []int, from time.Time) {
 	base, haveBase := m.baselineAt(windowStart)
 	if haveBase {
 		from = base.time
@@ -337,6 +342,9 @@ func (m *Monitor) profileDeltas(b *bundle.Builder, now, windowStart time.Time, m
 			}
 			b.Note(file, "off", detail, t0)
 			return nil
+		}
+		if name == "mutex" && old.Data != nil {
+			fractions = m.mutexFractions(from, runtime.SetMutexProfileFraction(-1))
 		}
 		cur, err := profdelta.Read(name)
 		if err != nil {
@@ -354,7 +362,15 @@ func (m *Monitor) profileDeltas(b *bundle.Builder, now, windowStart time.Time, m
 			return nil
 		}
 		b.Add(file, buf.Bytes())
-		detail := fmt.Sprintf("delta over %v, rate %d", now.Sub(from).Round(time.Millisecond), rate)
+		rates := strconv.Itoa(rate)
+		if len(fractions) > 1 && name == "mutex" {
+			parts := make([]string, len(fractions))
+			for i, f := range fractions {
+				parts[i] = strconv.Itoa(f)
+			}
+			rates = strings.Join(parts, " then ") + " (the fraction changed within the window)"
+		}
+		detail := fmt.Sprintf("delta over %v, rate %s", now.Sub(from).Round(time.Millisecond), rates)
 		if old.Data == nil {
 			detail = fmt.Sprintf("cumulative since the program started (no earlier read), rate %d", rate)
 		}
@@ -363,7 +379,10 @@ func (m *Monitor) profileDeltas(b *bundle.Builder, now, windowStart time.Time, m
 	}
 	mutex = one("mutex", bundle.MutexFile, mutexRate, base.mutex)
 	block = one("block", bundle.BlockFile, blockRate, base.block)
-	return mutex, block, from
+	if mutex == nil {
+		fractions = nil
+	}
+	return mutex, block, fractions, from
 }
 
 // parkedNow scans the goroutines parked on locks now and marks the sites

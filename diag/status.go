@@ -59,13 +59,15 @@ type Status struct {
 	Holders       []lockreport.ProfileSite `json:"holders,omitempty"`
 	HoldersWindow time.Duration            `json:"holders_window,omitempty"`
 	// HoldersSamples is how many contention events the mutex profile
-	// recorded over HoldersWindow (its contentions divided by the
-	// fraction, approximate if the fraction adapted within the span). The
-	// profile records 1 event in the fraction, whatever its delay, and
-	// scales it by the fraction: a site that rests on a sample or two
-	// (its Count divided by the fraction) can have a large share one
-	// minute and none the next.
-	HoldersSamples int `json:"holders_samples,omitempty"`
+	// recorded over HoldersWindow, and each Holders row's Samples its
+	// part. The profile records 1 event in the fraction, whatever its
+	// delay, and scales it by the fraction: a site that rests on a sample
+	// or two can have a large share one minute and none the next. Where
+	// the fraction adapted within the span (HoldersFractions lists the
+	// fractions, oldest first), the samples are counted in each part of
+	// the span at its own fraction.
+	HoldersSamples   int   `json:"holders_samples,omitempty"`
+	HoldersFractions []int `json:"holders_fractions,omitempty"`
 	// HoldersTotal is the delay the mutex profile charged to all Unlock
 	// sites over HoldersWindow, the runtime's own locks included (not
 	// lockdiag's own); HoldersOther is the part of it not in Holders:
@@ -205,7 +207,7 @@ func (m *Monitor) Status() Status {
 	st.Rules = m.rules.status()
 
 	hv := m.recentHolders(st.MutexProfileFraction)
-	st.Holders, st.HoldersWindow, st.HoldersSamples = hv.sites, hv.window, hv.samples
+	st.Holders, st.HoldersWindow, st.HoldersSamples, st.HoldersFractions = hv.sites, hv.window, hv.samples, hv.fractions
 	st.HoldersTotal, st.HoldersOther, st.HoldersNote = hv.total, hv.other, hv.note
 
 	m.stateMu.Lock()
@@ -453,6 +455,7 @@ type holderView struct {
 	sites        []lockreport.ProfileSite // at most holdersShown, stacks dropped
 	window       time.Duration
 	samples      int           // sampled contention events in the delta
+	fractions    []int         // the fractions in force, oldest first, if it changed within the window
 	total, other time.Duration // all the delay, and what sites does not list
 	note         string        // why sites is empty
 }
@@ -487,7 +490,8 @@ func holdersBase(reads []profdelta.Capture) (oldest, newest profdelta.Capture, o
 }
 
 // recentHolders returns the holders over the span of the recent mutex
-// profile reads (holdersBase), computed once per new read.
+// profile reads (holdersBase), computed once per new read. fraction is the
+// fraction in force now, for reads that did not record theirs.
 func (m *Monitor) recentHolders(fraction int) holderView {
 	m.stateMu.Lock()
 	oldest, newest, ok := holdersBase(m.mutexReads)
@@ -500,11 +504,17 @@ func (m *Monitor) recentHolders(fraction int) holderView {
 		m.stateMu.Unlock()
 		return hv
 	}
+	var span []profdelta.Capture
+	for _, r := range m.mutexReads {
+		if !r.Time.Before(oldest.Time) {
+			span = append(span, r)
+		}
+	}
 	m.stateMu.Unlock()
 
 	hv := holderView{window: newest.Time.Sub(oldest.Time)}
 	if d, err := profdelta.Delta(oldest, newest); err == nil {
-		hv = holdersFrom(d, hv.window, fraction)
+		hv = holdersFromSegments(d, hv.window, holderSegments(span, fraction))
 	}
 	m.stateMu.Lock()
 	m.holders, m.holdersAt = hv, newest.Time
@@ -512,41 +522,129 @@ func (m *Monitor) recentHolders(fraction int) holderView {
 	return hv
 }
 
+// A holderSegment is a part of the holders' span over which the mutex
+// profile's fraction held: the runtime scales each sample by the fraction
+// in force when it records it, so samples are counted segment by segment.
+type holderSegment struct {
+	from, to profdelta.Capture
+	fraction int
+}
+
+// holderSegments splits the span of reads (oldest first) where the
+// fraction in force changed; a read that did not record its fraction
+// counts as fraction.
+func holderSegments(reads []profdelta.Capture, fraction int) []holderSegment {
+	var segs []holderSegment
+	for k := 1; k < len(reads); k++ {
+		f := reads[k].Rate
+		if f <= 0 {
+			f = fraction
+		}
+		if n := len(segs); n > 0 && segs[n-1].fraction == f {
+			segs[n-1].to = reads[k]
+			continue
+		}
+		segs = append(segs, holderSegment{from: reads[k-1], to: reads[k], fraction: f})
+	}
+	return segs
+}
+
 // holdersFrom ranks the Unlock sites of d, a mutex profile delta over
 // window recorded at 1 in fraction, unless it has too few samples.
 func holdersFrom(d *profile.Profile, window time.Duration, fraction int) holderView {
+	return holdersFromSegments(d, window, []holderSegment{{fraction: fraction}})
+}
+
+// holdersFromSegments ranks the Unlock sites of d, the mutex profile delta
+// over window, unless it has too few samples. segs are the parts of the
+// window with one fraction each: with one, d's counts are samples times
+// its fraction; with more, each site's samples are counted in each part's
+// own delta, at that part's fraction.
+func holdersFromSegments(d *profile.Profile, window time.Duration, segs []holderSegment) holderView {
 	hv := holderView{window: window}
-	fraction = max(fraction, 1)
-	var enc bytes.Buffer
-	if err := d.Write(&enc); err != nil {
+	if len(segs) == 0 {
+		segs = []holderSegment{{fraction: 1}}
+	}
+	latest := max(segs[len(segs)-1].fraction, 1)
+	ps := mutexSites(d, latest)
+	if ps == nil {
 		return hv
 	}
-	opts := lockreport.Options{MutexProfile: enc.Bytes(), MutexFraction: fraction, Top: math.MaxInt32}
-	rep, _ := lockreport.Analyze(context.Background(), nil, opts)
-	if rep == nil || rep.Profiles == nil {
-		return hv
+	// Samples per site (by its Unlock's place), and in all.
+	type key struct {
+		op, fn, file string
+		line         int
 	}
-	ps := rep.Profiles
-	var count int64
-	for _, list := range [][]lockreport.ProfileSite{ps.Holders, ps.RuntimeLocks} {
-		for _, s := range list {
-			count += s.Count
+	keyOf := func(s lockreport.ProfileSite) key { return key{s.Op, s.Func, s.File, s.Line} }
+	samples := map[key]int64{}
+	var all int64
+	count := func(ps *lockreport.ProfileSection, fraction int) {
+		for _, list := range [][]lockreport.ProfileSite{ps.Holders, ps.RuntimeLocks} {
+			for _, s := range list {
+				n := s.Count / int64(max(fraction, 1))
+				samples[keyOf(s)] += n
+				all += n
+			}
 		}
 	}
-	hv.samples = int(count / int64(fraction))
+	if len(segs) == 1 {
+		count(ps, latest)
+	} else {
+		for _, sg := range segs {
+			hv.fractions = append(hv.fractions, sg.fraction)
+			sd, err := profdelta.Delta(sg.from, sg.to)
+			if err != nil {
+				continue
+			}
+			if sp := mutexSites(sd, sg.fraction); sp != nil {
+				count(sp, sg.fraction)
+			}
+		}
+		hv.fractions = fractionChanges(hv.fractions)
+	}
+	hv.samples = int(all)
 	hv.total = ps.MutexTotal
 	if hv.samples < fewHolderSamples {
-		hv.note = fmt.Sprintf("too few samples in the last %s to rank the critical sections: %s (the mutex profile records 1 contention in %d)",
-			textfmt.Dur(window.Round(time.Second)), textfmt.Plural(hv.samples, "sample", "samples"), fraction)
+		hv.note = fmt.Sprintf("too few samples in the last %s to rank the critical sections: %s (the mutex profile records 1 contention in %s)",
+			textfmt.Dur(window.Round(time.Second)), textfmt.Plural(hv.samples, "sample", "samples"), fractionsText(hv.fractions, latest))
 		return hv
 	}
 	hv.sites = ps.Holders[:min(len(ps.Holders), holdersShown)]
 	hv.other = hv.total
 	for i := range hv.sites {
 		hv.sites[i].Stack = nil
+		hv.sites[i].Samples = samples[keyOf(hv.sites[i])]
 		hv.other -= hv.sites[i].Delay
 	}
 	return hv
+}
+
+// mutexSites returns the profile section of a mutex profile delta recorded
+// at 1 in fraction, nil if it cannot be read.
+func mutexSites(d *profile.Profile, fraction int) *lockreport.ProfileSection {
+	var enc bytes.Buffer
+	if err := d.Write(&enc); err != nil {
+		return nil
+	}
+	opts := lockreport.Options{MutexProfile: enc.Bytes(), MutexFraction: fraction, Top: math.MaxInt32}
+	rep, _ := lockreport.Analyze(context.Background(), nil, opts)
+	if rep == nil {
+		return nil
+	}
+	return rep.Profiles
+}
+
+// fractionsText is "100", or "100, then 1 in 300" when the fraction
+// changed (fractions, oldest first).
+func fractionsText(fractions []int, fraction int) string {
+	if len(fractions) < 2 {
+		return strconv.Itoa(fraction)
+	}
+	parts := make([]string, len(fractions))
+	for i, f := range fractions {
+		parts[i] = strconv.Itoa(f)
+	}
+	return strings.Join(parts, ", then 1 in ")
 }
 
 // writeHolders prints where locks were released: the holders, what is
@@ -557,8 +655,8 @@ func writeHolders(w io.Writer, s *Status) {
 	}
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	of := ""
-	if s.MutexProfileFraction > 1 {
-		of = fmt.Sprintf(" of 1 contention in %d", s.MutexProfileFraction)
+	if s.MutexProfileFraction > 1 || len(s.HoldersFractions) > 1 {
+		of = " of 1 contention in " + fractionsText(s.HoldersFractions, s.MutexProfileFraction)
 	}
 	p("\nWHERE LOCKS WERE RELEASED, last %s (mutex profile, %s%s: the critical sections others waited for)\n",
 		textfmt.Dur(s.HoldersWindow.Round(time.Second)), textfmt.Plural(s.HoldersSamples, "sample", "samples"), of)
@@ -567,9 +665,8 @@ func writeHolders(w io.Writer, s *Status) {
 		return
 	}
 	rough := false
-	fraction := int64(max(s.MutexProfileFraction, 1))
 	for _, h := range s.Holders {
-		n := int(h.Count / fraction)
+		n := int(h.Samples)
 		note := textfmt.Plural(n, "sample", "samples")
 		if n < fewSiteSamples {
 			note, rough = "rough: "+note, true
@@ -580,7 +677,11 @@ func writeHolders(w io.Writer, s *Status) {
 		p("  %10s %5.1f%%  other sites and the runtime's own locks\n", textfmt.Dur(s.HoldersOther), 100*float64(s.HoldersOther)/float64(s.HoldersTotal))
 	}
 	if rough {
-		p("  (a rough row rests on fewer than %d samples, each scaled by %d: one sample more or less moves its share a lot)\n", fewSiteSamples, fraction)
+		scaled := fmt.Sprintf("each scaled by %d", max(s.MutexProfileFraction, 1))
+		if len(s.HoldersFractions) > 1 {
+			scaled = "each scaled by the fraction in force when it was recorded"
+		}
+		p("  (a rough row rests on fewer than %d samples, %s: one sample more or less moves its share a lot)\n", fewSiteSamples, scaled)
 	}
 }
 

@@ -53,6 +53,11 @@ type Options struct {
 	// in the report and decide what it says is missing.
 	MutexFraction int
 	BlockRate     int
+	// MutexFractions are the fractions in force while MutexProfile was
+	// collected, oldest first, when the fraction changed meanwhile (two or
+	// more; MutexFraction is then the latest): the report then says the
+	// counts mix scales, and gives no sample counts.
+	MutexFractions []int
 
 	// TraceUnavailable, when there is no trace, says why (for example
 	// "the host program owns the flight recorder"). It is printed in the

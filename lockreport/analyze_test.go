@@ -739,6 +739,43 @@ func TestProfileRateUnknown(t *testing.T) {
 	}
 }
 
+// TestProfileFractionChanged: a mutex profile recorded across a change of
+// its fraction gets no sample counts, and the report names the fractions.
+func TestProfileFractionChanged(t *testing.T) {
+	opts := Options{MutexProfile: encode(testMutexProfile()), MutexFraction: 300, MutexFractions: []int{100, 300}}
+	rep, _ := Analyze(context.Background(), nil, opts)
+	if rep.Profiles == nil || len(rep.Profiles.Holders) == 0 {
+		t.Fatalf("no holders in %+v", rep.Profiles)
+	}
+	for _, h := range rep.Profiles.Holders {
+		if h.Samples != 0 {
+			t.Errorf("%s: %d samples; a count across fractions 100 and 300 does not say", h.Func, h.Samples)
+		}
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"PROFILES (mutex fraction 1/100, then 1/300 (it changed within the window), block rate off)",
+		"the profile sampled 1 in 100, then 1 in 300 contention",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "samples ×300") {
+		t.Errorf("report counts samples at one fraction:\n%s", out)
+	}
+	// One fraction (every contention recorded here): samples are counted.
+	opts.MutexFraction, opts.MutexFractions = 1, nil
+	rep, _ = Analyze(context.Background(), nil, opts)
+	if h := rep.Profiles.Holders[0]; h.Samples == 0 || h.Samples != h.Count {
+		t.Errorf("one fraction: %s has %d samples for count %d", h.Func, h.Samples, h.Count)
+	}
+}
+
 // encode writes p as runtime/pprof does.
 func encode(p *profile.Profile) []byte {
 	var b bytes.Buffer
@@ -751,13 +788,13 @@ func encode(p *profile.Profile) []byte {
 func TestGapNote(t *testing.T) {
 	// One sampled event at fraction 100 shows as 100 contentions and a
 	// hundred times its delay: the report says so.
-	n := gapNote(2590*time.Millisecond, 63*time.Second, 100, 100, true, 0, 3*time.Second, 3*time.Second)
+	n := gapNote(2590*time.Millisecond, 63*time.Second, 100, 100, true, 0, 3*time.Second, 3*time.Second, mutexScale{})
 	for _, want := range []string{"24.3× the trace's 2.59s", "1 sampled event, scaled ×100"} {
 		if !strings.Contains(n, want) {
 			t.Errorf("gapNote = %q, want %q in it", n, want)
 		}
 	}
-	n = gapNote(60*time.Second, 2*time.Millisecond, 10, 10000, false, 20, 3500*time.Millisecond, 4500*time.Millisecond)
+	n = gapNote(60*time.Second, 2*time.Millisecond, 10, 10000, false, 20, 3500*time.Millisecond, 4500*time.Millisecond, mutexScale{})
 	for _, want := range []string{"of the trace's 1m0s", "20 waits were still going", "the profile covers 4.5s, the trace 3.5s"} {
 		if !strings.Contains(n, want) {
 			t.Errorf("gapNote = %q, want %q in it", n, want)
@@ -765,15 +802,15 @@ func TestGapNote(t *testing.T) {
 	}
 	// Within 1.25× and on enough samples (30 at 1 in 100; every wait in a
 	// block profile at rate 1): nothing to explain.
-	if n := gapNote(time.Second, 1100*time.Millisecond, 3000, 100, true, 0, time.Second, time.Second); n != "" {
+	if n := gapNote(time.Second, 1100*time.Millisecond, 3000, 100, true, 0, time.Second, time.Second, mutexScale{}); n != "" {
 		t.Errorf("gapNote within 1.25× on 30 samples = %q, want none", n)
 	}
 	// The same when the count is no multiple of the fraction (it changed
 	// within the window): about 30 samples.
-	if n := gapNote(time.Second, 1100*time.Millisecond, 3050, 100, true, 0, time.Second, time.Second); n != "" {
+	if n := gapNote(time.Second, 1100*time.Millisecond, 3050, 100, true, 0, time.Second, time.Second, mutexScale{}); n != "" {
 		t.Errorf("gapNote within 1.25× on about 30 samples = %q, want none", n)
 	}
-	if n := gapNote(time.Second, 900*time.Millisecond, 40, 1, false, 0, time.Second, time.Second); n != "" {
+	if n := gapNote(time.Second, 900*time.Millisecond, 40, 1, false, 0, time.Second, time.Second, mutexScale{}); n != "" {
 		t.Errorf("gapNote within 1.25× of a block profile at rate 1 = %q, want none", n)
 	}
 	for _, tt := range []struct {
@@ -792,7 +829,7 @@ func TestGapNote(t *testing.T) {
 		// A block profile at rate 1, 70% of the trace: the clocks differ.
 		{time.Second, 700 * time.Millisecond, 40, 1, false, []string{"70% of the trace's 1s", "time a wait from different moments"}},
 	} {
-		n := gapNote(tt.trace, tt.prof, tt.count, tt.rate, tt.mutex, 0, 10*time.Second, 10*time.Second)
+		n := gapNote(tt.trace, tt.prof, tt.count, tt.rate, tt.mutex, 0, 10*time.Second, 10*time.Second, mutexScale{})
 		for _, want := range tt.want {
 			if !strings.Contains(n, want) {
 				t.Errorf("gapNote(trace %v, profile %v, count %d, rate %d) = %q, want %q in it", tt.trace, tt.prof, tt.count, tt.rate, n, want)
@@ -835,19 +872,41 @@ func TestHolderMutexProfileFewSamples(t *testing.T) {
 
 func TestMutexCount(t *testing.T) {
 	for _, tt := range []struct {
-		count    int64
-		fraction int
-		want     string
+		count int64
+		ms    mutexScale
+		want  string
 	}{
-		{200, 100, "2 samples (×100: about 200 contentions)"},
-		{100, 100, "1 sample (×100: about 100 contentions)"},
-		{150, 100, "about 150 contentions (sampled 1 in 100, scaled up)"}, // the fraction changed within the window
-		{7, 1, "7 contentions"},
-		{200, 0, "200 contentions"}, // fraction unknown
+		{200, mutexScale{fraction: 100}, "2 samples (×100: about 200 contentions)"},
+		{100, mutexScale{fraction: 100}, "1 sample (×100: about 100 contentions)"},
+		{150, mutexScale{fraction: 100}, "about 150 contentions (sampled 1 in 100, scaled up)"}, // not a multiple
+		{7, mutexScale{fraction: 1}, "7 contentions"},
+		{200, mutexScale{}, "200 contentions"}, // fraction unknown
+		// Recorded at 100, then at 300: 600 is a multiple of 300, but it
+		// is 3 samples ×100 and 1 ×300 as well as 2 ×300.
+		{600, mutexScale{fraction: 300, changes: []int{100, 300}},
+			"about 600 contentions (sampled 1 in 100, then 1 in 300: the fraction changed within the window; scaled up)"},
 	} {
-		if got := mutexCount(tt.count, tt.fraction); got != tt.want {
-			t.Errorf("mutexCount(%d, %d) = %q, want %q", tt.count, tt.fraction, got, tt.want)
+		if got := tt.ms.count(tt.count); got != tt.want {
+			t.Errorf("count(%d) at %+v = %q, want %q", tt.count, tt.ms, got, tt.want)
 		}
+	}
+}
+
+// TestGapNoteMixedFraction: with the fraction changed within the window the
+// note names both fractions, and a count is few only if it is few at the
+// smaller one.
+func TestGapNoteMixedFraction(t *testing.T) {
+	ms := mutexScale{fraction: 1000, changes: []int{100, 1000}}
+	// 5000 contentions: 5 samples at 1000, 50 at 100; the totals agree.
+	if n := gapNote(time.Second, time.Second, 5000, 1000, true, 0, time.Second, time.Second, ms); n != "" {
+		t.Errorf("mixed fraction, totals that agree, enough samples at the smaller fraction: got note %q, want none", n)
+	}
+	n := gapNote(time.Second, 3*time.Second, 5000, 1000, true, 0, time.Second, time.Second, ms)
+	if want := "sampled 1 in 100, then 1 in 1000 (the fraction changed within the window), scaled up"; !strings.Contains(n, want) {
+		t.Errorf("gapNote = %q, want %q in it", n, want)
+	}
+	if strings.Contains(n, "sampled events") {
+		t.Errorf("gapNote = %q: it counts samples, which a mixed fraction does not give", n)
 	}
 }
 

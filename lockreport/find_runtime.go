@@ -80,7 +80,7 @@ func runtimeLockFindings(rep *Report, window time.Duration) []Finding {
 		if i == 3 {
 			break
 		}
-		f.Evidence = append(f.Evidence, fmt.Sprintf("%s in %s: %s", textfmt.Dur(r.Delay), mutexCount(r.Count, p.MutexFraction), stackLine(r.Stack)))
+		f.Evidence = append(f.Evidence, fmt.Sprintf("%s in %s: %s", textfmt.Dur(r.Delay), p.mutexScale().count(r.Count), stackLine(r.Stack)))
 	}
 	f.Evidence = append(f.Evidence, "runtime locks guard channels, timers, the scheduler and the heap: look for one channel shared by many goroutines, "+
 		"or GOMAXPROCS above the CPUs available")

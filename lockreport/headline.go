@@ -267,8 +267,8 @@ func caveats(rep *Report, a *analyzer, opts Options) []string {
 	if p := rep.Profiles; p != nil {
 		if opts.MutexProfile != nil {
 			frac := "at an unknown fraction"
-			if opts.MutexFraction > 0 {
-				frac = fmt.Sprintf("1 in %d", opts.MutexFraction)
+			if ms := p.mutexScale(); ms.mixed() || opts.MutexFraction > 0 {
+				frac = ms.String()
 			}
 			cs = append(cs, fmt.Sprintf("The mutex profile is sampled (%s contention events, scaled up) and charges the waiters' delay "+
 				"to the Unlock call site, not to the Lock; for an RWMutex, readers' wait is charged to the writer's Unlock and "+

@@ -198,6 +198,9 @@ func readProfiles(opts Options) profiles {
 // the trace's sites and holders with the same function, file and line.
 func joinProfiles(rep *Report, prof profiles, opts Options, wk *wrapKnowledge) *ProfileSection {
 	ps := &ProfileSection{MutexFraction: opts.MutexFraction, BlockRate: opts.BlockRate}
+	if len(opts.MutexFractions) > 1 {
+		ps.MutexFractions = opts.MutexFractions
+	}
 	if rep.Window == nil {
 		switch {
 		case rep.TraceError != "":
@@ -228,7 +231,7 @@ func joinProfiles(rep *Report, prof profiles, opts Options, wk *wrapKnowledge) *
 	}
 	if prof.mutex == nil && prof.block == nil {
 		if rep.Window != nil {
-			return &ProfileSection{MutexFraction: opts.MutexFraction, BlockRate: opts.BlockRate, Missing: ps.Missing}
+			return &ProfileSection{MutexFraction: opts.MutexFraction, MutexFractions: ps.MutexFractions, BlockRate: opts.BlockRate, Missing: ps.Missing}
 		}
 		return ps
 	}
@@ -236,6 +239,12 @@ func joinProfiles(rep *Report, prof profiles, opts Options, wk *wrapKnowledge) *
 	var mt, rt, bt int64
 	ps.Holders, ps.RuntimeLocks, mt, rt = profileSites(prof.mutex, false, wk)
 	ps.Waiters, _, bt, _ = profileSites(prof.block, true, wk)
+	ms := ps.mutexScale()
+	for _, list := range [][]ProfileSite{ps.Holders, ps.RuntimeLocks} {
+		for i := range list {
+			list[i].Samples, _ = ms.samples(list[i].Count)
+		}
+	}
 	ps.MutexTotal, ps.RuntimeTotal, ps.BlockTotal = time.Duration(mt), time.Duration(rt), time.Duration(bt)
 
 	same := func(f1, file1 string, l1 int, f2, file2 string, l2 int) bool {
@@ -320,31 +329,65 @@ const (
 	fewSamples = 20
 )
 
-// mutexSamples returns how many samples a mutex profile count stands on:
-// runtime/pprof writes each sample as fraction contentions (its
-// scaleMutexProfile), so a count is samples × fraction. ok is false when
-// that is not known: the fraction is unknown, or the count is not a
-// multiple of it (the fraction changed within the window).
-func mutexSamples(count int64, fraction int) (n int64, ok bool) {
+// mutexScale is what a mutex profile's counts stand on: the fraction in
+// force while it was recorded (0 if unknown), or the fractions in force,
+// oldest first, when it changed within the window. runtime/pprof writes
+// each sample as the fraction in force when the runtime recorded it, so a
+// count is samples × fraction while the fraction holds, and a mix of
+// scales once it changed.
+type mutexScale struct {
+	fraction int   // the latest
+	changes  []int // two or more when the fraction changed within the window
+}
+
+func (ps *ProfileSection) mutexScale() mutexScale {
+	if ps == nil {
+		return mutexScale{}
+	}
+	return mutexScale{fraction: ps.MutexFraction, changes: ps.MutexFractions}
+}
+
+func (ms mutexScale) mixed() bool { return len(ms.changes) > 1 }
+
+// String is "1 in 100", or "1 in 100, then 1 in 300".
+func (ms mutexScale) String() string {
+	fs := ms.changes
+	if !ms.mixed() {
+		fs = []int{ms.fraction}
+	}
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = fmt.Sprintf("1 in %d", f)
+	}
+	return strings.Join(parts, ", then ")
+}
+
+// samples returns how many samples a count stands on. ok is false when
+// that is not known: the fraction is unknown or changed within the window,
+// or the count is not a multiple of it.
+func (ms mutexScale) samples(count int64) (n int64, ok bool) {
 	switch {
-	case fraction == 1:
+	case ms.mixed():
+	case ms.fraction == 1:
 		return count, true
-	case fraction > 1 && count > 0 && count%int64(fraction) == 0:
-		return count / int64(fraction), true
+	case ms.fraction > 1 && count > 0 && count%int64(ms.fraction) == 0:
+		return count / int64(ms.fraction), true
 	}
 	return 0, false
 }
 
-// mutexCount says a mutex profile count with the samples it stands on:
-// "2 samples (×100: about 200 contentions)", or "200 contentions" when
-// every contention was recorded or the fraction is not known.
-func mutexCount(count int64, fraction int) string {
-	n, ok := mutexSamples(count, fraction)
+// count says a count with the samples it stands on: "2 samples (×100:
+// about 200 contentions)", or "200 contentions" when every contention was
+// recorded or the fraction is not known.
+func (ms mutexScale) count(count int64) string {
+	n, ok := ms.samples(count)
 	switch {
-	case ok && fraction > 1:
-		return fmt.Sprintf("%s (×%d: about %d contentions)", textfmt.Plural(int(n), "sample", "samples"), fraction, count)
-	case fraction > 1:
-		return fmt.Sprintf("about %d contentions (sampled 1 in %d, scaled up)", count, fraction)
+	case ms.mixed():
+		return fmt.Sprintf("about %d contentions (sampled %s: the fraction changed within the window; scaled up)", count, ms)
+	case ok && ms.fraction > 1:
+		return fmt.Sprintf("%s (×%d: about %d contentions)", textfmt.Plural(int(n), "sample", "samples"), ms.fraction, count)
+	case ms.fraction > 1:
+		return fmt.Sprintf("about %d contentions (sampled 1 in %d, scaled up)", count, ms.fraction)
 	}
 	return fmt.Sprintf("%d contentions", count)
 }
@@ -364,12 +407,12 @@ func notes(rep *Report, ps *ProfileSection, prof profiles, opts Options) {
 	for i := range rep.Sites {
 		s := &rep.Sites[i]
 		if bp := s.BlockProfile; bp != nil {
-			bp.Note = gapNote(s.Total, bp.Delay, bp.Count, opts.BlockRate, false, s.WaitingAtEnd, traceWin, profWin)
+			bp.Note = gapNote(s.Total, bp.Delay, bp.Count, opts.BlockRate, false, s.WaitingAtEnd, traceWin, profWin, mutexScale{})
 		}
 		for j := range s.Holders {
 			h := &s.Holders[j]
 			if mp := h.MutexProfile; mp != nil {
-				mp.Note = gapNote(h.Wait, mp.Delay, mp.Count, opts.MutexFraction, true, 0, traceWin, profWin)
+				mp.Note = gapNote(h.Wait, mp.Delay, mp.Count, opts.MutexFraction, true, 0, traceWin, profWin, ps.mutexScale())
 			}
 		}
 	}
@@ -379,7 +422,12 @@ func notes(rep *Report, ps *ProfileSection, prof profiles, opts Options) {
 // the trace's total: when they differ by more than gapRatio either way, or
 // when a mutex profile total rests on fewer than fewSamples samples; else
 // it returns "".
-func gapNote(trace, prof time.Duration, count int64, rate int, mutex bool, atEnd int, traceWin, profWin time.Duration) string {
+//
+// For a mutex profile whose fraction changed within the window (ms
+// mixed), a count is no number of samples times one fraction: the note
+// names the fractions, and calls the count few only when even the
+// smallest fraction gives fewer than fewSamples samples.
+func gapNote(trace, prof time.Duration, count int64, rate int, mutex bool, atEnd int, traceWin, profWin time.Duration, ms mutexScale) string {
 	if trace <= 0 || prof <= 0 {
 		return ""
 	}
@@ -387,12 +435,17 @@ func gapNote(trace, prof time.Duration, count int64, rate int, mutex bool, atEnd
 	// With every contention recorded (rate 1) there is no sampling error.
 	// A count that is no multiple of the rate (it changed within the
 	// window) still stands on about count/rate samples.
+	if mutex && ms.mixed() {
+		rate = slices.Min(ms.changes)
+	}
 	few := mutex && rate > 1 && count/int64(rate) < fewSamples
 	if r <= gapRatio && r >= 1/gapRatio && !few {
 		return ""
 	}
 	var why []string
 	switch {
+	case mutex && ms.mixed():
+		why = append(why, fmt.Sprintf("sampled %s (the fraction changed within the window), scaled up", ms))
 	case mutex && rate > 1:
 		if events := count / int64(rate); events < fewSamples {
 			why = append(why, fmt.Sprintf("%s, scaled ×%d: too few for more than a rough total",

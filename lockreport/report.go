@@ -405,6 +405,11 @@ type ProfileSection struct {
 	// (runtime.SetMutexProfileFraction, runtime.SetBlockProfileRate).
 	MutexFraction int `json:"mutex_fraction"`
 	BlockRate     int `json:"block_rate"`
+	// MutexFractions are the mutex profile fractions in force over the
+	// window, oldest first, when the fraction changed within it (the
+	// runtime scales each sample by the fraction in force when it records
+	// it, so the counts mix scales); MutexFraction is then the latest.
+	MutexFractions []int `json:"mutex_fractions,omitempty"`
 	// Holders are the top Unlock sites of the mutex profile: the waiting
 	// time others spent on locks, charged to where the lock was released.
 	Holders []ProfileSite `json:"holders,omitempty"`
@@ -435,6 +440,10 @@ type ProfileSite struct {
 	// the runtime for sampling.
 	Count int64         `json:"count"`
 	Delay time.Duration `json:"delay"`
+	// Samples is how many samples a mutex profile row's Count stands on,
+	// when that is known (the fraction is known and did not change within
+	// the window); else 0.
+	Samples int64 `json:"samples,omitempty"`
 	// Share is Delay's part of its list's total: MutexTotal for Holders,
 	// BlockTotal for Waiters, RuntimeTotal for RuntimeLocks.
 	Share float64 `json:"share"`

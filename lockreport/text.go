@@ -54,7 +54,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			if i == 5 || (i > 0 && s.Share < 0.01) {
 				break
 			}
-			writeSiteDetail(bw, i+1, s, mutexFraction(r.Profiles))
+			writeSiteDetail(bw, i+1, s, r.Profiles.mutexScale())
 		}
 	}
 	if len(r.SyncSites) > 0 {
@@ -166,17 +166,9 @@ func writeSiteTable(w io.Writer, sites []Site, holderTitle string) {
 	}
 }
 
-// mutexFraction is the mutex profile's fraction, 0 if unknown.
-func mutexFraction(ps *ProfileSection) int {
-	if ps == nil {
-		return 0
-	}
-	return ps.MutexFraction
-}
-
-// writeSiteDetail prints a site's details; fraction is the mutex
-// profile's (0 if unknown), to say what its counts stand on.
-func writeSiteDetail(w io.Writer, n int, s Site, fraction int) {
+// writeSiteDetail prints a site's details; ms is what the mutex
+// profile's counts stand on.
+func writeSiteDetail(w io.Writer, n int, s Site, ms mutexScale) {
 	head := fmt.Sprintf("[%d] %s at %s: %s by %s, total %s, p50 %s, p99 %s, max %s", n, s.Kind, siteOf(s),
 		textfmt.Plural(s.Waits, "wait", "waits"), textfmt.Plural(s.Waiters, "goroutine", "goroutines"), textfmt.Dur(s.Total), textfmt.Dur(s.P50), textfmt.Dur(s.P99), textfmt.Dur(s.Max))
 	fmt.Fprintf(w, "\n  %s\n", textfmt.Wrap(head, 98, "      "))
@@ -262,7 +254,7 @@ func writeSiteDetail(w io.Writer, n int, s Site, fraction int) {
 			writeStack(w, "                 ", bi.Stack)
 		}
 		if m := h.MutexProfile; m != nil {
-			line := fmt.Sprintf("mutex profile: %s in %s at this Unlock", textfmt.Dur(m.Delay), mutexCount(m.Count, fraction))
+			line := fmt.Sprintf("mutex profile: %s in %s at this Unlock", textfmt.Dur(m.Delay), ms.count(m.Count))
 			if m.Note != "" {
 				line += " (" + m.Note + ")"
 			}
@@ -298,6 +290,14 @@ func writeProfiles(w io.Writer, ps *ProfileSection) {
 		return
 	}
 	mf, br := rateStr(ps.MutexFraction, false), rateStr(ps.BlockRate, true)
+	ms := ps.mutexScale()
+	if ms.mixed() {
+		parts := make([]string, len(ms.changes))
+		for i, f := range ms.changes {
+			parts[i] = rateStr(f, false)
+		}
+		mf = strings.Join(parts, ", then ") + " (it changed within the window)"
+	}
 	// A profile given without its rate (a file from elsewhere) is on, at
 	// a rate the report does not know.
 	if ps.MutexFraction <= 0 && (len(ps.Holders) > 0 || len(ps.RuntimeLocks) > 0) {
@@ -334,7 +334,12 @@ func writeProfiles(w io.Writer, ps *ProfileSection) {
 		fmt.Sprintf("%s in all, of the profile's %s", textfmt.Dur(ps.runtimeTotal()), textfmt.Dur(ps.MutexTotal)))
 	// The rows' counts are the profiles' scaled estimates: say what they
 	// stand on.
-	if ps.MutexFraction > 1 && (len(ps.Holders) > 0 || len(ps.RuntimeLocks) > 0) {
+	switch {
+	case len(ps.Holders) == 0 && len(ps.RuntimeLocks) == 0:
+	case ms.mixed():
+		fmt.Fprintf(w, "  %s\n", textfmt.Wrap(fmt.Sprintf("Mutex profile counts are estimates: the profile sampled %s contention "+
+			"within the window, and scales each sample by the fraction in force when it was recorded.", ms), 96, "  "))
+	case ps.MutexFraction > 1:
 		fmt.Fprintf(w, "  %s\n", textfmt.Wrap(fmt.Sprintf("Mutex profile counts are samples ×%d (it samples 1 contention in %d).",
 			ps.MutexFraction, ps.MutexFraction), 96, "  "))
 	}

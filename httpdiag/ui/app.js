@@ -979,14 +979,17 @@
         box.append(el('p', { class: 'empty', text: st.holders_note }));
       } else {
         const fraction = Math.max(st.mutex_profile_fraction || 1, 1);
+        // Where the fraction adapted within the span, each sample was
+        // scaled by the fraction in force when it was recorded.
+        const scaled = (st.holders_fractions || []).length > 1 ? 'each scaled by the fraction in force when it was recorded' : 'each scaled by ' + fraction;
         const table = el('table', { class: 'sites holders' });
         const row = (share, delay, where, title, badge) => table.append(el('tr', { title: title },
           el('td', { class: 'num', text: (share * 100).toFixed(share < 0.1 || share > 0.99 && share < 1 ? 1 : 0) + '%' }),
           el('td', { class: 'kind', text: fmtSeconds(delay / 1e9) }),
           el('td', { class: 'where' }, ...where, badge)));
         for (const h of holders) {
-          const k = Math.floor((h.count || 0) / fraction);
-          const rough = k < 5 ? el('span', { class: 'badge rough', title: 'rests on ' + k + (k === 1 ? ' sample' : ' samples') + ', each scaled by ' + fraction + ': one more or less moves its share a lot', text: k + (k === 1 ? ' sample' : ' samples') }) : null;
+          const k = h.samples != null ? h.samples : Math.floor((h.count || 0) / fraction);
+          const rough = k < 5 ? el('span', { class: 'badge rough', title: 'rests on ' + k + (k === 1 ? ' sample' : ' samples') + ', ' + scaled + ': one more or less moves its share a lot', text: k + (k === 1 ? ' sample' : ' samples') }) : null;
           row(h.share || 0, h.delay || 0, [el('b', { text: shortFunc(h.func) }), ' ' + basename(h.file) + ':' + h.line + ' '],
             (h.op || '') + ' in ' + (h.func || '') + '\n' + (h.file || '') + ':' + h.line + '\n' + k + ' samples', rough);
         }

@@ -18,6 +18,12 @@ import (
 type Capture struct {
 	Time time.Time
 	Data []byte // gzipped profile.proto; nil for no capture
+	// Rate is the profile's sampling rate in force over the span that
+	// ends at this read (the mutex profile's fraction), if the reader
+	// recorded it; else 0. The runtime scales each sample by the rate in
+	// force when it records it, so a delta across a change of rate mixes
+	// scales.
+	Rate int
 }
 
 // Read reads the named runtime profile ("mutex" or "block"). It costs
