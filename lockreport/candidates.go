@@ -151,6 +151,8 @@ func lockSiteCandidates(rep *Report, a *analyzer) ([]candidate, []Finding) {
 			f = blockingFinding(*s, *h)
 		case "saturated-lock":
 			f = saturatedFinding(*s, *h, win)
+		case "cpu-starved":
+			f = starvedFinding(*s, *h)
 		case "long-critical-section":
 			f = longSectionFinding(*s, *h)
 		case "writer-starvation":
@@ -221,6 +223,9 @@ const (
 	saturatedShare = 0.8
 	// Holds that the trace saw end to end, needed to say how long they are.
 	minHolds = 3
+	// The holders were starved of CPU when they spent at least this share
+	// of their hold time runnable, waiting for a CPU.
+	starvedShare = 0.5
 	// A saturated lock needs more: holds, and a span of contention.
 	minSaturatedHolds = 10
 	minSaturatedSpan  = 50 * time.Millisecond
@@ -243,7 +248,7 @@ func heldShare(s Site, win time.Duration) float64 {
 
 // classifySite says what explains most of a lock site's wait, and which
 // critical section (holder) it is about: "held-across-blocking",
-// "long-critical-section", "saturated-lock", "writer-starvation",
+// "cpu-starved", "long-critical-section", "saturated-lock", "writer-starvation",
 // "reader-convoy", or "" (contention, no more said).
 func classifySite(s Site, win time.Duration) (string, *Holder) {
 	var blamed time.Duration
@@ -259,6 +264,11 @@ func classifySite(s Site, win time.Duration) (string, *Holder) {
 		if ho := h.Holds; ho == nil || ho.Count < minHolds || ho.Blocked+ho.Syscall >= 0.25 || bi.Blocked > ho.Total/4 {
 			return "held-across-blocking", h
 		}
+	}
+	if ho := h.Holds; ho != nil && ho.Count >= minHolds && ho.Runnable >= starvedShare {
+		// The holders could not run for most of their holds: the wait
+		// is the process's want of CPU more than the section's code.
+		return "cpu-starved", h
 	}
 	if ho := h.Holds; ho != nil && ho.Count >= minHolds && ho.Running+ho.Runnable >= cpuShare {
 		// Outliers are told by the CPU each hold used: a hold's wall

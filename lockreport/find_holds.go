@@ -25,6 +25,25 @@ func saturatedFinding(s Site, h Holder, win time.Duration) Finding {
 	return f
 }
 
+// starvedFinding: the holders of a lock spent most of their holds waiting
+// for a CPU (runnable, not running), so the lock stayed taken while nobody
+// ran its critical section: the waits grow with the process's want of CPU,
+// not with the section's code (a CPU limit, throttling, more runnable
+// goroutines than GOMAXPROCS).
+func starvedFinding(s Site, h Holder) Finding {
+	ho := h.Holds
+	f := Finding{Kind: "cpu-starved", Site: siteOf(s)}
+	f.Summary = fmt.Sprintf("Holders starved of CPU: %s held %s%s ~%s per hold (up to %s), and spent %s of that time waiting for a CPU, "+
+		"not running; %s waited %s in all at that site (%s of it behind that section).",
+		holderPhrase(s, h), lockPhrase(s), callerPhrase(s.Caller, s.Func), textfmt.Dur(ho.P50), textfmt.Dur(ho.Max), textfmt.Pct(ho.Runnable),
+		textfmt.Plural(s.Waiters, "goroutine", "goroutines"), textfmt.Dur(s.Total), textfmt.Pct(h.Share))
+	f.Evidence = append(f.Evidence, holdsLine(ho), siteLine(s),
+		"the lock wait follows from a shortage of CPU more than from the critical section's code: look at what else uses the CPU "+
+			"(a CPU profile), at the container's CPU limit and its throttling (cpu.stat), and at GOMAXPROCS against the CPUs the "+
+			"process may use; a shorter critical section is less likely to lose its CPU while it holds the lock")
+	return f
+}
+
 // longSectionFinding: one critical section holds the lock for long on
 // the CPU (an O(n) walk, a callback), and the lock's other users wait.
 func longSectionFinding(s Site, h Holder) Finding {

@@ -100,6 +100,8 @@ func siteHeadline(s Site, h *Holder, kind string, win time.Duration) string {
 	switch kind {
 	case "held-across-blocking":
 		fmt.Fprintf(&b, ", which held it across %s", blockedPhrase(h.BlockedInside))
+	case "cpu-starved":
+		fmt.Fprintf(&b, ", whose holders waited for a CPU %s of the time they held it: the process was short of CPU", textfmt.Pct(h.Holds.Runnable))
 	case "saturated-lock":
 		ho := h.Holds
 		fmt.Fprintf(&b, ", which holds it ~%s at a time%s: the lock is saturated (held %s of the time)",

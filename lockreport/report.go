@@ -137,7 +137,7 @@ type Window struct {
 
 // Finding is one problem, in plain words, with the evidence for it.
 type Finding struct {
-	// Kind is one of "held-across-blocking", "saturated-lock",
+	// Kind is one of "held-across-blocking", "cpu-starved", "saturated-lock",
 	// "long-critical-section", "writer-starvation", "reader-convoy",
 	// "contention-ended", "cgo-lock", "runtime-lock", "long-wait",
 	// "hot-lock", "stuck-lock", "deadlock", "lock-order-inversion".
