@@ -249,6 +249,16 @@ func TestAnalyzeLiveHotCounter(t *testing.T) {
 	<-timer.C
 	close(stop)
 	wg.Wait()
+	rep, text, site := analyzeLiveSite(t, rec, ".liveCounterHit")
+	if len(rep.Findings) == 0 || rep.Findings[0].Site != siteOf(*site) {
+		t.Errorf("the first finding is not about the counter's lock %s:\n%s", siteOf(*site), text.String())
+	}
+}
+
+// analyzeLiveSite analyzes the recorder's window, and returns the report,
+// its text and its Mutex.Lock site in the function whose name ends in fn.
+func analyzeLiveSite(t *testing.T, rec *flightrec.Recorder, fn string) (*Report, *bytes.Buffer, *Site) {
+	t.Helper()
 	data, err := rec.Window(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -259,13 +269,11 @@ func TestAnalyzeLiveHotCounter(t *testing.T) {
 	}
 	var text bytes.Buffer
 	rep.WriteText(&text)
-	site := findSite(rep, "Mutex.Lock", ".liveCounterHit")
+	site := findSite(rep, "Mutex.Lock", fn)
 	if site == nil {
-		t.Fatalf("no Mutex.Lock site at liveCounterHit:\n%s", text.String())
+		t.Fatalf("no Mutex.Lock site at %s:\n%s", fn, text.String())
 	}
-	if len(rep.Findings) == 0 || rep.Findings[0].Site != siteOf(*site) {
-		t.Errorf("the first finding is not about the counter's lock %s:\n%s", siteOf(*site), text.String())
-	}
+	return rep, &text, site
 }
 
 //go:noinline
@@ -330,20 +338,7 @@ func TestAnalyzeLiveStarvedHolders(t *testing.T) {
 	<-timer.C
 	close(stop)
 	wg.Wait()
-	data, err := rec.Window(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := Analyze(context.Background(), bytes.NewReader(data), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var text bytes.Buffer
-	rep.WriteText(&text)
-	site := findSite(rep, "Mutex.Lock", ".liveStarvedHold")
-	if site == nil {
-		t.Fatalf("no Mutex.Lock site at liveStarvedHold:\n%s", text.String())
-	}
+	rep, text, site := analyzeLiveSite(t, rec, ".liveStarvedHold")
 	var kinds []string
 	for _, f := range rep.Findings {
 		if f.Site == siteOf(*site) {
