@@ -225,6 +225,12 @@ func TestHoldersSpan(t *testing.T) {
 	}
 }
 
+// holdersFrom ranks the Unlock sites of d, a mutex profile delta over
+// window recorded at 1 in fraction throughout.
+func holdersFrom(d *profile.Profile, window time.Duration, fraction int) holderView {
+	return holdersFromSegments(d, window, []holderSegment{{fraction: fraction}})
+}
+
 // TestHoldersFractionChanged: the runtime scales each sample by the
 // fraction in force when it records it, so when the fraction adapts
 // within the span (100, then 300 here) the samples are counted part by

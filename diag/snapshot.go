@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/felixge/fgprof"
@@ -364,11 +363,7 @@ func (m *Monitor) profileDeltas(b *bundle.Builder, now, windowStart time.Time, m
 		b.Add(file, buf.Bytes())
 		rates := strconv.Itoa(rate)
 		if len(fractions) > 1 && name == "mutex" {
-			parts := make([]string, len(fractions))
-			for i, f := range fractions {
-				parts[i] = strconv.Itoa(f)
-			}
-			rates = strings.Join(parts, " then ") + " (the fraction changed within the window)"
+			rates = fractionsText(fractions, rate) + " (the fraction changed within the window)"
 		}
 		detail := fmt.Sprintf("delta over %v, rate %s", now.Sub(from).Round(time.Millisecond), rates)
 		if old.Data == nil {

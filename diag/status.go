@@ -549,12 +549,6 @@ func holderSegments(reads []profdelta.Capture, fraction int) []holderSegment {
 	return segs
 }
 
-// holdersFrom ranks the Unlock sites of d, a mutex profile delta over
-// window recorded at 1 in fraction, unless it has too few samples.
-func holdersFrom(d *profile.Profile, window time.Duration, fraction int) holderView {
-	return holdersFromSegments(d, window, []holderSegment{{fraction: fraction}})
-}
-
 // holdersFromSegments ranks the Unlock sites of d, the mutex profile delta
 // over window, unless it has too few samples. segs are the parts of the
 // window with one fraction each: with one, d's counts are samples times

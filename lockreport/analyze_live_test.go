@@ -108,29 +108,19 @@ func TestAnalyzeLive(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			untilClosed(stop, func() {
 				liveWaiterLock(s)
 				time.Sleep(50 * time.Microsecond)
-			}
+			})
 		}()
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		untilClosed(stop, func() {
 			liveHolderCritical(s)
 			time.Sleep(200 * time.Microsecond)
-		}
+		})
 	}()
 	time.Sleep(400 * time.Millisecond)
 	close(stop)
@@ -234,16 +224,7 @@ func TestAnalyzeLiveHotCounter(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 16 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				liveCounterHit(s)
-			}
-		})
+		wg.Go(func() { untilClosed(stop, func() { liveCounterHit(s) }) })
 	}
 	timer := time.NewTimer(400 * time.Millisecond)
 	<-timer.C
@@ -252,6 +233,18 @@ func TestAnalyzeLiveHotCounter(t *testing.T) {
 	rep, text, site := analyzeLiveSite(t, rec, ".liveCounterHit")
 	if len(rep.Findings) == 0 || rep.Findings[0].Site != siteOf(*site) {
 		t.Errorf("the first finding is not about the counter's lock %s:\n%s", siteOf(*site), text.String())
+	}
+}
+
+// untilClosed calls f again and again until stop is closed.
+func untilClosed(stop <-chan struct{}, f func()) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		f()
 	}
 }
 
@@ -323,16 +316,7 @@ func TestAnalyzeLiveStarvedHolders(t *testing.T) {
 		})
 	}
 	for range 6 { // the lock's users
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				liveStarvedHold(s)
-			}
-		})
+		wg.Go(func() { untilClosed(stop, func() { liveStarvedHold(s) }) })
 	}
 	timer := time.NewTimer(time.Second)
 	<-timer.C

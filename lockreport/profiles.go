@@ -351,13 +351,18 @@ func (ms mutexScale) mixed() bool { return len(ms.changes) > 1 }
 
 // String is "1 in 100", or "1 in 100, then 1 in 300".
 func (ms mutexScale) String() string {
+	return ms.say(func(f int) string { return fmt.Sprintf("1 in %d", f) })
+}
+
+// say joins the fractions, each said by say: "A, then B".
+func (ms mutexScale) say(say func(int) string) string {
 	fs := ms.changes
 	if !ms.mixed() {
 		fs = []int{ms.fraction}
 	}
 	parts := make([]string, len(fs))
 	for i, f := range fs {
-		parts[i] = fmt.Sprintf("1 in %d", f)
+		parts[i] = say(f)
 	}
 	return strings.Join(parts, ", then ")
 }

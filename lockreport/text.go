@@ -292,11 +292,7 @@ func writeProfiles(w io.Writer, ps *ProfileSection) {
 	mf, br := rateStr(ps.MutexFraction, false), rateStr(ps.BlockRate, true)
 	ms := ps.mutexScale()
 	if ms.mixed() {
-		parts := make([]string, len(ms.changes))
-		for i, f := range ms.changes {
-			parts[i] = rateStr(f, false)
-		}
-		mf = strings.Join(parts, ", then ") + " (it changed within the window)"
+		mf = ms.say(func(f int) string { return rateStr(f, false) }) + " (it changed within the window)"
 	}
 	// A profile given without its rate (a file from elsewhere) is on, at
 	// a rate the report does not know.
