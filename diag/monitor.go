@@ -213,6 +213,7 @@ func (m *Monitor) resetSampler() {
 	m.stuck = newStuckTracker(m.cfg.StuckAfter)
 	guard := m.cfg.GoroutineGuard
 	m.stuck.confirm = func() (map[siteKey]siteCount, bool) { return blockedAtSites(guard) }
+	m.stuck.witness = m.wokenRecently
 	seen := 0 // inversions are logged and published once for the monitor's life
 	if m.namedRd != nil {
 		seen = m.namedRd.seen

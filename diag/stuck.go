@@ -192,8 +192,12 @@ type stuckTracker struct {
 	// confirm, if set, returns the goroutines at each lock site now by
 	// the goroutine dump, blocked and in all; false if it cannot say.
 	confirm func() (map[siteKey]siteCount, bool)
-	// busyUntil: a site that confirm found busy is not called stuck
-	// before then.
+	// witness, if set, returns how many goroutines blocked at each lock
+	// site were woken in the last recent (progress.go); false if it
+	// cannot say.
+	witness func(recent time.Duration) (map[siteKey]int, bool)
+	// busyUntil: a site that confirm or witness found busy is not called
+	// stuck before then.
 	busyUntil map[siteKey]time.Time
 }
 
@@ -270,7 +274,7 @@ func (t *stuckTracker) update(now time.Time, sites []lockreport.ParkedSite, cumW
 		r.otherSum += float64(total - s.Waiters)
 		was := r.stuck
 		r.stuck = t.judge(r, now, cumWait)
-		if r.stuck && !was && !t.confirmed(k, s.Waiters, now, &dumped) {
+		if r.stuck && !was && !t.confirmed(k, s.Waiters, now, now.Sub(r.since), &dumped) {
 			// Busy, not stuck: a new run from this scan.
 			r = &stuckRun{site: s, since: now, sinceWait: cumWait, minCount: blocked, scans: 1}
 			t.runs[k] = r
@@ -298,12 +302,14 @@ func (t *stuckTracker) update(now time.Time, sites []lockreport.ParkedSite, cumW
 	return stuck, out
 }
 
-// confirmed reports whether the site k, with n waiters by the scan, may be
-// called stuck: most of its waiters are blocked by the goroutine dump, or
-// there is no dump to ask, or the dump shows no goroutine at the site at
-// all (its frames did not match the scan's: trust the scan). dumped caches
-// the dump's counts for the scan.
-func (t *stuckTracker) confirmed(k siteKey, n int, now time.Time, dumped *map[siteKey]siteCount) bool {
+// confirmed reports whether the site k, with n waiters by the scan for
+// the last run, may be called stuck: most of its waiters are blocked by
+// the goroutine dump, or there is no dump to ask, or the dump shows no
+// goroutine at the site at all (its frames did not match the scan's: trust
+// the scan); and the witness, if it can say, saw fewer than half as many
+// goroutines woken from the site during the run. dumped caches the dump's
+// counts for the scan.
+func (t *stuckTracker) confirmed(k siteKey, n int, now time.Time, run time.Duration, dumped *map[siteKey]siteCount) bool {
 	if t.confirm == nil {
 		return true
 	}
@@ -321,11 +327,17 @@ func (t *stuckTracker) confirmed(k siteKey, n int, now time.Time, dumped *map[si
 		*dumped = counts
 	}
 	c := (*dumped)[k]
-	if c.all == 0 || 2*c.blocked >= n {
-		return true
+	if c.all > 0 && 2*c.blocked < n {
+		t.busyUntil[k] = now.Add(confirmEvery)
+		return false
 	}
-	t.busyUntil[k] = now.Add(confirmEvery)
-	return false
+	if t.witness != nil {
+		if woken, ok := t.witness(run); ok && 2*woken[k] >= n {
+			t.busyUntil[k] = now.Add(confirmEvery)
+			return false
+		}
+	}
+	return true
 }
 
 func (t *stuckTracker) judge(r *stuckRun, now time.Time, cumWait float64) bool {

@@ -1,6 +1,7 @@
 package diag
 
 import (
+	"bytes"
 	"math"
 	"runtime/trace"
 	"sync"
@@ -284,11 +285,15 @@ func TestStuckTrackerConfirms(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		count     siteCount
+		woken     int // by the witness; -1: it cannot say
 		wantFirst time.Duration
 	}{
-		{"15 in Lock, 2 of them blocked: busy", siteCount{blocked: 2, all: 15}, -1},
-		{"15 in Lock, all blocked: stuck", siteCount{blocked: 15, all: 15}, 2 * s},
-		{"the dump does not see the site: the scans decide", siteCount{}, 2 * s},
+		{"15 in Lock, 2 of them blocked: busy", siteCount{blocked: 2, all: 15}, -1, -1},
+		{"15 in Lock, all blocked: stuck", siteCount{blocked: 15, all: 15}, -1, 2 * s},
+		{"the dump does not see the site: the scans decide", siteCount{}, -1, 2 * s},
+		{"all blocked, none woken lately: stuck", siteCount{blocked: 15, all: 15}, 0, 2 * s},
+		{"all blocked, 7 woken lately: stuck (fewer than half)", siteCount{blocked: 15, all: 15}, 7, 2 * s},
+		{"all blocked, but 8 woken lately: busy", siteCount{blocked: 15, all: 15}, 8, -1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := newStuckTracker(2 * s)
@@ -296,6 +301,12 @@ func TestStuckTrackerConfirms(t *testing.T) {
 			tr.confirm = func() (map[siteKey]siteCount, bool) {
 				dumps++
 				return map[siteKey]siteCount{k: tt.count}, true
+			}
+			tr.witness = func(recent time.Duration) (map[siteKey]int, bool) {
+				if recent < 2*s {
+					t.Errorf("witness asked about the last %v, want the run's %v or more", recent, 2*s)
+				}
+				return map[siteKey]int{k: tt.woken}, tt.woken >= 0
 			}
 			first, _ := feedTracker(tr, 12*s, s/2, func(time.Duration) []lockreport.ParkedSite { return []lockreport.ParkedSite{site("main.add", 15)} },
 				func(time.Duration) float64 { return 0 }, 1)
@@ -350,5 +361,96 @@ func TestBlockedAtSites(t *testing.T) {
 	}
 	if _, ok := blockedAtSites(0); ok {
 		t.Error("a dump above the goroutine guard")
+	}
+}
+
+//go:noinline
+func wokenStuckWaiter(mu *sync.Mutex) {
+	mu.Lock()
+	mu.Unlock()
+}
+
+//go:noinline
+func wokenBusyWriter(rw *sync.RWMutex) {
+	rw.Lock()
+	rw.Unlock()
+}
+
+// TestWokenIn: in a trace, a goroutine parked on a Mutex that stays held
+// is never woken, while a writer that waits for busy readers again and
+// again is, each time; the scans cannot tell the two apart.
+func TestWokenIn(t *testing.T) {
+	if trace.IsEnabled() {
+		t.Skip("tracing is already enabled")
+	}
+	var mu sync.Mutex
+	mu.Lock()
+	var stuck sync.WaitGroup
+	stuck.Add(1)
+	go func() { defer stuck.Done(); wokenStuckWaiter(&mu) }()
+	var rw sync.RWMutex
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				rw.RLock()
+				for i := 0; i < 1000; i++ {
+					_ = i * i
+				}
+				rw.RUnlock()
+			}
+		})
+	}
+	wg.Go(func() {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				wokenBusyWriter(&rw)
+			}
+		}
+	})
+	var buf bytes.Buffer
+	if err := trace.Start(&buf); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.NewTimer(200 * time.Millisecond)
+	<-timer.C
+	trace.Stop()
+	close(stop)
+	wg.Wait()
+	mu.Unlock()
+	stuck.Wait()
+
+	woken, err := wokenIn(bytes.NewReader(buf.Bytes()), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var busy, held int
+	for k, n := range woken {
+		switch k.fn {
+		case "github.com/lockdiag/lockdiag/diag.wokenBusyWriter":
+			if k.kind != "RWMutex.Lock" {
+				t.Errorf("the writer's site is %+v, want an RWMutex.Lock site", k)
+			}
+			busy += n
+		case "github.com/lockdiag/lockdiag/diag.wokenStuckWaiter":
+			held += n
+		}
+	}
+	if busy != 1 || held != 0 {
+		t.Errorf("woken: the busy writer %d, the waiter on the held Mutex %d; want 1 and 0 (all: %v)", busy, held, woken)
+	}
+	if _, err := wokenIn(bytes.NewReader([]byte("not a trace")), time.Second); err == nil {
+		t.Error("wokenIn read a text as a trace")
 	}
 }
