@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lockdiag/lockdiag/internal/testkit"
+	"github.com/lockdiag/lockdiag/internal/testkit/contention"
 	"github.com/lockdiag/lockdiag/lockreport"
 )
 
@@ -364,18 +365,6 @@ func TestBlockedAtSites(t *testing.T) {
 	}
 }
 
-//go:noinline
-func wokenStuckWaiter(mu *sync.Mutex) {
-	mu.Lock()
-	mu.Unlock()
-}
-
-//go:noinline
-func wokenBusyWriter(rw *sync.RWMutex) {
-	rw.Lock()
-	rw.Unlock()
-}
-
 // TestWokenIn: in a trace, a goroutine parked on a Mutex that stays held
 // is never woken, while a writer that waits for busy readers again and
 // again is, each time; the scans cannot tell the two apart.
@@ -383,11 +372,8 @@ func TestWokenIn(t *testing.T) {
 	if trace.IsEnabled() {
 		t.Skip("tracing is already enabled")
 	}
-	var mu sync.Mutex
-	mu.Lock()
-	var stuck sync.WaitGroup
-	stuck.Add(1)
-	go func() { defer stuck.Done(); wokenStuckWaiter(&mu) }()
+	ready, release := contention.Stuck(1)
+	<-ready
 	var rw sync.RWMutex
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -415,7 +401,7 @@ func TestWokenIn(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				wokenBusyWriter(&rw)
+				contention.RWWriter(&rw)
 			}
 		}
 	})
@@ -428,8 +414,7 @@ func TestWokenIn(t *testing.T) {
 	trace.Stop()
 	close(stop)
 	wg.Wait()
-	mu.Unlock()
-	stuck.Wait()
+	release()
 
 	woken, err := wokenIn(bytes.NewReader(buf.Bytes()), time.Second)
 	if err != nil {
@@ -438,12 +423,12 @@ func TestWokenIn(t *testing.T) {
 	var busy, held int
 	for k, n := range woken {
 		switch k.fn {
-		case "github.com/lockdiag/lockdiag/diag.wokenBusyWriter":
+		case "github.com/lockdiag/lockdiag/internal/testkit/contention.RWWriter":
 			if k.kind != "RWMutex.Lock" {
 				t.Errorf("the writer's site is %+v, want an RWMutex.Lock site", k)
 			}
 			busy += n
-		case "github.com/lockdiag/lockdiag/diag.wokenStuckWaiter":
+		case "github.com/lockdiag/lockdiag/internal/testkit/contention.StuckWaiter":
 			held += n
 		}
 	}
